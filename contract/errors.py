@@ -1,0 +1,30 @@
+"""The one exception users catch: :class:`ContractError`."""
+
+from __future__ import annotations
+
+__all__ = ["ContractError", "caret"]
+
+
+class ContractError(ValueError):
+    """Raised for every user error: bad spec, mismatched sizes, unknown options.
+
+    It subclasses :class:`ValueError` so code written against ``numpy.einsum``
+    (which raises ``ValueError``) keeps working.
+
+    >>> import contract
+    >>> try:
+    ...     contract.einsum("ij,jk->ik", [[1.0, 2.0]], [[1.0, 2.0]])
+    ... except contract.ContractError as e:
+    ...     print(str(e).splitlines()[0])
+    label 'j' has size 2 in operand 0 but size 1 in operand 1 (spec 'ij,jk->ik')
+    """
+
+
+def caret(text: str, position: int) -> str:
+    """Return ``text`` with a caret line under character ``position``.
+
+    >>> print(caret("ij,j1->i", 4))
+      ij,j1->i
+          ^
+    """
+    return f"  {text}\n  {' ' * position}^"

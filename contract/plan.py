@@ -1,0 +1,427 @@
+"""Turn a bound spec into a frozen :class:`Plan`: pairwise steps and their costs.
+
+Planning is plain Python on static shapes. Each operand is first *prepared*
+(diagonals of repeated labels taken, labels that no other operand or the
+output needs summed away), then a path optimizer orders the pairwise
+contractions of the prepared operands. Plans are cached in a bounded LRU keyed
+on the canonical (first-appearance relabelled) spec, shapes, dtypes and
+options, so ``"ij,jk->ik"`` and ``"ab,bc->ac"`` share one entry.
+
+>>> from contract.spec import parse
+>>> p = make_plan(parse("ij,jk,kl->il").bind([(8, 16), (16, 32), (32, 4)]),
+...               ("float32",) * 3, "float32")
+>>> p.path, [s.kind for s in p.steps]
+(((1, 2), (0, 1)), ['GEMM', 'GEMM'])
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field, replace
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import opt_einsum
+from opt_einsum import path_random
+
+from .errors import ContractError
+from .spec import Bound
+
+__all__ = ["Prep", "Step", "Plan", "make_plan", "OPTIMIZERS", "compute_dtype", "plan_cache_info"]
+
+# Named optimizers; "auto" is ours (see _auto), the rest are opt_einsum's.
+OPTIMIZERS: dict[str, Callable[..., Any]] = {
+    "greedy": opt_einsum.paths.greedy,
+    "optimal": opt_einsum.paths.optimal,
+    "dp": opt_einsum.paths.dynamic_programming,
+    "branch-all": opt_einsum.paths.get_path_fn("branch-all"),
+    "branch-2": opt_einsum.paths.get_path_fn("branch-2"),
+    "branch-1": opt_einsum.paths.get_path_fn("branch-1"),
+    "random-greedy": path_random.random_greedy,
+    "random-greedy-128": path_random.random_greedy_128,
+    "auto-hq": opt_einsum.paths.auto_hq,
+}
+
+
+def _auto(inputs: list, output: set, sizes: dict, memory_limit: int | None) -> Any:
+    """Exhaustive search for a handful of operands, dynamic programming for a
+    moderate number, greedy beyond: planning time never explodes.
+
+    opt_einsum's ``optimal`` grows factorially (seconds at 10–12 operands);
+    its ``dp`` stays in milliseconds on the sparse networks einsums come from
+    up to ~12 operands, and greedy is near-linear.
+    """
+    n = len(inputs)
+    if n <= 4:
+        fn = opt_einsum.paths.optimal
+    elif n <= 12:
+        fn = opt_einsum.paths.dynamic_programming
+    else:
+        fn = opt_einsum.paths.greedy
+    return fn(inputs, output, sizes, memory_limit)
+
+
+OPTIMIZERS["auto"] = _auto
+_ALIASES = {True: "auto", "dynamic-programming": "dp", "eager": "greedy"}
+
+
+@dataclass(frozen=True)
+class Prep:
+    """What happens to one operand before the pairwise steps.
+
+    ``diagonal`` lists labels repeated in the operand (taken as diagonals);
+    ``summed`` lists labels no other operand or the output needs (reduced
+    first); ``labels`` is the operand's layout afterwards.
+    """
+
+    labels: tuple[str, ...]
+    diagonal: tuple[str, ...]
+    summed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One pairwise contraction (one ``lax.dot_general``).
+
+    ``operands`` are positions in the current operand list (opt_einsum's
+    linear path entry); the result is appended to the end of that list.
+    ``lhs``/``rhs`` are the operands' labels, ``swap`` says the second
+    listed operand is passed first, and ``output`` is the result's layout:
+    batch labels, then the left's free labels, then the right's.
+    """
+
+    operands: tuple[int, int]
+    swap: bool
+    lhs: tuple[str, ...]
+    rhs: tuple[str, ...]
+    output: tuple[str, ...]
+    contracted: tuple[str, ...]
+    batch: tuple[str, ...]
+    kind: str
+    flops: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A contraction plan: a pure function of (spec, shapes, dtypes, options).
+
+    ``path`` is opt_einsum's linear path over the *prepared* operands, so
+    ``opt_einsum.contract_path(spec, *shapes, optimize=plan.path)`` replays it.
+    ``shapes`` are the operands' shapes once broadcast size-1 axes are
+    squeezed. ``flops`` counts multiply-adds as 2; ``peak_bytes`` is the largest total
+    of live arrays (inputs included) at any step, in the compute dtype.
+    """
+
+    spec: str
+    shapes: tuple[tuple[int, ...], ...]
+    dtypes: tuple[str, ...]
+    result_dtype: str
+    compute_dtype: str
+    inputs: tuple[tuple[str, ...], ...]
+    output: tuple[str, ...]
+    sizes: tuple[tuple[str, int], ...]
+    squeeze: tuple[tuple[int, ...], ...]
+    preps: tuple[Prep, ...]
+    steps: tuple[Step, ...]
+    path: tuple[tuple[int, ...], ...]
+    final: tuple[str, ...]
+    optimize: str
+    naive_flops: int
+    flops: int
+    largest_intermediate: int
+    peak_bytes: int
+    planning_seconds: float = field(default=0.0, compare=False)
+
+    @property
+    def speedup(self) -> float:
+        """Naive FLOPs over planned FLOPs."""
+        return self.naive_flops / max(self.flops, 1)
+
+    def __str__(self) -> str:
+        from .report import render
+
+        return render(self)
+
+
+def compute_dtype(result: str) -> str:
+    """The dtype a contraction accumulates in for a given result dtype.
+
+    >>> compute_dtype("bfloat16"), compute_dtype("int8"), compute_dtype("bool")
+    ('float32', 'int32', 'int32')
+    """
+    dt = np.dtype(result) if result != "bfloat16" else None
+    if dt is None or result == "float16":
+        return "float32"
+    if dt.kind == "b":
+        return "int32"
+    if dt.kind in "iu" and dt.itemsize < 4:
+        return "int32" if dt.kind == "i" else "uint32"
+    return result
+
+
+def _itemsize(dtype: str) -> int:
+    return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
+
+
+def _prepare(bound: Bound) -> tuple[Prep, ...]:
+    counts: dict[str, int] = {}
+    for term in bound.inputs:
+        for label in set(term):
+            counts[label] = counts.get(label, 0) + 1
+    keep = set(bound.output)
+    preps = []
+    for term in bound.inputs:
+        labels = tuple(dict.fromkeys(term))  # first occurrences, in order
+        diagonal = tuple(l for l in labels if term.count(l) > 1)
+        summed = tuple(l for l in labels if counts[l] == 1 and l not in keep)
+        preps.append(Prep(tuple(l for l in labels if l not in summed), diagonal, summed))
+    return tuple(preps)
+
+
+def _prod(labels: Sequence[str], sizes: dict[str, int]) -> int:
+    return math.prod(sizes[l] for l in labels)
+
+
+def _kind(lhs_free: bool, rhs_free: bool, contracted: bool, batch: bool) -> str:
+    if not contracted:
+        return "Hadamard" if batch else "outer"
+    base = {(True, True): "GEMM", (False, False): "dot"}.get((lhs_free, rhs_free), "GEMV")
+    return f"batched {base}" if batch else base
+
+
+def _pairwise(path: Sequence[Sequence[int]], n: int) -> list[tuple[int, int]]:
+    """Split n-ary path entries into pairwise ones (left to right).
+
+    >>> _pairwise([(0, 1, 2)], 3)
+    [(0, 1), (0, 1)]
+    """
+    out: list[tuple[int, int]] = []
+    for entry in path:
+        entry = tuple(sorted(entry))
+        if len(entry) == 1:
+            continue  # single-operand entries: preparation already reduced it
+        out.append((entry[0], entry[1]))
+        n -= 1
+        # Each further operand meets the previous result, appended last; it
+        # shifted down by the operands removed before it.
+        for k, nxt in enumerate(entry[2:]):
+            out.append((nxt - 2 - k, n - 1))
+            n -= 1
+    return out
+
+
+def _steps(
+    terms: list[tuple[str, ...]], output: tuple[str, ...], sizes: dict[str, int],
+    path: Sequence[tuple[int, ...]],
+) -> tuple[tuple[Step, ...], tuple[str, ...]]:
+    terms = list(terms)
+    steps = []
+    for k, entry in enumerate(path):
+        i, j = sorted(entry)
+        a, b = terms[i], terms[j]
+        rest = terms[:i] + terms[i + 1 : j] + terms[j + 1 :]
+        keep = set(output).union(*rest)
+        last = k == len(path) - 1
+        shared = [l for l in a if l in b]
+        contracted = tuple(l for l in shared if l not in keep)
+        batch = [l for l in shared if l in keep]
+        lhs, rhs, swap = a, b, False
+        if last:
+            # Order batch labels and operands so the result is already in the
+            # output layout when that is possible: no final transpose.
+            batch.sort(key=lambda l: output.index(l))
+            for flip, (x, y) in ((False, (a, b)), (True, (b, a))):
+                layout = (*batch, *(l for l in x if l not in y), *(l for l in y if l not in x))
+                if layout == output:
+                    lhs, rhs, swap = x, y, flip
+                    break
+        free_l = tuple(l for l in lhs if l not in rhs)
+        free_r = tuple(l for l in rhs if l not in lhs)
+        out = (*batch, *free_l, *free_r)
+        union = (*out, *contracted)
+        flops = _prod(union, sizes) * (2 if contracted else 1)
+        steps.append(Step(
+            (i, j), swap, lhs, rhs, out, contracted, tuple(batch),
+            _kind(bool(free_l), bool(free_r), bool(contracted), bool(batch)),
+            flops, _prod(out, sizes),
+        ))
+        terms = rest + [out]
+    final = terms[0] if terms else ()
+    return tuple(steps), final
+
+
+def _naive_flops(bound: Bound) -> int:
+    labels = set().union(*bound.inputs) if bound.inputs else set()
+    inner = bool(labels - set(bound.output))
+    return _prod(tuple(labels), bound.sizes) * max(1, len(bound.inputs) - 1 + inner)
+
+
+def _search(optimize: Any, terms: list[tuple[str, ...]], output: tuple[str, ...],
+            sizes: dict[str, int], limit: int | None) -> tuple[list[tuple[int, int]], str]:
+    n = len(terms)
+    if n < 2:
+        return [], "trivial"
+    if optimize is False:
+        # No search: contract left to right, as written.
+        return [(0, 1)] + [(0, n - 1 - k) for k in range(1, n - 1)], "none"
+    if isinstance(optimize, str) or optimize is True:
+        name = _ALIASES.get(optimize, optimize)
+        fn = OPTIMIZERS.get(name) if isinstance(name, str) else None
+        if fn is None:
+            raise ContractError(
+                f"unknown optimize option {optimize!r}; valid options are "
+                + ", ".join(repr(k) for k in sorted(OPTIMIZERS))
+                + ", False, or an explicit path such as [(0, 1), (0, 1)]"
+            )
+        # opt_einsum's optimizers take labels as sets of single symbols.
+        sym = {l: opt_einsum.get_symbol(k) for k, l in enumerate(sizes)}
+        ins = [frozenset(sym[l] for l in t) for t in terms]
+        path = fn(ins, frozenset(sym[l] for l in output), {sym[l]: s for l, s in sizes.items()},
+                  limit)
+        return _pairwise(path, n), name
+    return _explicit(optimize, n), "explicit"
+
+
+def _explicit(optimize: Any, n: int) -> list[tuple[int, int]]:
+    entries = list(optimize)
+    if entries and entries[0] == "einsum_path":  # numpy.einsum_path's format
+        entries = entries[1:]
+    remaining = n
+    checked = []
+    for entry in entries:
+        try:
+            entry = tuple(int(x) for x in entry)
+        except (TypeError, ValueError):
+            raise ContractError(f"explicit path entries must be tuples of ints, got {entry!r}") from None
+        if len(set(entry)) != len(entry) or not all(0 <= x < remaining for x in entry):
+            raise ContractError(
+                f"explicit path entry {entry} is invalid: it must name distinct operand "
+                f"positions below {remaining} (operands left at that point)"
+            )
+        checked.append(entry)
+        remaining -= len(entry) - 1
+    if remaining != 1:
+        raise ContractError(
+            f"explicit path {entries} leaves {remaining} operands uncontracted; "
+            f"it must reduce {n} operands to one"
+        )
+    return _pairwise(checked, n)
+
+
+_CACHE: "OrderedDict[Any, Plan]" = OrderedDict()
+_CACHE_SIZE = 1024
+_STATS = {"hits": 0, "misses": 0}
+
+
+def plan_cache_info() -> dict[str, int]:
+    """Hits, misses and size of the in-memory plan cache.
+
+    >>> sorted(plan_cache_info())
+    ['hits', 'maxsize', 'misses', 'size']
+    """
+    return {**_STATS, "size": len(_CACHE), "maxsize": _CACHE_SIZE}
+
+
+def _canonical(bound: Bound) -> tuple[dict[str, str], Any]:
+    """Relabel by first appearance so renamed but identical specs share a key."""
+    order: dict[str, str] = {}
+    for term in bound.inputs + (bound.output,):
+        for label in term:
+            order.setdefault(label, f"#{len(order)}")
+    key = (
+        tuple(tuple(order[l] for l in t) for t in bound.inputs),
+        tuple(order[l] for l in bound.output),
+        tuple(sorted((order[l], s) for l, s in bound.sizes.items() if l in order)),
+        bound.squeeze,
+    )
+    return order, key
+
+
+def _rename(plan: Plan, names: dict[str, str], spec: str) -> Plan:
+    def r(labels: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(names[l] for l in labels)
+
+    steps = tuple(replace(s, lhs=r(s.lhs), rhs=r(s.rhs), output=r(s.output),
+                          contracted=r(s.contracted), batch=r(s.batch)) for s in plan.steps)
+    preps = tuple(Prep(r(p.labels), r(p.diagonal), r(p.summed)) for p in plan.preps)
+    return replace(
+        plan, spec=spec, inputs=tuple(map(r, plan.inputs)),
+        output=r(plan.output), sizes=tuple((names[l], s) for l, s in plan.sizes),
+        preps=preps, steps=steps, final=r(plan.final),
+    )
+
+
+def _freeze_option(optimize: Any) -> Any:
+    if isinstance(optimize, (str, bool)) or optimize is None:
+        return optimize
+    try:
+        return tuple(tuple(e) if not isinstance(e, str) else e for e in optimize)
+    except TypeError:
+        raise ContractError(
+            f"optimize must be a name, False, or an explicit path; got {optimize!r}"
+        ) from None
+
+
+def make_plan(bound: Bound, dtypes: Sequence[str], result_dtype: str, optimize: Any = "auto",
+              memory_limit: int | None = None) -> Plan:
+    """Plan a bound spec (cached; see the module docstring)."""
+    opt = _freeze_option(optimize)
+    order, key = _canonical(bound)
+    full_key = (key, tuple(dtypes), result_dtype, opt, memory_limit)
+    plan = _CACHE.get(full_key)
+    if plan is None:
+        _STATS["misses"] += 1
+        sizes = {order[l]: s for l, s in bound.sizes.items() if l in order}
+        plan = _build(Bound(bound.spec, key[0], key[1], sizes, bound.squeeze),
+                      tuple(dtypes), result_dtype, opt, memory_limit)
+        _CACHE[full_key] = plan
+        if len(_CACHE) > _CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    else:
+        _CACHE.move_to_end(full_key)
+        _STATS["hits"] += 1
+    return _rename(plan, {v: k for k, v in order.items()}, str(bound.spec))
+
+
+def _build(bound: Bound, dtypes: tuple[str, ...], result_dtype: str, optimize: Any,
+           memory_limit: int | None) -> Plan:
+    start = time.perf_counter()
+    sizes = dict(bound.sizes)
+    cdtype = compute_dtype(result_dtype)
+    item = _itemsize(cdtype)
+    preps = _prepare(bound)
+    terms = [p.labels for p in preps]
+    limit = None if memory_limit is None else max(1, memory_limit // item)
+    path, name = _search(optimize, terms, bound.output, sizes, limit)
+    steps, final = _steps(terms, bound.output, sizes, path)
+    # Peak live memory: prepared operands plus each step's output while its
+    # inputs are still alive.
+    live = [_prod(t, sizes) for t in terms]
+    peak = sum(live)
+    for step in steps:
+        i, j = step.operands
+        peak = max(peak, sum(live) + step.size)
+        live = live[:i] + live[i + 1 : j] + live[j + 1 :] + [step.size]
+    prep_flops = sum(
+        _prod(t, sizes) for t, p in zip(bound.inputs, preps) if p.summed
+    )
+    flops = prep_flops + sum(s.flops for s in steps)
+    if memory_limit is not None and peak * item > memory_limit:
+        raise ContractError(
+            f"spec '{bound.spec}' needs {peak * item} bytes at its peak with the best "
+            f"plan found, over memory_limit={memory_limit}"
+        )
+    shapes = tuple(tuple(sizes[l] for l in t) for t in bound.inputs)
+    return Plan(
+        spec=str(bound.spec), shapes=shapes, dtypes=dtypes, result_dtype=result_dtype,
+        compute_dtype=cdtype, inputs=bound.inputs, output=bound.output,
+        sizes=tuple(sizes.items()), squeeze=bound.squeeze, preps=preps, steps=steps,
+        path=tuple(tuple(p) for p in path), final=final, optimize=name,
+        naive_flops=_naive_flops(bound), flops=flops,
+        largest_intermediate=max((s.size for s in steps), default=_prod(final, sizes)),
+        peak_bytes=peak * item, planning_seconds=time.perf_counter() - start,
+    )
