@@ -7,21 +7,59 @@
 
 from .api import Expression, einsum, expression, plan
 from .errors import ContractError
+from .jit import jit
+from .ops import (
+    Lowering,
+    batch_stats,
+    conv,
+    cumsum,
+    diagonal,
+    dot,
+    lower,
+    matmul,
+    mean,
+    outer,
+    std,
+    sum,
+    sum_pool,
+    tensordot,
+    trace,
+    var,
+    vecdot,
+)
 from .plan import OPTIMIZERS, Plan, Step, plan_cache_info
 from .spec import Spec, parse
 
 __all__ = [
     "ContractError",
     "Expression",
+    "Lowering",
     "OPTIMIZERS",
     "Plan",
     "Spec",
     "Step",
+    "batch_stats",
+    "conv",
+    "cumsum",
+    "diagonal",
+    "dot",
     "einsum",
     "expression",
+    "jit",
+    "lower",
+    "matmul",
+    "mean",
+    "outer",
     "parse",
     "plan",
     "plan_cache_info",
+    "std",
+    "sum",
+    "sum_pool",
+    "tensordot",
+    "trace",
+    "var",
+    "vecdot",
 ]
 
 __version__ = "0.1.0"

@@ -1,0 +1,12 @@
+"""Array operations, each lowered to an einsum run by the planner and JAX backend."""
+
+from .linalg import diagonal, dot, matmul, outer, tensordot, trace, vecdot
+from .lowering import Lowering, lower
+from .reduce import batch_stats, mean, std, sum, var
+from .scan import cumsum
+from .window import conv, sum_pool
+
+__all__ = [
+    "Lowering", "batch_stats", "conv", "cumsum", "diagonal", "dot", "lower", "matmul",
+    "mean", "outer", "std", "sum", "sum_pool", "tensordot", "trace", "var", "vecdot",
+]
