@@ -1,0 +1,1 @@
+"""Benchmarks: each module prints a ratio table of contract against its peers."""
