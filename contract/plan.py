@@ -146,6 +146,36 @@ class Plan:
 
         return render(self)
 
+    # Inspection: thin delegates to contract.report / serialize / picture.
+    def report(self) -> str:
+        """The text report (same as ``str(plan)``)."""
+        return str(self)
+
+    def to_json(self, indent: int | None = None) -> str:
+        """Every field as JSON; ``Plan.from_json`` restores an equal plan."""
+        from .serialize import to_json
+
+        return to_json(self, indent)
+
+    @classmethod
+    def from_json(cls, text: str) -> "Plan":
+        """Rebuild a plan saved by :meth:`to_json`."""
+        from .serialize import from_json
+
+        return from_json(text)
+
+    def to_dot(self) -> str:
+        """The contraction tree as Graphviz ``dot`` text."""
+        from .serialize import to_dot
+
+        return to_dot(self)
+
+    def plot(self, path: Any = None, **kw: Any) -> Any:
+        """Draw the tree and per-step costs (matplotlib); save to ``path`` if given."""
+        from .picture import plot
+
+        return plot(self, path, **kw)
+
 
 def compute_dtype(result: str) -> str:
     """The dtype a contraction accumulates in for a given result dtype.
@@ -368,16 +398,29 @@ def _freeze_option(optimize: Any) -> Any:
 
 def make_plan(bound: Bound, dtypes: Sequence[str], result_dtype: str, optimize: Any = "auto",
               memory_limit: int | None = None) -> Plan:
-    """Plan a bound spec (cached; see the module docstring)."""
+    """Plan a bound spec (cached; see the module docstring).
+
+    A :class:`Plan` as ``optimize`` is reused as is once checked against the
+    spec, shapes and dtypes (a saved plan runs again without re-planning).
+    """
+    if isinstance(optimize, Plan):
+        from .serialize import check_saved
+
+        return check_saved(optimize, bound, tuple(dtypes), result_dtype)
     opt = _freeze_option(optimize)
     order, key = _canonical(bound)
     full_key = (key, tuple(dtypes), result_dtype, opt, memory_limit)
     plan = _CACHE.get(full_key)
     if plan is None:
         _STATS["misses"] += 1
-        sizes = {order[l]: s for l, s in bound.sizes.items() if l in order}
-        plan = _build(Bound(bound.spec, key[0], key[1], sizes, bound.squeeze),
-                      tuple(dtypes), result_dtype, opt, memory_limit)
+        from . import diskcache  # opt-in persistent cache (contract.set_cache_dir)
+
+        plan = diskcache.load(full_key)
+        if plan is None:
+            sizes = {order[l]: s for l, s in bound.sizes.items() if l in order}
+            plan = _build(Bound(bound.spec, key[0], key[1], sizes, bound.squeeze),
+                          tuple(dtypes), result_dtype, opt, memory_limit)
+            diskcache.store(full_key, plan)
         _CACHE[full_key] = plan
         if len(_CACHE) > _CACHE_SIZE:
             _CACHE.popitem(last=False)
@@ -389,6 +432,10 @@ def make_plan(bound: Bound, dtypes: Sequence[str], result_dtype: str, optimize: 
 
 def _build(bound: Bound, dtypes: tuple[str, ...], result_dtype: str, optimize: Any,
            memory_limit: int | None) -> Plan:
+    if optimize == "measure":
+        from .measure import choose  # compiles and times candidate plans
+
+        return choose(bound, dtypes, result_dtype, memory_limit)
     start = time.perf_counter()
     sizes = dict(bound.sizes)
     cdtype = compute_dtype(result_dtype)

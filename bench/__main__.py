@@ -1,0 +1,96 @@
+"""Run every benchmark, write bench/RESULTS.md and a ratio chart (bench/ratios.png).
+
+Run: ``python -m bench [--quick] [--only einsum_bench,ops_bench]``.
+
+Each benchmark module runs in its own process (so one module's JAX settings,
+e.g. forced host devices, cannot leak into another) and prints Markdown
+tables whose last column is the ratio contract / fastest peer. This script
+collects those tables verbatim and draws one bar per row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+MODULES = ["einsum_bench", "ops_bench", "cumsum_bench", "window_bench", "jit_bench",
+           "planner_bench", "scale_bench"]
+_RATIO = re.compile(r"^\|(?P<name>[^|]+)\|.*\|\s*(?P<ratio>[0-9.]+|nan)x\s*\|\s*$")
+
+
+def ratios(markdown: str) -> list[tuple[str, float]]:
+    """(workload, ratio) for every table row ending in a ratio cell.
+
+    >>> ratios("| a | 1 ms | 2 ms | 0.50x |\\n| b | - | - | nanx |")
+    [('a', 0.5)]
+    """
+    out = []
+    for line in markdown.splitlines():
+        m = _RATIO.match(line)
+        if m and m["ratio"] != "nan":
+            out.append((m["name"].strip(), float(m["ratio"])))
+    return out
+
+
+def chart(rows: list[tuple[str, float]], path: Path) -> None:
+    """Horizontal bars of contract / fastest peer, with the 1.0 parity line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.2))
+    names = [n for n, _ in rows][::-1]
+    values = [r for _, r in rows][::-1]
+    colors = ["#2a9d8f" if v <= 1.0 else "#e76f51" for v in values]
+    ax.barh(names, values, color=colors)
+    ax.axvline(1.0, color="black", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("time ratio contract / fastest peer (log scale; < 1 means contract is faster)")
+    ax.tick_params(axis="y", labelsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", default="", help="comma-separated module names")
+    args = p.parse_args()
+    chosen = [m for m in MODULES if not args.only or m in args.only.split(",")]
+    sections, all_rows = [], []
+    for name in chosen:
+        if not (HERE / f"{name}.py").exists():
+            continue
+        cmd = [sys.executable, "-m", f"bench.{name}"] + (["--quick"] if args.quick else [])
+        start = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True)
+        took = time.perf_counter() - start
+        body = proc.stdout.strip() if proc.returncode == 0 else (
+            f"FAILED (exit {proc.returncode}):\n```\n{proc.stderr[-2000:]}\n```")
+        print(f"## {name} ({took:.0f} s)\n\n{body}\n", flush=True)
+        sections.append(f"## {name}\n\n{body}\n")
+        all_rows += ratios(proc.stdout)
+    command = "python -m bench" + (" --quick" if args.quick else "")
+    if args.only:
+        command += f" --only {args.only}"
+    from .common import machine
+
+    text = (f"# Benchmark results\n\nMade by `{command}` on {machine()}, "
+            f"{time.strftime('%Y-%m-%d')}. Ratio = contract / fastest peer (< 1: contract "
+            f"is faster). Each module ran in one process: contract and its peers were timed "
+            f"side by side, best of N after warm-up.\n\n![ratios](ratios.png)\n\n"
+            + "\n".join(sections))
+    (HERE / "RESULTS.md").write_text(text)
+    if all_rows:
+        chart(all_rows, HERE / "ratios.png")
+
+
+if __name__ == "__main__":
+    main()
