@@ -6,6 +6,8 @@
 """
 
 from .api import Expression, einsum, expression, plan
+from .compare import compare
+from .diskcache import clear_cache, set_cache_dir
 from .errors import ContractError
 from .jit import jit
 from .ops import (
@@ -39,6 +41,8 @@ __all__ = [
     "Spec",
     "Step",
     "batch_stats",
+    "clear_cache",
+    "compare",
     "conv",
     "cumsum",
     "diagonal",
@@ -53,6 +57,7 @@ __all__ = [
     "parse",
     "plan",
     "plan_cache_info",
+    "set_cache_dir",
     "std",
     "sum",
     "sum_pool",

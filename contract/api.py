@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .backend.jax import execute, program
+from .scale import fit, program
 from .errors import ContractError
 from .plan import Plan, make_plan
 from .spec import Spec, from_sublists, parse
@@ -68,7 +68,7 @@ def as_operand(x: Any, n: int) -> jax.Array:
             arr = np.asarray(x)
         except ValueError as e:
             raise ContractError(f"operand {n} is not a rectangular array: {e}") from None
-        if arr.dtype.kind not in "biufc":
+        if arr.dtype.kind not in "biufc" and arr.dtype.name != "bfloat16":
             raise ContractError(
                 f"operand {n} has dtype {arr.dtype}, which is not numeric"
             )
@@ -108,7 +108,7 @@ def _split(args: Sequence[Any]) -> tuple[Spec, list[Any]]:
 
 
 def _plan_for(spec: Spec, arrays: Sequence[jax.Array], optimize: Any,
-              preferred: Any, memory_limit: Any) -> Plan:
+              preferred: Any, memory_limit: Any, mesh: Any = None) -> Plan:
     bound = spec.bind([a.shape for a in arrays])
     dtypes = tuple(jax.dtypes.canonicalize_dtype(a.dtype).name for a in arrays)
     if preferred is not None:
@@ -117,29 +117,32 @@ def _plan_for(spec: Spec, arrays: Sequence[jax.Array], optimize: Any,
         # Arrays keep their weak type (a Python 2.0 does not promote bf16).
         kinds = [a if isinstance(a, (jax.Array, jax.core.Tracer)) else a.dtype for a in arrays]
         result = jax.dtypes.canonicalize_dtype(jnp.result_type(*kinds)).name
-    if memory_limit is not None and (isinstance(memory_limit, bool) or not isinstance(memory_limit, int) or memory_limit <= 0):
-        raise ContractError(f"memory_limit must be a positive number of bytes, got {memory_limit!r}")
-    return make_plan(bound, dtypes, result, optimize, memory_limit)
+    # memory_limit slices the plan (contract/slicing.py); mesh spreads it (contract/shard.py).
+    return fit(make_plan(bound, dtypes, result, optimize, memory_limit), mesh=mesh)
 
 
-def _compiled(plan: Plan, precision: Any) -> Callable[..., jax.Array]:
-    key = (plan, precision)
+def _compiled(plan: Plan, precision: Any, mesh: Any = None) -> Callable[..., jax.Array]:
+    key = (plan, precision, mesh)
     fn = _COMPILED.get(key)
     if fn is None:
         if len(_COMPILED) > _FAST_SIZE:
             _COMPILED.clear()
-        fn = _COMPILED[key] = jax.jit(program(plan, precision))
+        fn = _COMPILED[key] = jax.jit(program(plan, precision, mesh))
     return fn
 
 
 def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
-           preferred_element_type: Any = None, memory_limit: int | None = None) -> jax.Array:
+           preferred_element_type: Any = None, memory_limit: int | str | None = None,
+           mesh: Any = None) -> jax.Array:
     """Evaluate an einsum with a planned contraction order.
 
     ``args`` is ``spec, *operands`` or NumPy's interleaved sublist form.
     ``optimize``: ``"auto"`` (default), ``"greedy"``, ``"optimal"``, ``"dp"``,
     ``"branch-all"``/``"branch-2"``/``"branch-1"``, ``"random-greedy"``,
     ``"auto-hq"``, an explicit linear path, or ``False`` (left to right).
+    ``memory_limit`` (bytes or ``"max_input"``) slices a plan whose peak is
+    over it; ``mesh`` (a ``jax.sharding.Mesh``) shares the slices among its
+    devices (docs/scaling.md).
 
     >>> import numpy as np
     >>> einsum("ii", np.eye(3, dtype=np.float32)).item()
@@ -152,7 +155,8 @@ def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
         sigs = tuple(map(_signature, args[1:]))
         if None not in sigs:
             try:
-                key = (args[0], sigs, optimize, precision, preferred_element_type, memory_limit)
+                key = (args[0], sigs, optimize, precision, preferred_element_type, memory_limit,
+                       mesh)
                 fn = _FAST.get(key)
             except TypeError:  # unhashable option (e.g. a list path)
                 key = fn = None
@@ -161,10 +165,10 @@ def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
     spec, raw = _split(args)
     arrays = [as_operand(x, n) for n, x in enumerate(raw)]
     prec = _precision(precision)
-    p = _plan_for(spec, arrays, optimize, preferred_element_type, memory_limit)
+    p = _plan_for(spec, arrays, optimize, preferred_element_type, memory_limit, mesh)
     if any(isinstance(a, jax.core.Tracer) for a in arrays):
-        return jax.named_call(lambda *xs: execute(p, prec, *xs), name=p.spec)(*arrays)
-    fn = _compiled(p, prec)
+        return program(p, prec, mesh)(*arrays)
+    fn = _compiled(p, prec, mesh)
     if key is not None:
         if len(_FAST) > _FAST_SIZE:
             _FAST.clear()
@@ -202,7 +206,7 @@ def _spec_and_shapes(args: Sequence[Any], dtype: Any) -> tuple[Spec, list[Any]]:
 
 
 def plan(*args: Any, optimize: Any = "auto", dtype: Any = None, preferred_element_type: Any = None,
-         memory_limit: int | None = None) -> Plan:
+         memory_limit: int | str | None = None, mesh: Any = None) -> Plan:
     """Plan a contraction without running it; ``print()`` the result for a report.
 
     Operands may be arrays, shapes (tuples of ints, with ``dtype=``, default
@@ -213,7 +217,7 @@ def plan(*args: Any, optimize: Any = "auto", dtype: Any = None, preferred_elemen
     (((1, 2), (0, 1)), 5120)
     """
     spec, ops = _spec_and_shapes(args, dtype)
-    return _plan_for(spec, ops, optimize, preferred_element_type, memory_limit)
+    return _plan_for(spec, ops, optimize, preferred_element_type, memory_limit, mesh)
 
 
 class Expression:
@@ -226,12 +230,13 @@ class Expression:
     """
 
     def __init__(self, plan: Plan, shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any],
-                 precision: Any) -> None:
+                 precision: Any, mesh: Any = None) -> None:
         self.plan = plan
         self._shapes = tuple(tuple(s) for s in shapes)
         self._dtypes = tuple(dtypes)
         self._precision = precision
-        self._fn = _compiled(plan, precision)
+        self._mesh = mesh
+        self._fn = _compiled(plan, precision, mesh)
 
     def __call__(self, *operands: Any) -> jax.Array:
         if len(operands) != len(self._shapes):
@@ -252,7 +257,7 @@ class Expression:
                     f"was built for {dt}; build another expression for it"
                 )
         if any(isinstance(a, jax.core.Tracer) for a in arrays):
-            return program(self.plan, self._precision)(*arrays)
+            return program(self.plan, self._precision, self._mesh)(*arrays)
         return self._fn(*arrays)
 
     def __repr__(self) -> str:
@@ -260,12 +265,14 @@ class Expression:
 
 
 def expression(*args: Any, dtype: Any = None, optimize: Any = "auto", precision: Any = None,
-               preferred_element_type: Any = None, memory_limit: int | None = None) -> Expression:
+               preferred_element_type: Any = None, memory_limit: int | str | None = None,
+               mesh: Any = None) -> Expression:
     """Build a reusable compiled contraction for the given shapes.
 
     ``dtype`` is one dtype for every operand or a sequence, one per operand.
     """
     spec, ops = _spec_and_shapes(args, dtype)
-    p = _plan_for(spec, ops, optimize, preferred_element_type, memory_limit)
+    p = _plan_for(spec, ops, optimize, preferred_element_type, memory_limit, mesh)
     return Expression(p, [o.shape for o in ops],
-                      [jax.dtypes.canonicalize_dtype(o.dtype) for o in ops], _precision(precision))
+                      [jax.dtypes.canonicalize_dtype(o.dtype) for o in ops], _precision(precision),
+                      mesh)

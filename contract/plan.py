@@ -27,12 +27,15 @@ import numpy as np
 import opt_einsum
 from opt_einsum import path_random
 
+from . import hq
 from .errors import ContractError
 from .spec import Bound
 
-__all__ = ["Prep", "Step", "Plan", "make_plan", "OPTIMIZERS", "compute_dtype", "plan_cache_info"]
+__all__ = ["Prep", "Step", "Plan", "make_plan", "OPTIMIZERS", "auto_strategy", "compute_dtype",
+           "plan_cache_info"]
 
-# Named optimizers; "auto" is ours (see _auto), the rest are opt_einsum's.
+# Named optimizers; "auto" and "auto-hq" are ours (see _auto and contract.hq),
+# the rest are opt_einsum's. "measure" is handled in _build (contract.measure).
 OPTIMIZERS: dict[str, Callable[..., Any]] = {
     "greedy": opt_einsum.paths.greedy,
     "optimal": opt_einsum.paths.optimal,
@@ -42,26 +45,73 @@ OPTIMIZERS: dict[str, Callable[..., Any]] = {
     "branch-1": opt_einsum.paths.get_path_fn("branch-1"),
     "random-greedy": path_random.random_greedy,
     "random-greedy-128": path_random.random_greedy_128,
-    "auto-hq": opt_einsum.paths.auto_hq,
+    "auto-hq": hq.optimize,  # ours: randomised greedy + subtree reconfiguration
 }
 
 
-def _auto(inputs: list, output: set, sizes: dict, memory_limit: int | None) -> Any:
-    """Exhaustive search for a handful of operands, dynamic programming for a
-    moderate number, greedy beyond: planning time never explodes.
+# dp's work grows with the number of connected sub-networks it must split
+# (opt_einsum's dp pairs them up). Past this many it takes ~0.5 s on a dense
+# 9-operand network, so auto switches to greedy.
+_DP_MAX_SUBNETWORKS = 400
 
-    opt_einsum's ``optimal`` grows factorially (seconds at 10–12 operands);
-    its ``dp`` stays in milliseconds on the sparse networks einsums come from
-    up to ~12 operands, and greedy is near-linear.
+
+def _connected_subsets(inputs: Sequence[frozenset], cap: int) -> int:
+    """Count connected sub-networks (operands linked by shared labels), up to ``cap + 1``.
+
+    Enumerates each connected vertex set once, from its smallest member
+    (Wernicke's ESU), and stops as soon as the count passes ``cap``.
+
+    >>> _connected_subsets([frozenset("ab"), frozenset("bc"), frozenset("cd")], 100)
+    6
+    """
+    n = len(inputs)
+    nbr = [{b for b in range(n) if b != a and inputs[a] & inputs[b]} for a in range(n)]
+    count = 0
+
+    def extend(border: set, ext: set, v: int) -> bool:
+        nonlocal count
+        count += 1
+        if count > cap:
+            return False
+        ext = set(ext)
+        while ext:
+            w = ext.pop()
+            grown = ext | {u for u in nbr[w] if u > v and u not in border}
+            if not extend(border | nbr[w], grown, v):
+                return False
+        return True
+
+    for v in range(n):
+        if not extend(nbr[v] | {v}, {u for u in nbr[v] if u > v}, v):
+            break
+    return count
+
+
+def auto_strategy(inputs: Sequence[frozenset]) -> str:
+    """The optimizer ``optimize="auto"`` runs for these (prepared) operand labels.
+
+    Exhaustive ``optimal`` search for up to 4 operands; ``dp`` up to 12
+    operands while the network is sparse enough (few connected
+    sub-networks); ``greedy`` otherwise. opt_einsum's ``optimal`` takes
+    seconds at 10 operands and ``dp`` tens of seconds on a dense 12-operand
+    network; greedy is near-linear.
+
+    >>> auto_strategy([frozenset("ab"), frozenset("bc")])
+    'optimal'
+    >>> auto_strategy([frozenset(c + d) for c, d in zip("abcdefg", "bcdefgh")])
+    'dp'
     """
     n = len(inputs)
     if n <= 4:
-        fn = opt_einsum.paths.optimal
-    elif n <= 12:
-        fn = opt_einsum.paths.dynamic_programming
-    else:
-        fn = opt_einsum.paths.greedy
-    return fn(inputs, output, sizes, memory_limit)
+        return "optimal"
+    if n <= 12 and _connected_subsets(inputs, _DP_MAX_SUBNETWORKS) <= _DP_MAX_SUBNETWORKS:
+        return "dp"
+    return "greedy"
+
+
+def _auto(inputs: list, output: set, sizes: dict, memory_limit: int | None) -> Any:
+    """``optimize="auto"``: see :func:`auto_strategy`; planning time never explodes."""
+    return OPTIMIZERS[auto_strategy(inputs)](inputs, output, sizes, memory_limit)
 
 
 OPTIMIZERS["auto"] = _auto
@@ -114,6 +164,8 @@ class Plan:
     ``shapes`` are the operands' shapes once broadcast size-1 axes are
     squeezed. ``flops`` counts multiply-adds as 2; ``peak_bytes`` is the largest total
     of live arrays (inputs included) at any step, in the compute dtype.
+    ``optimize`` names the option asked for; ``strategy`` the optimizer that
+    actually ran (``"auto"`` picks one: see :func:`auto_strategy`).
     """
 
     spec: str
@@ -135,6 +187,7 @@ class Plan:
     largest_intermediate: int
     peak_bytes: int
     planning_seconds: float = field(default=0.0, compare=False)
+    strategy: str = ""
 
     @property
     def speedup(self) -> float:
@@ -290,30 +343,37 @@ def _naive_flops(bound: Bound) -> int:
     return _prod(tuple(labels), bound.sizes) * max(1, len(bound.inputs) - 1 + inner)
 
 
+def _unknown(optimize: Any) -> ContractError:
+    return ContractError(
+        f"unknown optimize option {optimize!r}; valid options are "
+        + ", ".join(repr(k) for k in sorted(OPTIMIZERS))
+        + ", False, or an explicit path such as [(0, 1), (0, 1)]"
+    )
+
+
 def _search(optimize: Any, terms: list[tuple[str, ...]], output: tuple[str, ...],
-            sizes: dict[str, int], limit: int | None) -> tuple[list[tuple[int, int]], str]:
+            sizes: dict[str, int], limit: int | None) -> tuple[list[tuple[int, int]], str, str]:
+    """The pairwise path, the option's name and the optimizer that ran."""
     n = len(terms)
     if n < 2:
-        return [], "trivial"
+        return [], "trivial", "trivial"
     if optimize is False:
         # No search: contract left to right, as written.
-        return [(0, 1)] + [(0, n - 1 - k) for k in range(1, n - 1)], "none"
+        return [(0, 1)] + [(0, n - 1 - k) for k in range(1, n - 1)], "none", "none"
     if isinstance(optimize, str) or optimize is True:
         name = _ALIASES.get(optimize, optimize)
-        fn = OPTIMIZERS.get(name) if isinstance(name, str) else None
-        if fn is None:
-            raise ContractError(
-                f"unknown optimize option {optimize!r}; valid options are "
-                + ", ".join(repr(k) for k in sorted(OPTIMIZERS))
-                + ", False, or an explicit path such as [(0, 1), (0, 1)]"
-            )
+        if not isinstance(name, str) or name not in OPTIMIZERS:
+            raise _unknown(optimize)
         # opt_einsum's optimizers take labels as sets of single symbols.
         sym = {l: opt_einsum.get_symbol(k) for k, l in enumerate(sizes)}
         ins = [frozenset(sym[l] for l in t) for t in terms]
-        path = fn(ins, frozenset(sym[l] for l in output), {sym[l]: s for l, s in sizes.items()},
-                  limit)
-        return _pairwise(path, n), name
-    return _explicit(optimize, n), "explicit"
+        strategy = auto_strategy(ins) if name == "auto" else name
+        path = OPTIMIZERS[strategy](ins, frozenset(sym[l] for l in output),
+                                    {sym[l]: s for l, s in sizes.items()}, limit)
+        return _pairwise(path, n), name, strategy
+    if optimize is None or not hasattr(optimize, "__iter__"):
+        raise _unknown(optimize)
+    return _explicit(optimize, n), "explicit", "explicit"
 
 
 def _explicit(optimize: Any, n: int) -> list[tuple[int, int]]:
@@ -327,7 +387,7 @@ def _explicit(optimize: Any, n: int) -> list[tuple[int, int]]:
             entry = tuple(int(x) for x in entry)
         except (TypeError, ValueError):
             raise ContractError(f"explicit path entries must be tuples of ints, got {entry!r}") from None
-        if len(set(entry)) != len(entry) or not all(0 <= x < remaining for x in entry):
+        if not entry or len(set(entry)) != len(entry) or not all(0 <= x < remaining for x in entry):
             raise ContractError(
                 f"explicit path entry {entry} is invalid: it must name distinct operand "
                 f"positions below {remaining} (operands left at that point)"
@@ -388,12 +448,11 @@ def _rename(plan: Plan, names: dict[str, str], spec: str) -> Plan:
 def _freeze_option(optimize: Any) -> Any:
     if isinstance(optimize, (str, bool)) or optimize is None:
         return optimize
-    try:
-        return tuple(tuple(e) if not isinstance(e, str) else e for e in optimize)
-    except TypeError:
-        raise ContractError(
-            f"optimize must be a name, False, or an explicit path; got {optimize!r}"
-        ) from None
+    if not hasattr(optimize, "__iter__"):
+        raise _unknown(optimize)
+    # Entries that are not sequences stay as they are: _explicit reports them.
+    return tuple(tuple(e) if hasattr(e, "__iter__") and not isinstance(e, str) else e
+                 for e in optimize)
 
 
 def make_plan(bound: Bound, dtypes: Sequence[str], result_dtype: str, optimize: Any = "auto",
@@ -402,7 +461,12 @@ def make_plan(bound: Bound, dtypes: Sequence[str], result_dtype: str, optimize: 
 
     A :class:`Plan` as ``optimize`` is reused as is once checked against the
     spec, shapes and dtypes (a saved plan runs again without re-planning).
+    With ``memory_limit`` the best unbudgeted plan is sliced to fit it.
     """
+    if memory_limit is not None:
+        from .slicing import fit  # slicing re-plans through make_plan: imported late
+
+        return fit(make_plan(bound, dtypes, result_dtype, optimize), memory_limit)
     if isinstance(optimize, Plan):
         from .serialize import check_saved
 
@@ -443,7 +507,7 @@ def _build(bound: Bound, dtypes: tuple[str, ...], result_dtype: str, optimize: A
     preps = _prepare(bound)
     terms = [p.labels for p in preps]
     limit = None if memory_limit is None else max(1, memory_limit // item)
-    path, name = _search(optimize, terms, bound.output, sizes, limit)
+    path, name, strategy = _search(optimize, terms, bound.output, sizes, limit)
     steps, final = _steps(terms, bound.output, sizes, path)
     # Peak live memory: prepared operands plus each step's output while its
     # inputs are still alive.
@@ -457,11 +521,6 @@ def _build(bound: Bound, dtypes: tuple[str, ...], result_dtype: str, optimize: A
         _prod(t, sizes) for t, p in zip(bound.inputs, preps) if p.summed
     )
     flops = prep_flops + sum(s.flops for s in steps)
-    if memory_limit is not None and peak * item > memory_limit:
-        raise ContractError(
-            f"spec '{bound.spec}' needs {peak * item} bytes at its peak with the best "
-            f"plan found, over memory_limit={memory_limit}"
-        )
     shapes = tuple(tuple(sizes[l] for l in t) for t in bound.inputs)
     return Plan(
         spec=str(bound.spec), shapes=shapes, dtypes=dtypes, result_dtype=result_dtype,
@@ -471,4 +530,5 @@ def _build(bound: Bound, dtypes: tuple[str, ...], result_dtype: str, optimize: A
         naive_flops=_naive_flops(bound), flops=flops,
         largest_intermediate=max((s.size for s in steps), default=_prod(final, sizes)),
         peak_bytes=peak * item, planning_seconds=time.perf_counter() - start,
+        strategy=strategy,
     )

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .plan import Plan
 
-__all__ = ["Cost", "costs", "render", "human", "itemsize"]
+__all__ = ["Cost", "costs", "render", "human", "itemsize", "ratio"]
 
 # Past this many rows the table shows the costliest ones and a summary by kind.
 _MAX_ROWS = 40
@@ -39,6 +39,15 @@ def human(n: float, unit: str = "") -> str:
         if abs(n) >= scale:
             return f"{n / scale:.2f} {prefix}{unit}"
     return f"{n:.0f}{' ' + unit if unit else ''}"
+
+
+def ratio(x: float) -> str:
+    """A speedup factor: ``ratio(6.4)`` → ``'6.4x'``, huge ones in scientific notation.
+
+    >>> ratio(6.4), ratio(4.2e37)
+    ('6.4x', '4.2e+37x')
+    """
+    return f"{x:.1f}x" if x < 1e4 else f"{x:.2g}x"
 
 
 def itemsize(dtype: str) -> int:
@@ -125,11 +134,11 @@ def render(plan: "Plan") -> str:
     spec        ij,jk,kl->il
     shapes      (8, 16), (16, 32), (32, 4)   float32 -> float32
     optimizer   auto   path [(1, 2), (0, 1)]
-    FLOPs       naive 32.77 k  planned 5.12 k  speedup 6.4x
-    memory      largest intermediate 64 elements (256 B), peak live 3.07 kB
-    step  contraction   kind  FLOPs  read  written  FLOP/B  share
-       0  jk,kl->jl     GEMM  4.10 k  4.61 kB  256 B    0.84  80.0%
-       1  ij,jl->il     GEMM  1.02 k  768 B    128 B    1.14  20.0%
+    FLOPs       naive 49.15 k  planned 5.12 k  speedup 9.6x
+    memory      largest intermediate 64 elements (256 B), peak live 3.33 kB
+    step  contraction  kind  FLOPs   read     written  FLOP/B  share
+       0  jk,kl->jl    GEMM  4.10 k  2.56 kB  256 B      1.45  80.0%
+       1  ij,jl->il    GEMM  1.02 k  768 B    128 B      1.14  20.0%
     """
     named = any(len(l) > 1 for t in plan.inputs for l in t)
     item = itemsize(plan.compute_dtype)
@@ -140,7 +149,7 @@ def render(plan: "Plan") -> str:
         + (f" (accumulates in {plan.compute_dtype})" if plan.compute_dtype != plan.result_dtype else ""),
         f"optimizer   {plan.optimize}   path {_path(plan)}",
         f"FLOPs       naive {human(plan.naive_flops)}  planned {human(plan.flops)}"
-        f"  speedup {plan.speedup:.1f}x",
+        f"  speedup {ratio(plan.speedup)}",
         f"memory      largest intermediate {human(plan.largest_intermediate)} elements"
         f" ({human(plan.largest_intermediate * item, 'B')}), peak live {human(plan.peak_bytes, 'B')}",
     ]

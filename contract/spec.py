@@ -4,8 +4,8 @@ Three spellings are accepted and all become the same ``Spec``:
 
 * NumPy's string grammar: ``"ij,jk->ik"``, implicit output ``"ij,jk"``,
   ``...`` ellipsis, repeated labels (``"ii->i"``), scalars (``",i->i"``).
-  Any alphabetic character is a label, so specs with more than 52 labels can
-  use non-ASCII letters as opt_einsum does.
+  Any letter (and any other non-ASCII symbol) is a label, so specs with more
+  than 52 labels can use the symbols opt_einsum's ``get_symbol`` produces.
 * Named axes: when a term holds whitespace between labels, every term is a
   whitespace-separated list of identifiers (``"batch chan, chan -> batch"``).
 * NumPy's interleaved sublists: ``(a, [0, 1], b, [1, 2], [0, 2])``.
@@ -22,6 +22,8 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from typing import Any, Sequence
+
+import numpy as np
 
 from .errors import ContractError, caret
 
@@ -196,6 +198,17 @@ def parse(text: str) -> Spec:
     return Spec(inputs, output, named)
 
 
+def _is_label(ch: str) -> bool:
+    """Letters, and any other printable non-ASCII symbol (opt_einsum's
+    ``get_symbol`` hands out ``×`` and ``÷`` past 52 labels); ASCII
+    punctuation and digits are never labels.
+
+    >>> _is_label("β"), _is_label("×"), _is_label("&"), _is_label("1")
+    (True, True, False, False)
+    """
+    return ch.isalpha() or (ord(ch) > 127 and ch.isprintable() and not ch.isspace())
+
+
 def _char_tokens(text: str, term: str, offset: int) -> tuple[str, ...]:
     labels: list[str] = []
     k = 0
@@ -212,7 +225,7 @@ def _char_tokens(text: str, term: str, offset: int) -> tuple[str, ...]:
         if ch.isspace():
             k += 1
             continue
-        if not ch.isalpha():
+        if not _is_label(ch):
             what = "'>' without '-'" if ch in "->" else f"invalid label character {ch!r}"
             raise ContractError(
                 f"{what} in einsum spec (labels are letters; use spaces for named axes):\n"
@@ -267,7 +280,8 @@ def from_sublists(args: Sequence[Any]) -> tuple[Spec, list[Any]]:
 
     As in NumPy, labels 0–25 print as ``A``–``Z`` and 26–51 as ``a``–``z``
     (so the implicit output, sorted by label, follows the integers); larger
-    labels switch the spec to named axes ``i52``, ``i53``, …
+    labels switch the spec to named axes ``i52``, ``i53``, …, as do string
+    labels (identifiers, as opt_einsum accepts: ``[x, ["left", "bond"]]``).
 
     >>> spec, ops = from_sublists(["x", [0, 1], "y", [1, 2], [0, 2]])
     >>> str(spec), ops
@@ -284,14 +298,18 @@ def from_sublists(args: Sequence[Any]) -> tuple[Spec, list[Any]]:
         for term in ins:
             for x in term:
                 counts[x] = counts.get(x, 0) + 1
-        singles = sorted(x for x, c in counts.items() if c == 1 and x is not Ellipsis)
+        singles = sorted((x for x, c in counts.items() if c == 1 and x is not Ellipsis),
+                         key=lambda x: (isinstance(x, str), x))
         output = ([Ellipsis] if any(Ellipsis in t for t in ins) else []) + singles
     every = [x for t in ins + [output] for x in t if x is not Ellipsis]
-    named = any(x >= 52 for x in every)
+    # Past 52 integer labels, or with string labels, the spec uses named axes.
+    named = any(isinstance(x, str) or x >= 52 for x in every)
 
     def name(x: Any) -> str:
         if x is Ellipsis:
             return ELLIPSIS
+        if isinstance(x, str):
+            return x
         if named:
             return f"i{x}"
         return chr(ord("A") + x) if x < 26 else chr(ord("a") + x - 26)
@@ -306,12 +324,13 @@ def _sublist(sub: Any, what: str) -> list[Any]:
         raise ContractError(
             f"in the sublist form each {what} subscript must be a list of ints, got {sub!r}"
         )
-    out = list(sub)
+    out = [Ellipsis if x == ELLIPSIS else x for x in sub]
     for x in out:
-        if x is Ellipsis:
+        if x is Ellipsis or (isinstance(x, str) and x.isidentifier()):
             continue
-        if isinstance(x, bool) or not isinstance(x, int) or x < 0:
+        if isinstance(x, bool) or not isinstance(x, (int, np.integer)) or x < 0:
             raise ContractError(
-                f"sublist labels must be non-negative ints or Ellipsis, got {x!r} in {what} {out!r}"
+                f"sublist labels must be non-negative ints, identifier strings or Ellipsis, "
+                f"got {x!r} in {what} {out!r}"
             )
-    return out
+    return [int(x) if isinstance(x, np.integer) else x for x in out]

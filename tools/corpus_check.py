@@ -289,6 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     details: dict[str, list[str]] = collections.defaultdict(list)
 
     def record(group: str, cid: str, fn: Any, *a: Any) -> None:
+        if opts.verbose:
+            print(group, cid, file=sys.stderr, flush=True)
         try:
             fn(*a)
             counts[group]["pass"] += 1

@@ -21,7 +21,8 @@ import numpy as np
 from ..api import as_operand
 from ..errors import ContractError
 
-__all__ = ["resolve_alias", "normalize_axes", "normalize_axis", "reject_out", "operand", "cast_dtype"]
+__all__ = ["resolve_alias", "normalize_axes", "normalize_axis", "reject_out", "operand", "cast_dtype",
+           "dtype_arg"]
 
 _UNSET: Any = object()
 
@@ -99,12 +100,22 @@ def cast_dtype(x: jax.Array, dtype: Any, op: str) -> jax.Array:
     >>> cast_dtype(jnp.asarray([1.5]), "int32", "cumsum").tolist()
     [1]
     """
+    dt = dtype_arg(dtype, op)
+    return x if dt is None else x.astype(dt)
+
+
+def dtype_arg(dtype: Any, op: str) -> np.dtype | None:
+    """Validate a ``dtype=`` argument: its canonical (x64-aware) dtype, or None.
+
+    >>> dtype_arg("float64", "sum")  # x64 is off: float64 means float32
+    dtype('float32')
+    """
     if dtype is None:
-        return x
+        return None
     try:
         dt = jnp.dtype(dtype)
     except TypeError:
         raise ContractError(f"{op}(): dtype {dtype!r} is not a dtype") from None
     if dt.kind not in "biufc" and dt.name != "bfloat16":
         raise ContractError(f"{op}(): dtype {dt} is not numeric")
-    return x.astype(jax.dtypes.canonicalize_dtype(dt))
+    return jax.dtypes.canonicalize_dtype(dt)

@@ -1,0 +1,128 @@
+"""Opt-in persistent plan cache: one JSON file per plan in a directory.
+
+Off by default. Turn it on with ``contract.set_cache_dir(path)`` or the
+``CONTRACT_CACHE_DIR`` environment variable. Entries are keyed by a SHA-256
+of the canonical spec, shapes, dtypes, options and the library version, so
+an upgrade never reads an older plan. Writes go to a temporary file in the
+same directory and are published with ``os.replace`` (atomic on POSIX and
+Windows), so concurrent processes only ever see whole entries; an unreadable
+or corrupted entry is treated as a miss and overwritten.
+
+>>> import tempfile, contract
+>>> with tempfile.TemporaryDirectory() as d:
+...     set_cache_dir(d)
+...     _ = contract.plan("ab,bc->ac", (3, 4), (4, 5), optimize="greedy")
+...     n = len(list(Path(d).glob("*.json")))
+...     set_cache_dir(None)
+>>> n
+1
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .errors import ContractError
+
+__all__ = ["set_cache_dir", "cache_dir", "clear_cache", "load", "store"]
+
+ENV = "CONTRACT_CACHE_DIR"
+_UNSET = object()
+_dir: Any = _UNSET  # set_cache_dir overrides the environment variable
+
+
+def set_cache_dir(path: str | os.PathLike | None) -> None:
+    """Use ``path`` as the plan cache directory (created if needed); ``None``
+    turns the disk cache off, whatever ``CONTRACT_CACHE_DIR`` says."""
+    global _dir
+    if path is not None:
+        try:
+            Path(path).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ContractError(f"cannot use {str(path)!r} as the plan cache directory: {e}") from None
+        path = Path(path)
+    _dir = path
+
+
+def cache_dir() -> Path | None:
+    """The active cache directory, or None when the disk cache is off.
+
+    >>> set_cache_dir(None); cache_dir() is None
+    True
+    """
+    if _dir is not _UNSET:
+        return _dir
+    env = os.environ.get(ENV)
+    return Path(env) if env else None
+
+
+def clear_cache() -> int:
+    """Delete every entry (and stray temporary file) in the cache directory;
+    returns how many files were removed (0 when the cache is off)."""
+    d = cache_dir()
+    if d is None or not d.is_dir():
+        return 0
+    removed = 0
+    for f in list(d.glob("*.json")) + list(d.glob("*.tmp")):
+        try:
+            f.unlink()
+            removed += 1
+        except FileNotFoundError:  # another process removed it first
+            pass
+    return removed
+
+
+def _entry(key: Any) -> tuple[Path, str] | None:
+    d = cache_dir()
+    if d is None:
+        return None
+    from . import __version__
+
+    ident = repr((__version__, key))
+    return d / (hashlib.sha256(ident.encode()).hexdigest() + ".json"), ident
+
+
+def load(key: Any) -> Any:
+    """The cached plan for ``key``, or None (cache off, miss, or a bad entry)."""
+    entry = _entry(key)
+    if entry is None:
+        return None
+    path, ident = entry
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if doc["key"] != ident:
+            return None
+        from .serialize import from_json
+
+        return from_json(doc["plan"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # missing, truncated or foreign: a miss, store() replaces it
+
+
+def store(key: Any, plan: Any) -> None:
+    """Write ``plan`` under ``key`` atomically (no-op when the cache is off)."""
+    entry = _entry(key)
+    if entry is None:
+        return
+    path, ident = entry
+    text = json.dumps({"key": ident, "plan": plan.to_json()})
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(text)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as e:
+        # A read-only or full disk must not break planning.
+        warnings.warn(f"contract: could not write the plan cache entry {path}: {e}",
+                      RuntimeWarning, stacklevel=2)

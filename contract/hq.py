@@ -1,0 +1,402 @@
+"""``optimize="auto-hq"``: a path optimizer for large networks.
+
+Two stages, both plain Python on static shapes:
+
+1. **Randomised greedy.** Many greedy runs, each picking the next pair by
+   ``size(out) - alpha * (size(a) + size(b))`` perturbed by Gumbel noise of
+   temperature ``T``; ``(alpha, T)`` vary across runs. The cheapest trees (by
+   total FLOPs) go on.
+2. **Subtree reconfiguration.** For every internal node of a tree, the
+   ``k`` largest sub-contractions below it are re-ordered optimally by dynamic
+   programming over subsets (``3^k`` splits), and the tree is rewritten when
+   that is cheaper. Passes repeat until nothing improves. Greedy is good at
+   the cheap bulk of a network and bad at the few costly contractions near the
+   root; reconfiguration fixes exactly those.
+
+Small networks (up to ``k`` tensors) are solved optimally by the same DP.
+
+>>> import opt_einsum
+>>> ins = [frozenset("ab"), frozenset("bc"), frozenset("cd")]
+>>> optimize(ins, frozenset("ad"), {"a": 8, "b": 16, "c": 32, "d": 4})
+[(1, 2), (0, 1)]
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import random
+import time
+from typing import Any, Sequence
+
+__all__ = ["optimize", "tree_flops"]
+
+# (tensor legs as an int bitset, subtree) where subtree is a leaf index or a pair.
+Tree = Any
+
+
+class _Net:
+    """Legs as bit positions, log2 sizes, and which leaves hold each leg."""
+
+    def __init__(self, inputs: Sequence[frozenset], output: frozenset, sizes: dict) -> None:
+        labels = sorted(set().union(*inputs) | set(output), key=str)
+        self.index = {l: n for n, l in enumerate(labels)}
+        self.log = [math.log2(max(sizes[l], 1)) for l in labels]
+        self.legs = [self.bits(t) for t in inputs]
+        self.out = self.bits(output)
+        self.count = [0] * len(labels)
+        for t in inputs:
+            for l in t:
+                self.count[self.index[l]] += 1
+        self.hyper = sum(1 << n for n, c in enumerate(self.count) if c > 2)
+
+    def bits(self, labels: Any) -> int:
+        b = 0
+        for l in labels:
+            b |= 1 << self.index[l]
+        return b
+
+    def log_size(self, bits: int) -> float:
+        total, n = 0.0, 0
+        while bits:
+            if bits & 1:
+                total += self.log[n]
+            bits >>= 1
+            n += 1
+        return total
+
+
+def _greedy(net: _Net, alpha: float, temp: float, rng: random.Random) -> Tree:
+    """One randomised greedy tree over ``net``'s leaves."""
+    legs: dict[int, int] = dict(enumerate(net.legs))
+    tree: dict[int, Tree] = {n: n for n in legs}
+    holders: dict[int, set[int]] = {}
+    for n, b in legs.items():
+        for l in _bit_list(b):
+            holders.setdefault(l, set()).add(n)
+    size = {n: 2.0 ** net.log_size(b) for n, b in legs.items()}
+    next_id = len(legs)
+
+    def result(a: int, b: int) -> int:
+        both = legs[a] | legs[b]
+        keep = net.out
+        for l in _bit_list(legs[a] & legs[b]):
+            if len(holders[l]) > 2:
+                keep |= 1 << l
+        # Legs only one of a, b holds stay when anyone else holds them.
+        for l in _bit_list(both ^ (legs[a] & legs[b])):
+            if len(holders[l]) > 1:
+                keep |= 1 << l
+        return both & keep
+
+    def score(a: int, b: int) -> tuple[float, int]:
+        out = result(a, b)
+        s = 2.0 ** net.log_size(out) - alpha * (size[a] + size[b])
+        s = math.copysign(math.log2(1 + abs(s)), s)
+        if temp:
+            s -= temp * -math.log(-math.log(rng.random() or 1e-12))
+        return s, out
+
+    heap: list[tuple[float, int, int, int]] = []
+
+    def push(a: int, b: int) -> None:
+        s, out = score(a, b)
+        heapq.heappush(heap, (s, min(a, b), max(a, b), out))
+
+    seen = set()
+    for hs in holders.values():
+        for a in hs:
+            for b in hs:
+                if a < b and (a, b) not in seen:
+                    seen.add((a, b))
+                    push(a, b)
+    while heap:
+        _, a, b, out = heapq.heappop(heap)
+        if a not in legs or b not in legs:
+            continue
+        c = next_id
+        next_id += 1
+        for n in (a, b):
+            for l in _bit_list(legs[n]):
+                holders[l].discard(n)
+        for l in _bit_list(out):
+            holders.setdefault(l, set()).add(c)
+        legs[c], tree[c], size[c] = out, (tree.pop(a), tree.pop(b)), 2.0 ** net.log_size(out)
+        del legs[a], legs[b], size[a], size[b]
+        for n in {m for l in _bit_list(out) for m in holders[l]} - {c}:
+            push(n, c)
+    # Disconnected pieces: outer products, smallest first.
+    rest = sorted(legs, key=lambda n: size[n])
+    root = tree[rest[0]]
+    for n in rest[1:]:
+        root = (root, tree[n])
+    return root
+
+
+def _bit_list(bits: int) -> list[int]:
+    out, n = [], 0
+    while bits:
+        if bits & 1:
+            out.append(n)
+        bits >>= 1
+        n += 1
+    return out
+
+
+class _Legs:
+    """Output legs of every node of a tree, computed bottom-up and memoised.
+
+    Nodes are keyed by ``id`` (leaves by ``-1 - index``); the node itself is
+    stored alongside so its id cannot be reused while the entry lives.
+    """
+
+    def __init__(self, net: _Net) -> None:
+        self.net = net
+        self.memo: dict[int, tuple[Tree, int, int]] = {}
+
+    def key(self, node: Tree) -> int:
+        return -1 - node if isinstance(node, int) else id(node)
+
+    def leaves(self, node: Tree) -> int:
+        self(node)
+        return 1 << node if isinstance(node, int) else self.memo[id(node)][2]
+
+    def __call__(self, node: Tree) -> int:
+        if isinstance(node, int):
+            return self.net.legs[node]
+        hit = self.memo.get(id(node))
+        if hit is not None:
+            return hit[1]
+        stack = [node]
+        while stack:  # iterative post-order: trees can be deep
+            top = stack[-1]
+            todo = [c for c in top if not isinstance(c, int) and id(c) not in self.memo]
+            if todo:
+                stack += todo
+                continue
+            stack.pop()
+            a, b = top
+            leaves = (1 << a if isinstance(a, int) else self.memo[id(a)][2]) | \
+                (1 << b if isinstance(b, int) else self.memo[id(b)][2])
+            self.memo[id(top)] = (top, self._outer(self(a) | self(b), self(a) & self(b), leaves),
+                                  leaves)
+        return self.memo[id(node)][1]
+
+    def _outer(self, both: int, shared: int, leaves: int) -> int:
+        """Legs still needed outside: in the output, or held by a leaf elsewhere."""
+        net = self.net
+        # An ordinary leg (two holders) closes when both holders are inside;
+        # hyperedges (3+ holders) need a count over the leaves.
+        closed = shared & ~net.out & ~net.hyper
+        for l in _bit_list(both & net.hyper & ~net.out):
+            inside = sum(1 for n in _bit_list(leaves) if net.legs[n] >> l & 1)
+            if inside == net.count[l]:
+                closed |= 1 << l
+        return both & ~closed
+
+
+def tree_flops(net: _Net, tree: Tree, legs: "_Legs | None" = None) -> float:
+    """Total pairwise-contraction cost (products of sizes) of a tree."""
+    legs = legs or _Legs(net)
+    total = 0.0
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, int):
+            continue
+        total += 2.0 ** net.log_size(legs(node[0]) | legs(node[1]))
+        stack += [node[0], node[1]]
+    return total
+
+
+def _optimal(tensors: list[int], out: int, log_size: Any) -> tuple[float, Tree]:
+    """DP over subsets: the cheapest tree over ``tensors`` (leg bitsets) whose
+    result keeps ``out``; leaves of the returned tree are positions."""
+    k = len(tensors)
+    full = (1 << k) - 1
+    union = [0] * (1 << k)
+    for s in range(1, 1 << k):
+        low = s & -s
+        union[s] = union[s ^ low] | tensors[low.bit_length() - 1]
+    # A subset's result keeps legs that its complement or the output needs.
+    result = [union[s] & (union[full ^ s] | out) for s in range(1 << k)]
+    best: list[float] = [0.0] * (1 << k)
+    choice: list[int] = [0] * (1 << k)
+    for s in range(1, 1 << k):
+        if s & (s - 1) == 0:
+            continue
+        low = s & -s
+        top = s ^ low
+        cheapest, pick = math.inf, 0
+        sub = top
+        # Enumerate splits A | B = s with the lowest bit in A (each split once).
+        while True:
+            a = low | sub
+            b = s ^ a
+            if b:
+                c = best[a] + best[b]
+                if c < cheapest:
+                    c += 2.0 ** log_size(result[a] | result[b])
+                    if c < cheapest:
+                        cheapest, pick = c, a
+            if sub == 0:
+                break
+            sub = (sub - 1) & top
+        best[s], choice[s] = cheapest, pick
+
+    def build(s: int) -> Tree:
+        if s & (s - 1) == 0:
+            return s.bit_length() - 1
+        return (build(choice[s]), build(s ^ choice[s]))
+
+    return best[full], build(full)
+
+
+class _SizeTable:
+    """Fast log2 size of a leg bitset via per-byte lookup tables."""
+
+    def __init__(self, log: list[float]) -> None:
+        self.tables = []
+        for base in range(0, len(log), 8):
+            chunk = log[base : base + 8]
+            t = [0.0] * 256
+            for v in range(1, 256):
+                low = (v & -v).bit_length() - 1
+                t[v] = t[v & (v - 1)] + (chunk[low] if low < len(chunk) else 0.0)
+            self.tables.append(t)
+
+    def __call__(self, bits: int) -> float:
+        total = 0.0
+        for t in self.tables:
+            if not bits:
+                break
+            total += t[bits & 255]
+            bits >>= 8
+        return total
+
+
+def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 1e-4) -> Tree:
+    """Rewrite subtrees with optimal orders of their ``k`` costliest parts,
+    skipping subtrees that cost less than ``floor`` of the whole."""
+    size = _SizeTable(net.log)
+    legs = _Legs(net)
+
+    def cost(node: Tree) -> float:
+        return 0.0 if isinstance(node, int) else 2.0 ** size(legs(node[0]) | legs(node[1]))
+
+    # Keyed by id, holding the node so the id stays unique while memoised.
+    totals: dict[int, tuple[Tree, float]] = {}
+    skip = 0.0
+
+    def total(node: Tree) -> float:
+        if isinstance(node, int):
+            return 0.0
+        hit = totals.get(id(node))
+        if hit is None:  # children are always visited (and memoised) first
+            hit = totals[id(node)] = (node, cost(node) + total(node[0]) + total(node[1]))
+        return hit[1]
+
+    def visit(node: Tree) -> Tree:
+        if isinstance(node, int):
+            return node
+        a, b = visit(node[0]), visit(node[1])
+        if a is not node[0] or b is not node[1]:
+            node = (a, b)
+        # Subtrees costing a sliver of the whole cannot change the total
+        # much: skipping them saves most of the DP work.
+        if time.perf_counter() > deadline or total(node) < skip:
+            return node
+        frontier = [node[0], node[1]]
+        while len(frontier) < k:
+            inner = [f for f in frontier if not isinstance(f, int)]
+            if not inner:
+                break
+            big = max(inner, key=cost)
+            frontier.remove(big)
+            frontier += [big[0], big[1]]
+        if len(frontier) >= 3:
+            old = total(node) - sum(total(f) for f in frontier)
+            new, sub = _optimal([legs(f) for f in frontier], legs(node), size)
+            if new < old * (1 - 1e-9):
+                node = _replace(sub, frontier)
+        total(node)
+        return node
+
+    previous = math.inf
+    while time.perf_counter() < deadline:
+        skip = total(tree) * floor
+        tree = visit(tree)
+        now = total(tree)
+        if now >= previous * (1 - 1e-9):
+            break
+        previous = now
+    return tree
+
+
+def _replace(sub: Tree, frontier: list[Tree]) -> Tree:
+    if isinstance(sub, int):
+        return frontier[sub]
+    return (_replace(sub[0], frontier), _replace(sub[1], frontier))
+
+
+def _linear(tree: Tree, n: int) -> list[tuple[int, int]]:
+    """A tree over leaves 0..n-1 as opt_einsum's linear path."""
+    live = list(range(n))
+    path: list[tuple[int, int]] = []
+    next_id = n
+
+    def walk(node: Tree) -> int:
+        nonlocal next_id
+        if isinstance(node, int):
+            return node
+        a, b = walk(node[0]), walk(node[1])
+        i, j = sorted((live.index(a), live.index(b)))
+        path.append((i, j))
+        del live[j], live[i]
+        live.append(next_id)
+        next_id += 1
+        return next_id - 1
+
+    walk(tree)
+    return path
+
+
+def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
+             memory_limit: int | None = None, *, trials: int = 32, k: int = 8,
+             seconds: float | None = None, seed: int = 0) -> list[tuple[int, int]]:
+    """Path over ``inputs`` (opt_einsum's optimizer interface), see the module
+    docstring. The search stops when nothing improves, and in any case after
+    ``seconds`` (default: 0.1 s per tensor, at most 20 s): a fifth for greedy
+    runs, then reconfiguration of the best few trees with ``k`` parts, then
+    of the best tree with ``k + 2`` parts around its costliest nodes.
+    ``memory_limit`` is accepted for the interface and not used."""
+    n = len(inputs)
+    if n < 2:
+        return [(0,)] if n == 1 else []
+    net = _Net(inputs, output, sizes)
+    size = _SizeTable(net.log)
+    if n <= k:
+        return _linear(_optimal(net.legs, net.out, size)[1], n)
+    budget = min(20.0, 0.1 * n) if seconds is None else seconds
+    start = time.perf_counter()
+    rng = random.Random(seed)
+    found = []
+    legs = _Legs(net)
+    for t in range(trials):
+        # The first run is plain greedy; later ones explore (alpha, T).
+        alpha, temp = (1.0, 0.0) if t == 0 else (rng.uniform(0.0, 1.5), rng.uniform(0.0, 1.0))
+        tree = _greedy(net, alpha, temp, rng)
+        found.append((tree_flops(net, tree, legs), t, tree))
+        if time.perf_counter() - start > budget / 5:
+            break
+    found.sort(key=lambda f: f[:2])
+    best = found[0]
+    for cost, t, tree in found[:6]:
+        if time.perf_counter() - start > budget * 0.5:
+            break
+        tree = _reconfigure(net, tree, k, start + budget * 0.5)
+        c = tree_flops(net, tree, legs)
+        if c < best[0]:
+            best = (c, t, tree)
+    tree = _reconfigure(net, best[2], k + 2, start + budget)
+    return _linear(tree, n)

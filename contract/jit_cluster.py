@@ -1,0 +1,152 @@
+"""One contraction cluster of :func:`contract.jit`: its spec, plan, decision and evaluation.
+
+A finished :class:`~contract.jit_net.Net` becomes a :class:`Cluster`. The
+cluster is *rewritten* (its equations replaced by one planned einsum) only
+when that can help: it has at least two operands, a summed label, and two
+arithmetic equations, and the planned order costs fewer FLOPs than the
+written one — or the same FLOPs where the written code multiplied then
+summed (``(a * b).sum(0)``), which XLA runs as a broadcast-reduce and never
+as a ``dot_general``, unless the plan would store an elementwise product
+(``(a * b * c).sum(0)``) that XLA fuses away. Everything else is kept as written, so code with
+nothing to plan compiles to the program ``jax.jit`` would build.
+
+Precision follows the written code: the highest ``precision`` among the
+cluster's ``dot_general``s (``None`` counts as ``DEFAULT``); a cluster with no
+``dot_general`` (only multiplies and sums, which XLA computes exactly) runs
+at ``HIGHEST``. ``contract.jit(f, precision=...)`` overrides both.
+
+>>> import numpy as np
+>>> from contract.jit_net import Labels, leaf, RULES
+>>> L = Labels()
+>>> x, y = leaf(0, (2, 3), np.float32, L), leaf(1, (3, 4), np.float32, L)
+>>> n = RULES["dot_general"]({"dimension_numbers": (((1,), (0,)), ((), ()))}, [x, y], L)
+>>> make_cluster(n, ("dot_general",), "", L, "auto", None).spec
+'ab,bc->ac'
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import opt_einsum
+from jax import lax
+
+from .backend.jax import program
+from .errors import ContractError
+from .jit_net import Labels, Net
+from .plan import Plan, make_plan
+from .spec import parse
+
+__all__ = ["Cluster", "make_cluster", "run_cluster"]
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A contraction cluster found in a jaxpr and what was done with it.
+
+    ``primitives`` are the equations it covers, in program order; ``where``
+    names the enclosing body (``""`` at top level, ``"scan body"``...);
+    ``plan`` is None when the cluster was not worth planning.
+    """
+
+    net: Net
+    primitives: tuple[str, ...]
+    where: str
+    spec: str
+    shape: tuple[int, ...]
+    kept: tuple[int, ...]
+    plan: Plan | None
+    precision: Any
+    rewritten: bool
+    reason: str
+
+    def __repr__(self) -> str:
+        state = "rewritten" if self.rewritten else "kept"
+        return f"Cluster({self.spec!r}, {state}, where={self.where!r})"
+
+    @property
+    def planned_flops(self) -> int | None:
+        """FLOPs of the planned order (the scale multiply included), if planned."""
+        if self.plan is None:
+            return None
+        return self.plan.flops + (math.prod(self.shape) if self.net.scale != 1 else 0)
+
+
+def _precision(net: Net, override: Any) -> Any:
+    if override is not None:
+        return override
+    if not net.precisions:
+        return lax.Precision.HIGHEST
+    best = lax.Precision.DEFAULT
+    for p in net.precisions:
+        for q in p if isinstance(p, tuple) else (p,):
+            if q is not None and q.value > best.value:
+                best = q
+    return best
+
+
+def _spec(net: Net, kept: tuple[int, ...]) -> str:
+    symbols: dict[int, str] = {}
+    for labels in [f.labels for f in net.factors] + [kept]:
+        for l in labels:
+            symbols.setdefault(l, opt_einsum.get_symbol(len(symbols)))
+    terms = ["".join(symbols[l] for l in f.labels) for f in net.factors]
+    return ",".join(terms) + "->" + "".join(symbols[l] for l in kept)
+
+
+def make_cluster(net: Net, primitives: tuple[str, ...], where: str, labels: Labels,
+                 optimize: Any, precision: Any) -> Cluster:
+    """Plan ``net`` and decide whether rewriting it pays (see the module docstring)."""
+    carried = net.carried()
+    kept = tuple(l for l in net.out if l is not None and l in carried)
+    shape = tuple(1 if l is None else labels.size[l] for l in net.out)
+    spec = _spec(net, kept)
+    prec = _precision(net, precision)
+
+    def done(plan: Plan | None, rewritten: bool, reason: str) -> Cluster:
+        return Cluster(net, primitives, where, spec, shape, kept, plan, prec, rewritten, reason)
+
+    if not carried - set(kept):
+        return done(None, False, "nothing is summed: products are left to XLA's fusion")
+    if net.arith < 2:
+        return done(None, False, "a single contraction: kept as written")
+    dtypes = tuple(jax.dtypes.canonicalize_dtype(f.dtype).name for f in net.factors)
+    bound = parse(spec).bind([f.shape for f in net.factors])
+    result = jax.dtypes.canonicalize_dtype(net.dtype).name
+    try:
+        plan = make_plan(bound, dtypes, result, optimize)
+    except ContractError as e:
+        return done(None, False, f"not planned: {e}")
+    planned = plan.flops + (math.prod(shape) if net.scale != 1 else 0)
+    if planned < net.flops:
+        return done(plan, True, "the planned order needs fewer FLOPs")
+    if planned == net.flops and net.mulsum:
+        if any(s.kind in ("Hadamard", "outer") for s in plan.steps):
+            # XLA fuses the written multiplies into the sum; the plan would store them.
+            return done(plan, False, "same FLOPs, and the plan would store a product "
+                                     "XLA fuses into the sum")
+        return done(plan, True, "a product summed by reduce_sum becomes a dot_general")
+    return done(plan, False, "the written order is already as cheap")
+
+
+def run_cluster(cluster: Cluster, read: Callable[[Any], Any]) -> jax.Array:
+    """Evaluate a rewritten cluster; ``read`` maps a factor source to its array."""
+    arrays = []
+    for f in cluster.net.factors:
+        x = read(f.source)
+        if tuple(x.shape) != f.shape:
+            x = lax.reshape(x, f.shape)
+        arrays.append(x)
+    assert cluster.plan is not None
+    # Named after the spec, so profiles show which cluster a kernel came from.
+    result = program(cluster.plan, cluster.precision)(*arrays)
+    if result.shape != cluster.shape:
+        dims = tuple(k for k, l in enumerate(cluster.net.out) if l in cluster.kept)
+        result = lax.broadcast_in_dim(result, cluster.shape, dims)
+    if cluster.net.scale != 1:
+        result = result * jnp.asarray(cluster.net.scale, result.dtype)
+    return result

@@ -1,0 +1,317 @@
+"""sum, mean, var, std and batch_stats against NumPy and PyTorch semantics."""
+
+from __future__ import annotations
+
+import warnings
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import contract
+from contract import ContractError
+
+DTYPES = ["bool", "int8", "int16", "int32", "uint8", "uint16", "float16", "bfloat16", "float32",
+          "complex64"]
+FLOATS = ["float16", "bfloat16", "float32", "complex64"]
+# Tolerances relative to the result's own precision (it is rounded once).
+RTOL = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-5, "complex64": 2e-5}
+SETTINGS = settings(max_examples=30, deadline=None)
+
+
+def sample(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarray:
+    """Small values (exact in every dtype) of the given numpy/ml_dtypes dtype."""
+    rng = np.random.default_rng(seed)
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    if dtype.startswith(("int", "uint")):
+        low = 0 if dtype.startswith("u") else -5
+        return rng.integers(low, 6, size=shape).astype(dtype)
+    x = rng.standard_normal(shape).astype(np.float32)
+    if dtype == "complex64":
+        return (x + 1j * rng.standard_normal(shape)).astype(np.complex64)
+    return x.astype(jnp.dtype(dtype))
+
+
+def wide(x: np.ndarray) -> np.ndarray:
+    """The array in float64/complex128/int64 for an exact reference."""
+    if x.dtype.kind == "c":
+        return x.astype(np.complex128)
+    if x.dtype.kind in "biu":
+        return x.astype(np.int64)
+    return x.astype(np.float64)
+
+
+@st.composite
+def shapes_axes(draw: st.DrawFn) -> tuple[tuple[int, ...], object]:
+    shape = tuple(draw(st.lists(st.integers(0, 4), max_size=4)))
+    nd = len(shape)
+    kind = draw(st.sampled_from(["none", "int", "tuple"] if nd else ["none"]))
+    if kind == "none":
+        return shape, None
+    if kind == "int":
+        return shape, draw(st.integers(-nd, nd - 1))
+    axes = draw(st.lists(st.integers(0, nd - 1), unique=True, max_size=nd))
+    return shape, tuple(a - nd if draw(st.booleans()) else a for a in axes)
+
+
+def expected_axes(axis: object, nd: int) -> tuple[int, ...] | None:
+    return None if axis is None else tuple(np.atleast_1d(axis).tolist())
+
+
+# ---------------------------------------------------------------- seed examples
+
+
+def test_seed_examples() -> None:
+    x = [[1, 2], [3, 4]]
+    assert contract.sum(x).item() == 10
+    assert contract.sum(x, axis=0).tolist() == [4, 6]
+    assert contract.sum(x, axis=1).tolist() == [3, 7]
+    assert contract.sum(np.array(x), dim=0).tolist() == [4, 6]
+    assert contract.sum(jnp.array(x), dim=1, keepdim=True).tolist() == [[3], [7]]
+    batch = np.random.default_rng(1).random((4, 3, 8, 8), dtype=np.float32)
+    np.testing.assert_allclose(contract.sum(batch, dim=[0, 2, 3]), batch.sum((0, 2, 3)), rtol=1e-5)
+    np.testing.assert_allclose(contract.sum(batch, dim=(1, 2, 3)), batch.sum((1, 2, 3)), rtol=1e-5)
+
+
+def test_inputs_of_every_kind() -> None:
+    assert contract.sum(3).item() == 3 and contract.sum(2.5).dtype == jnp.float32
+    assert contract.sum([True, True, False]).item() == 2
+    assert contract.mean(np.arange(4)).item() == 1.5
+    assert contract.var(jnp.arange(4.0)).item() == 1.25
+
+
+# ---------------------------------------------------------------- sum
+
+
+def sum_dtype(dtype: str) -> str:
+    return "int32" if dtype in ("bool", "int8", "int16", "uint8", "uint16") else dtype
+
+
+@SETTINGS
+@given(shapes_axes(), st.sampled_from(DTYPES), st.booleans())
+def test_sum_matches_numpy(sa: tuple, dtype: str, keepdims: bool) -> None:
+    shape, axis = sa
+    x = sample(shape, dtype)
+    got = contract.sum(x, axis=axis, keepdims=keepdims)
+    want = np.sum(wide(x), axis=expected_axes(axis, len(shape)), keepdims=keepdims)
+    assert got.dtype == jnp.dtype(sum_dtype(dtype))
+    assert got.shape == want.shape
+    rtol = RTOL.get(dtype, 0)
+    np.testing.assert_allclose(np.asarray(got, dtype=want.dtype), want, rtol=rtol,
+                               atol=rtol * 4)
+
+
+def test_sum_dtype_casts_first() -> None:
+    # PyTorch: torch.sum(torch.tensor([1.5, 2.5]), dtype=torch.int32) == 3 (cast, then sum).
+    assert contract.sum([1.5, 2.5], dtype=jnp.int32).item() == 3
+    assert contract.sum([1.5, 2.5], dtype="int32").dtype == jnp.int32
+    # The result is the requested dtype even when it wraps, as in NumPy/PyTorch.
+    assert contract.sum(np.array([100, 100], np.int8), dtype="int8").item() == -56
+
+
+def test_sum_widens_small_integers_and_accumulates_halves_in_float32() -> None:
+    assert contract.sum(np.full(10, 100, np.int8)).item() == 1000
+    assert contract.sum(np.full(300, 255, np.uint8)).item() == 76500
+    ones = jnp.ones(10000, jnp.bfloat16)  # a bfloat16 accumulator would stop at 256
+    got = contract.sum(ones)
+    assert got.dtype == jnp.bfloat16 and got.item() == float(jnp.bfloat16(10000))
+    assert contract.sum(jnp.ones(5000, jnp.float16)).item() == 5000
+
+
+def test_sum_empty_and_size_one_axes() -> None:
+    assert contract.sum(np.zeros((0, 3), np.float32), axis=0).tolist() == [0, 0, 0]
+    assert contract.sum(np.zeros((2, 0)), axis=None).item() == 0
+    assert contract.sum(np.ones((1, 3), np.int32), axis=0).tolist() == [1, 1, 1]
+    assert contract.sum(np.ones((2, 3)), axis=()).shape == (2, 3)
+
+
+def test_sum_against_torch() -> None:
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(3)
+    cases = [
+        ((3, 4, 5), (0, 2), True, None),
+        ((3, 4, 5), 1, False, torch.int32),
+        ((6,), 0, True, torch.float16),
+        ((2, 3), -1, False, torch.float32),
+    ]
+    for shape, dim, keepdim, dtype in cases:
+        x = (rng.random(shape) * 10).astype(np.float32)
+        want = torch.sum(torch.from_numpy(x), dim=dim, keepdim=keepdim, dtype=dtype)
+        ours_dtype = None if dtype is None else str(dtype).removeprefix("torch.")
+        got = contract.sum(x, dim=dim, keepdim=keepdim, dtype=ours_dtype)
+        assert got.shape == tuple(want.shape)
+        np.testing.assert_allclose(np.asarray(got, np.float64), want.double().numpy(),
+                                   rtol=2e-3)
+
+
+@SETTINGS
+@given(st.sampled_from(["bool", "int8", "uint8", "int32", "float16", "bfloat16", "float32"]),
+       st.sampled_from([None, "int32", "float32", "float16"]), st.data())
+def test_sum_dtype_and_dim_like_torch(dtype: str, cast: str | None, data: st.DataObject) -> None:
+    torch = pytest.importorskip("torch")
+    shape = tuple(data.draw(st.lists(st.integers(1, 4), min_size=1, max_size=3)))
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    keepdim = data.draw(st.booleans())
+    x = sample(shape, dtype)
+    t = torch.from_numpy(x.astype(np.float32)).to(getattr(torch, dtype))
+    want = torch.sum(t, dim=dim, keepdim=keepdim,
+                     dtype=None if cast is None else getattr(torch, cast))
+    got = contract.sum(x, dim=dim, keepdim=keepdim, dtype=cast)
+    assert got.shape == tuple(want.shape)
+    np.testing.assert_allclose(np.asarray(got, np.float64), want.double().numpy(), rtol=2e-2)
+
+
+# ---------------------------------------------------------------- mean, var, std
+
+
+def float_result(dtype: str, op: str) -> str:
+    if dtype in ("float16", "bfloat16", "float32"):
+        return dtype
+    if dtype == "complex64":
+        return "complex64" if op == "mean" else "float32"
+    return "float32"
+
+
+@SETTINGS
+@given(shapes_axes(), st.sampled_from(DTYPES), st.sampled_from(["mean", "var", "std"]),
+       st.sampled_from([0, 1]), st.booleans())
+def test_moments_match_numpy(sa: tuple, dtype: str, op: str, ddof: int, keepdims: bool) -> None:
+    shape, axis = sa
+    x = sample(shape, dtype)
+    kw = {} if op == "mean" else {"ddof": ddof}
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy warns on empty axes
+        want = getattr(np, op)(wide(x), axis=expected_axes(axis, len(shape)), keepdims=keepdims,
+                               **kw)
+    got = getattr(contract, op)(x, axis=axis, keepdims=keepdims, **kw)
+    assert got.dtype == jnp.dtype(float_result(dtype, op))
+    assert got.shape == np.shape(want)
+    rtol = RTOL.get(dtype, 2e-5)
+    np.testing.assert_allclose(np.asarray(got, np.asarray(want).dtype), want, rtol=rtol,
+                               atol=rtol * 4, equal_nan=True)
+
+
+def test_var_is_centred_two_pass() -> None:
+    # E[x^2] - E[x]^2 in float32 loses every digit here; the centred form does not.
+    x = (1e4 + np.random.default_rng(0).standard_normal(4096)).astype(np.float32)
+    want = np.var(x.astype(np.float64))
+    np.testing.assert_allclose(contract.var(x), want, rtol=1e-3)
+    naive = np.mean(x * x) - np.mean(x) ** 2
+    assert abs(naive - want) > 10 * abs(float(contract.var(x)) - want)
+
+
+def test_var_correction_aliases_like_torch() -> None:
+    torch = pytest.importorskip("torch")
+    x = np.random.default_rng(2).random((5, 6), dtype=np.float32)
+    t = torch.from_numpy(x)
+    np.testing.assert_allclose(contract.var(x, dim=1, correction=1), torch.var(t, dim=1, correction=1),
+                               rtol=1e-5)
+    np.testing.assert_allclose(contract.std(x, dim=0, keepdim=True),
+                               torch.std(t, dim=0, keepdim=True, correction=0), rtol=1e-5)
+    np.testing.assert_allclose(contract.mean(x, dim=(0, 1)), torch.mean(t, dim=(0, 1)), rtol=1e-5)
+    # More corrections than elements: NaN/inf like jnp (divisor clamped at 0).
+    assert np.isinf(contract.var([1.0, 2.0], ddof=2).item())
+
+
+def test_mean_of_empty_axis_is_nan() -> None:
+    assert np.isnan(contract.mean(np.zeros((0, 2), np.float32), axis=0)).all()
+
+
+# ---------------------------------------------------------------- batch_stats
+
+
+@pytest.mark.parametrize("axis", [(0, 2, 3), (1, 2, 3), None])
+def test_batch_stats_image_batch(axis: object) -> None:
+    batch = np.random.default_rng(4).random((6, 3, 5, 4), dtype=np.float32)
+    s = contract.batch_stats(batch, axis=axis)
+    np.testing.assert_allclose(s.sum, batch.sum(axis), rtol=1e-5)
+    np.testing.assert_allclose(s.mean, batch.mean(axis), rtol=1e-5)
+    np.testing.assert_allclose(s.var, batch.var(axis), rtol=1e-4)
+    k = contract.batch_stats(batch, dim=axis, keepdim=True, correction=1)
+    np.testing.assert_allclose(k.var, batch.var(axis, keepdims=True, ddof=1), rtol=1e-4)
+
+
+def test_batch_stats_dtypes() -> None:
+    x = np.arange(12, dtype=np.int8).reshape(3, 4)
+    s = contract.batch_stats(x, axis=0)
+    assert s.sum.dtype == jnp.int32 and s.mean.dtype == jnp.float32
+    assert s.sum.tolist() == x.sum(0).tolist()
+    np.testing.assert_allclose(s.var, x.var(0), rtol=1e-6)
+
+
+def test_batch_stats_is_one_program_of_einsums() -> None:
+    jaxpr = jax.make_jaxpr(lambda x: contract.batch_stats(x, axis=(0, 2, 3)))(
+        jnp.ones((4, 3, 2, 2)))
+    prims = [e.primitive.name for e in jaxpr.eqns]
+    assert "dot_general" in prims and "reduce_sum" in prims
+    assert "mul" not in prims and "reduce_max" not in prims
+
+
+# ---------------------------------------------------------------- jaxpr and lowering
+
+
+def test_var_squares_are_never_materialised() -> None:
+    x = jnp.ones((8, 16))
+    jaxpr = jax.make_jaxpr(lambda x: contract.var(x, axis=0))(x)
+    prims = {e.primitive.name: e for e in jaxpr.eqns}
+    assert "dot_general" in prims
+    assert not any(e.primitive.name in ("mul", "integer_pow", "square")
+                   and e.outvars[0].aval.shape == x.shape for e in jaxpr.eqns)
+
+
+def test_lower_shows_the_einsum() -> None:
+    x = np.ones((2, 3, 4, 5), np.float32)
+    low = contract.lower(contract.sum, x, axis=1)
+    assert low.stages == (("abcd->acd", ((2, 3, 4, 5),)),)
+    assert contract.lower(contract.sum, x, axis=(0, 2, 3)).stages[0][0] == "abcd->b"
+    assert "keepdims" in str(contract.lower(contract.sum, x, axis=0, keepdims=True))
+    v = contract.lower(contract.var, x, axis=(0, 2, 3))
+    assert [s for s, _ in v.stages] == ["abcd->b", "abcd,abcd->b"]
+    assert contract.lower(contract.mean, x).stages[0][0] == "abcd->"
+    assert "int32" in str(contract.lower(contract.sum, np.ones(3, np.int8)))
+
+
+# ---------------------------------------------------------------- transformations
+
+
+@pytest.mark.parametrize("op,ref", [(contract.sum, jnp.sum), (contract.mean, jnp.mean),
+                                    (contract.var, jnp.var), (contract.std, jnp.std)])
+def test_grad_jit_vmap_match_jnp(op, ref) -> None:
+    x = jnp.asarray(np.random.default_rng(5).standard_normal((3, 4, 5)), jnp.float32)
+    for axis in (None, 1, (0, 2)):
+        g = jax.grad(lambda v: op(v, axis=axis).sum())(x)
+        np.testing.assert_allclose(g, jax.grad(lambda v: ref(v, axis=axis).sum())(x),
+                                   rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(jax.jit(lambda v: op(v, axis=axis))(x), ref(x, axis=axis),
+                                   rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(jax.vmap(lambda v: op(v, axis=0))(x), ref(x, axis=1),
+                               rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda: contract.sum(np.ones((2, 3)), axis=2), "out of range"),
+    (lambda: contract.sum(np.ones((2, 3)), axis=(0, -2)), "more than once"),
+    (lambda: contract.sum(np.ones((2, 3)), axis=1.5), "axis"),
+    (lambda: contract.sum(np.ones(2), axis=0, dim=0), "both axis= and its alias dim="),
+    (lambda: contract.sum(np.ones(2), keepdims=True, keepdim=True), "keepdim"),
+    (lambda: contract.sum(np.ones(2), keepdims="yes"), "True or False"),
+    (lambda: contract.sum(np.ones(2), out=np.ones(())), "immutable"),
+    (lambda: contract.sum(np.ones(2), dtype="not-a-dtype"), "not a dtype"),
+    (lambda: contract.sum(np.ones(2), dtype=object), "not numeric"),
+    (lambda: contract.sum("abc"), "not an array"),
+    (lambda: contract.mean(np.ones(2), dtype="int32"), "not a floating"),
+    (lambda: contract.var(np.ones(2), correction=1, ddof=1), "both correction="),
+    (lambda: contract.std(np.ones(2), ddof=-1), "non-negative"),
+    (lambda: contract.batch_stats(np.ones((2, 2)), axis=3), "out of range"),
+    (lambda: contract.lower(contract.mean, np.ones(2), dim=1), "out of range"),
+])
+def test_errors(call, match: str) -> None:
+    with pytest.raises(ContractError, match=match):
+        call()

@@ -1,0 +1,232 @@
+"""Plan inspection: the report's numbers against independent counts, JSON and
+dot round trips, saved plans re-executed, the picture, measured choice, hq."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import jax
+import numpy as np
+import opt_einsum
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import contract
+from contract.hq import optimize as hq_optimize
+from contract.report import costs, itemsize
+
+
+def _flops(lhs: str, rhs: str, out: str, sizes: dict[str, int]) -> int:
+    """Independent count: every label of the pair once, x2 when something is summed."""
+    labels = set(lhs) | set(rhs)
+    summed = labels - set(out)
+    return math.prod(sizes[l] for l in labels) * (2 if summed else 1)
+
+
+def _replay(spec: str, shapes: list[tuple[int, ...]], path) -> list[tuple[str, str, str]]:
+    """Walk a linear path ourselves: (lhs, rhs, out) label strings per step."""
+    ins, out = spec.split("->")
+    terms = ins.split(",")
+    steps = []
+    for i, j in path:
+        a, b = terms[i], terms[j]
+        rest = terms[:i] + terms[i + 1 : j] + terms[j + 1 :]
+        need = set(out).union(*rest)
+        res = "".join(l for l in dict.fromkeys(a + b) if l in need)
+        steps.append((a, b, res))
+        terms = rest + [res]
+    return steps
+
+
+CASES = [
+    ("ij,jk,kl->il", [(8, 16), (16, 32), (32, 4)]),
+    ("bij,bjk,bkl->bil", [(3, 4, 5), (3, 5, 6), (3, 6, 2)]),
+    ("ab,bc,cd,de,ef->af", [(2, 9), (9, 3), (3, 7), (7, 5), (5, 4)]),
+    ("i,i,ij->j", [(6,), (6,), (6, 5)]),
+    ("ij,kl->ijkl", [(2, 3), (4, 5)]),
+]
+
+
+@pytest.mark.parametrize("spec,shapes", CASES)
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8"])
+def test_step_costs_match_independent_counts(spec, shapes, dtype):
+    p = contract.plan(spec, *shapes, dtype=dtype)
+    sizes = {l: d for t, s in zip(spec.split("->")[0].split(","), shapes) for l, d in zip(t, s)}
+    item = {"float32": 4, "bfloat16": 4, "int8": 4}[dtype]  # compute dtypes: f32, f32, i32
+    replay = _replay(spec, shapes, p.path)
+    rows = costs(p)
+    assert len(rows) == len(replay)
+    for row, (a, b, out) in zip(rows, replay):
+        assert set(row.output) == set(out)
+        assert row.flops == _flops(a, b, out, sizes)
+        assert row.bytes_read == (math.prod(sizes[l] for l in a)
+                                  + math.prod(sizes[l] for l in b)) * item
+        assert row.bytes_written == math.prod(sizes[l] for l in out) * item
+        assert row.intensity == pytest.approx(row.flops / (row.bytes_read + row.bytes_written))
+    # The planned total agrees with opt_einsum replaying the same path.
+    _, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=list(p.path))
+    assert p.flops == sum(r.flops for r in rows)
+    assert p.flops == pytest.approx(int(info.opt_cost), rel=0.51)  # oe counts a GEMM as 1x/2x
+    assert p.largest_intermediate == max(math.prod(sizes[l] for l in o) for _, _, o in replay)
+
+
+def test_report_text_shows_every_number():
+    spec, shapes = CASES[0]
+    p = contract.plan(spec, *shapes)
+    text = p.report()
+    assert text == str(p)
+    assert "ij,jk,kl->il" in text and "(8, 16), (16, 32), (32, 4)" in text
+    # 8x16x32x4 naive (4 labels, 3 operands), planned 2*16*32*4 + 2*8*16*4.
+    assert "planned 5.12 k" in text and "speedup" in text
+    assert "peak live" in text and "256 B" in text  # 64-element intermediate in float32
+    rows = [l for l in text.splitlines() if re.match(r"\s+\d+\s", l)]
+    assert len(rows) == 2
+    assert "jk,kl->jl" in rows[0] and "GEMM" in rows[0] and "80.0%" in rows[0]
+    assert "ij,jl->il" in rows[1] and "20.0%" in rows[1]
+
+
+def test_report_kinds_and_dtype_aware_bytes():
+    p = contract.plan("ii,ij,bj,bj->bj", (4, 4), (4, 5), (3, 5), (3, 5), dtype="float16")
+    text = str(p)
+    assert "accumulates in float32" in text
+    kinds = {c.kind for c in costs(p)}
+    assert "diagonal" in kinds or "reduction" in kinds
+    p64 = contract.plan("ij,jk->ki", (8, 16), (16, 32), dtype="complex64")
+    assert p64.peak_bytes == (8 * 16 + 16 * 32 + 32 * 8) * itemsize("complex64")
+    assert costs(p64)[0].bytes_written == 8 * 32 * 8
+
+
+def test_report_summarises_large_networks():
+    n = 500
+    spec = ",".join(f"{chr(0x4E00 + k)}{chr(0x4E00 + k + 1)}" for k in range(n))
+    spec += "->" + chr(0x4E00) + chr(0x4E00 + n)
+    p = contract.plan(spec, *[(2, 2)] * n, optimize="greedy")
+    text = str(p)
+    lines = text.splitlines()
+    assert len(lines) < 70
+    assert f"{n - 1 - 40} cheaper rows not shown" in text
+    assert "GEMM" in text and "more ..." in text  # elided path
+
+
+@pytest.mark.parametrize("spec,shapes", CASES)
+def test_json_round_trip_and_dot(spec, shapes):
+    p = contract.plan(spec, *shapes, optimize="greedy")
+    q = contract.Plan.from_json(p.to_json())
+    assert q == p and q.steps == p.steps and q.path == p.path and type(q.path[0]) is tuple
+    dot = p.to_dot()
+    assert dot.startswith("digraph plan {") and dot.rstrip().endswith("}")
+    edges = [l for l in dot.splitlines() if re.match(r"\s+\w+ -> \w+", l)]
+    assert len(edges) == 2 * len(p.steps) + 1 + sum(1 for c in costs(p) if "prep" in c.name)
+
+
+def test_from_json_rejects_garbage():
+    with pytest.raises(contract.ContractError, match="invalid JSON"):
+        contract.Plan.from_json("{not json")
+    with pytest.raises(contract.ContractError, match="format"):
+        contract.Plan.from_json('{"format": 99}')
+    with pytest.raises(contract.ContractError, match="malformed"):
+        contract.Plan.from_json('{"format": 1, "spec": "ij"}')
+
+
+def test_saved_plan_runs_without_replanning():
+    rng = np.random.default_rng(0)
+    a, b, c = (rng.standard_normal(s).astype(np.float32) for s in [(5, 6), (6, 7), (7, 3)])
+    saved = contract.Plan.from_json(contract.plan("ij,jk,kl->il", a, b, c,
+                                                  optimize=[(0, 1), (0, 1)]).to_json())
+    info = contract.plan_cache_info()
+    want = a @ b @ c
+    for fn in (lambda *x: contract.einsum("ij,jk,kl->il", *x, optimize=saved),
+               jax.jit(lambda *x: contract.einsum("ij,jk,kl->il", *x, optimize=saved))):
+        np.testing.assert_allclose(fn(a, b, c), want, rtol=1e-5, atol=1e-5)
+    assert contract.plan_cache_info()["misses"] == info["misses"]  # nothing re-planned
+    # Renamed labels reuse it too; the plan keeps its (left-to-right) order.
+    assert contract.plan("ab,bc,cd->ad", a, b, c, optimize=saved).path == ((0, 1), (0, 1))
+    np.testing.assert_allclose(contract.einsum("xy,yz,zw->xw", a, b, c, optimize=saved), want,
+                               rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("spec,shapes,dtype,match", [
+    ("ij,jk,kl->li", [(5, 6), (6, 7), (7, 3)], np.float32, "output"),
+    ("ij,jk,kl->il", [(5, 6), (6, 8), (8, 3)], np.float32, "shape"),
+    ("ij,jk,kl->il", [(5, 6), (6, 7), (7, 3)], np.int32, "dtypes"),
+    ("ij,jk->ik", [(5, 6), (6, 7)], np.float32, "operand"),
+    ("ii,ik,kl->il", [(6, 6), (6, 7), (7, 3)], np.float32, "repeated labels"),
+])
+def test_saved_plan_mismatch_is_a_clear_error(spec, shapes, dtype, match):
+    saved = contract.plan("ij,jk,kl->il", (5, 6), (6, 7), (7, 3))
+    ops = [np.ones(s, dtype) for s in shapes]
+    with pytest.raises(contract.ContractError, match=match):
+        contract.einsum(spec, *ops, optimize=saved)
+
+
+def test_plot_writes_png_and_svg(tmp_path):
+    pytest.importorskip("matplotlib")
+    p = contract.plan("bij,bjk,bkl,blm,mn->bin", (4, 8, 16), (4, 16, 32), (4, 32, 8),
+                      (4, 8, 64), (64, 2))
+    png, svg = tmp_path / "plan.png", tmp_path / "plan.svg"
+    p.plot(png, dpi=60)
+    p.plot(path=str(svg))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5_000
+    assert b"<svg" in svg.read_bytes()[:500]
+    big = contract.plan(",".join(f"z{chr(0x4E00 + k)}" for k in range(60)) + "->z",
+                        *[(2, 3)] * 60, optimize="greedy")
+    fig = big.plot()
+    assert len(fig.axes) == 3
+
+
+def test_measure_picks_a_candidate_and_is_cached():
+    shapes = [(16, 64), (64, 64), (64, 64), (64, 2)]
+    p = contract.plan("ab,bc,cd,de->ae", *shapes, optimize="measure")
+    assert p.optimize.startswith("measure:")
+    assert p.flops <= 8 * contract.plan("ab,bc,cd,de->ae", *shapes).flops
+    hits = contract.plan_cache_info()["hits"]
+    assert contract.plan("ab,bc,cd,de->ae", *shapes, optimize="measure") == p
+    assert contract.plan_cache_info()["hits"] == hits + 1
+    x = [np.random.default_rng(1).standard_normal(s).astype(np.float32) for s in shapes]
+    np.testing.assert_allclose(contract.einsum("ab,bc,cd,de->ae", *x, optimize="measure"),
+                               x[0] @ x[1] @ x[2] @ x[3], rtol=1e-4, atol=1e-4)
+
+
+def _ring_graph(n: int, seed: int) -> tuple[list[frozenset], dict[str, int]]:
+    """A 3-regular graph: a ring plus a random perfect matching of chords."""
+    rng = np.random.default_rng(seed)
+    edges = [(k, (k + 1) % n) for k in range(n)]
+    perm = rng.permutation(n)
+    edges += [(int(perm[k]), int(perm[k + 1])) for k in range(0, n, 2)]
+    legs: list[set] = [set() for _ in range(n)]
+    for e, (u, v) in enumerate(edges):
+        legs[u].add(opt_einsum.get_symbol(e))
+        legs[v].add(opt_einsum.get_symbol(e))
+    return [frozenset(t) for t in legs], {opt_einsum.get_symbol(e): 2 for e in range(len(edges))}
+
+
+def _cost(inputs, sizes, path) -> float:
+    terms = list(inputs)
+    total = 0.0
+    for i, j in path:
+        a, b = terms[i], terms[j]
+        rest = terms[:i] + terms[i + 1 : j] + terms[j + 1 :]
+        both = a | b
+        total += math.prod(sizes[l] for l in both)
+        terms = rest + [frozenset(l for l in both if any(l in r for r in rest))]
+    return total
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(10, 14).map(lambda n: 2 * n), st.integers(0, 10_000))
+def test_hq_is_valid_and_never_worse_than_greedy(n, seed):
+    inputs, sizes = _ring_graph(n, seed)
+    path = hq_optimize(inputs, frozenset(), sizes, seconds=0.5)
+    assert len(path) == n - 1
+    greedy = opt_einsum.paths.greedy(inputs, frozenset(), sizes)
+    assert _cost(inputs, sizes, path) <= _cost(inputs, sizes, greedy) * 1.0001
+
+
+def test_hq_is_optimal_on_small_networks():
+    spec, shapes = CASES[2]
+    hq = contract.plan(spec, *shapes, optimize="auto-hq")
+    assert hq.flops == contract.plan(spec, *shapes, optimize="optimal").flops
+    x = [np.random.default_rng(2).standard_normal(s).astype(np.float32) for s in shapes]
+    np.testing.assert_allclose(contract.einsum(spec, *x, optimize="auto-hq"),
+                               np.einsum(spec, *x), rtol=1e-4, atol=1e-4)

@@ -1,0 +1,297 @@
+"""Memory budgets (slicing) and meshes (sharding).
+
+Slicing runs on the default single device. The mesh tests need several
+devices, so they run in a subprocess started with
+``XLA_FLAGS=--xla_force_host_platform_device_count=4``: the rest of the
+suite keeps its one device.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import contract
+from contract.scale import program
+from contract.slicing import SlicedPlan, divisors, fit, slice_plan
+
+# Networks whose unsliced peak is large against small budgets: a matrix
+# chain, a ring, a batched product, a diagonal, broadcasting ellipses, a
+# transposed output and an outer product.
+NETWORKS = [
+    ("ab,bc,cd->ad", [(32, 32), (32, 32), (32, 32)]),
+    ("abc,cde,efg,gha->bdfh", [(4, 8, 4), (4, 8, 4), (4, 8, 4), (4, 8, 4)]),
+    ("bij,bjk->bik", [(16, 8, 8), (16, 8, 8)]),
+    ("iij,jk->ki", [(16, 16, 8), (8, 12)]),
+    ("...ij,...jk->...ik", [(4, 1, 8, 8), (1, 6, 8, 8)]),
+    ("ijk,kl->lji", [(8, 8, 8), (8, 8)]),
+    ("ijk,ikl->jl", [(8, 8, 8), (8, 8, 8)]),
+    ("ab,cd->abcd", [(8, 8), (8, 8)]),
+]
+
+
+def _operands(shapes, dtype="float32", seed=0):
+    rng = np.random.default_rng(seed)
+    if dtype == "bool":
+        return [rng.random(s) < 0.5 for s in shapes]
+    if np.dtype(dtype).kind in "iu":
+        return [rng.integers(-3, 4, s).astype(dtype) for s in shapes]
+    if np.dtype(dtype).kind == "c":
+        return [(rng.standard_normal(s) + 1j * rng.standard_normal(s)).astype(dtype) for s in shapes]
+    return [rng.standard_normal(s).astype(np.float32) for s in shapes]
+
+
+@pytest.mark.parametrize("ratio", [8, 64])
+@pytest.mark.parametrize("spec,shapes", NETWORKS)
+def test_sliced_matches_numpy(spec, shapes, ratio):
+    ops = _operands(shapes)
+    base = contract.plan(spec, *shapes)
+    limit = base.peak_bytes // ratio
+    sp = contract.plan(spec, *shapes, memory_limit=limit)
+    assert isinstance(sp, SlicedPlan) and sp.n_slices > 1
+    assert sp.peak_bytes <= limit < base.peak_bytes
+    assert sp.overhead >= 1.0
+    ref = np.einsum(spec, *ops)
+    for out in (contract.einsum(spec, *ops, memory_limit=limit),
+                jax.jit(lambda *xs: contract.einsum(spec, *xs, memory_limit=limit))(*ops),
+                contract.expression(spec, *shapes, memory_limit=limit)(*ops)):
+        assert out.shape == ref.shape and out.dtype == jnp.float32
+        np.testing.assert_allclose(out, ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16", "int8", "int32", "bool", "complex64"])
+def test_sliced_dtypes_match_unsliced(dtype):
+    spec, shapes = NETWORKS[1]
+    ops = _operands(shapes, "float32" if dtype in ("bfloat16", "float16") else dtype, seed=1)
+    ops = [jnp.asarray(x, dtype) for x in ops]
+    limit = contract.plan(spec, *ops).peak_bytes // 16
+    sliced = contract.einsum(spec, *ops, memory_limit=limit)
+    whole = contract.einsum(spec, *ops)
+    assert sliced.dtype == whole.dtype == jnp.dtype(dtype)
+    if dtype in ("bfloat16", "float16"):
+        # Both accumulate in float32; only the summation order differs.
+        np.testing.assert_allclose(np.asarray(sliced, np.float32), np.asarray(whole, np.float32),
+                                   rtol=1e-2, atol=1e-2)
+    elif dtype == "complex64":
+        np.testing.assert_allclose(sliced, whole, rtol=1e-5, atol=1e-4)
+    else:
+        np.testing.assert_array_equal(sliced, whole)
+
+
+def test_grad_through_slices():
+    spec, shapes = NETWORKS[1]
+    ops = _operands(shapes, seed=2)
+    limit = contract.plan(spec, *shapes).peak_bytes // 8
+
+    def loss(a):
+        return (contract.einsum(spec, a, *ops[1:], memory_limit=limit) ** 2).sum()
+
+    g = jax.jit(jax.grad(loss))(ops[0])
+    ref = jax.grad(lambda a: (jnp.einsum(spec, a, *ops[1:], precision="highest") ** 2).sum())(ops[0])
+    np.testing.assert_allclose(g, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
+
+
+def test_slices_lower_compiled_temp_memory():
+    spec, shapes = NETWORKS[1]
+    ops = _operands(shapes)
+    base = contract.plan(spec, *shapes)
+    sp = contract.plan(spec, *shapes, memory_limit=base.peak_bytes // 8)
+
+    def temp(p):
+        return jax.jit(program(p)).lower(*ops).compile().memory_analysis().temp_size_in_bytes
+
+    assert temp(sp) < temp(base) / 2
+    # One scan, not a Python loop: the jaxpr holds a single scan whose body
+    # holds the slice plan's dot_generals.
+    jaxpr = str(jax.make_jaxpr(program(sp))(*ops))
+    assert jaxpr.count("scan[") == 1
+    assert jaxpr.count("dot_general") == len(sp.slice.steps)
+
+
+def test_greedy_prefers_slicing_without_flop_overhead():
+    # Slicing the batch label b costs nothing extra; i, j or k would not.
+    sp = contract.plan("bij,bjk->bik", (64, 16, 16), (64, 16, 16), memory_limit=25_000)
+    assert sp.labels == ("b",) and sp.overhead == 1.0
+    # The fewest slices that fit: three (64/n, 16, 16) float32 blocks per slice.
+    assert sp.n_slices == 8 and sp.peak_bytes == 3 * 8 * 256 * 4
+
+
+@pytest.mark.parametrize("spec,shapes", NETWORKS[:4])
+def test_greedy_beats_every_one_or_two_label_slicing(spec, shapes):
+    base = contract.plan(spec, *shapes)
+    limit = base.peak_bytes // 8
+    sp = contract.plan(spec, *shapes, memory_limit=limit)
+    sizes = dict(base.sizes)
+    for l1, l2 in itertools.combinations_with_replacement(sizes, 2):
+        for d1, d2 in itertools.product(divisors(sizes[l1]), divisors(sizes[l2])):
+            other = slice_plan(base, {l1: d1} if l1 == l2 else {l1: d1, l2: d2})
+            if other.peak_bytes <= limit:
+                assert sp.flops <= other.flops, (other.labels, other.counts)
+
+
+def test_report_shows_slicing():
+    sp = contract.plan("ab,bc,cd->ad", (64, 64), (64, 64), (64, 64), memory_limit=20_000)
+    text = str(sp)
+    assert text.startswith(str(sp.base))
+    assert "slicing" in text and "lax.scan" in text
+    for label, count in zip(sp.labels, sp.counts):
+        assert f"{label} 64 -> {count} x {64 // count}" in text
+    assert f"slices      {sp.n_slices}," in text
+    assert "overhead 1.00x" in text and "memory_limit 20.00 kB" in text
+    # The base plan's attributes stay reachable.
+    assert sp.spec == "ab,bc,cd->ad" and sp.path == sp.base.path
+    assert sp.flops == sp.n_slices * sp.slice.flops
+
+
+def test_max_input_budget():
+    shapes = [(64, 64), (64, 64), (64, 64)]
+    sp = contract.plan("ab,bc,cd->ad", *shapes, memory_limit="max_input")
+    assert sp.peak_bytes <= 64 * 64 * 4 == sp.memory_limit
+    ops = _operands(shapes)
+    np.testing.assert_allclose(contract.einsum("ab,bc,cd->ad", *ops, memory_limit="max_input"),
+                               np.einsum("ab,bc,cd->ad", *ops), rtol=1e-4, atol=1e-3)
+
+
+def test_fitting_plan_is_not_sliced():
+    p = contract.plan("ij,jk->ik", (8, 8), (8, 8), memory_limit=10**6)
+    assert not isinstance(p, SlicedPlan)
+    assert fit(p, p.peak_bytes) is p
+
+
+def test_too_small_budget_names_the_smallest_that_works():
+    with pytest.raises(contract.ContractError, match=r"smallest budget that works is (\d+) bytes") as e:
+        contract.plan("ij,jk->ik", (8, 6), (6, 4), memory_limit=8)
+    smallest = int(str(e.value).rsplit("is ", 1)[1].split()[0])
+    assert contract.plan("ij,jk->ik", (8, 6), (6, 4), memory_limit=smallest).peak_bytes <= smallest
+    with pytest.raises(contract.ContractError, match="memory_limit=8"):
+        contract.einsum("ij,jk->ik", np.ones((8, 6), np.float32), np.ones((6, 4), np.float32),
+                        memory_limit=8)
+
+
+@pytest.mark.parametrize("bad", [0, -5, 1.5, "half", True, [100]])
+def test_bad_memory_limit(bad):
+    with pytest.raises(contract.ContractError, match="memory_limit must be a positive number"):
+        contract.plan("ij,jk->ik", (8, 6), (6, 4), memory_limit=bad)
+
+
+def _random_network(rng):
+    """A random 2-4 operand spec over labels a-f with small sizes."""
+    sizes = {l: int(rng.choice([2, 3, 4, 6])) for l in "abcdef"}
+    terms = ["".join(rng.choice(list(sizes), size=rng.integers(1, 4), replace=False))
+             for _ in range(rng.integers(2, 5))]
+    used = sorted(set("".join(terms)))
+    out = "".join(l for l in used if rng.random() < 0.4)
+    return ",".join(terms) + "->" + out, [tuple(sizes[l] for l in t) for t in terms]
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_random_networks_sliced_or_refused(seed):
+    rng = np.random.default_rng(seed)
+    spec, shapes = _random_network(rng)
+    ops = _operands(shapes, seed=seed)
+    limit = max(1, contract.plan(spec, *shapes).peak_bytes // int(rng.choice([2, 8, 32])))
+    try:
+        sp = contract.plan(spec, *shapes, memory_limit=limit)
+    except contract.ContractError as e:
+        # Refused only when even full slicing leaves a slice over the budget.
+        smallest = int(str(e).rsplit("is ", 1)[1].split()[0])
+        assert smallest > limit
+        assert contract.plan(spec, *shapes, memory_limit=smallest).peak_bytes <= smallest
+        return
+    assert sp.peak_bytes <= limit
+    ref = np.einsum(spec, *ops)
+    got = contract.einsum(spec, *ops, memory_limit=limit)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * max(1, np.abs(ref).max()))
+
+
+def test_one_device_mesh_in_process():
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("d",))
+    spec, shapes = NETWORKS[0]
+    ops = _operands(shapes)
+    assert not isinstance(contract.plan(spec, *shapes, mesh=mesh), SlicedPlan)
+    np.testing.assert_allclose(contract.einsum(spec, *ops, mesh=mesh), contract.einsum(spec, *ops),
+                               rtol=1e-6, atol=1e-5)
+
+
+def test_bad_mesh():
+    with pytest.raises(contract.ContractError, match="mesh must be a jax.sharding.Mesh, got list"):
+        contract.einsum("ij,jk->ik", np.ones((2, 2)), np.ones((2, 2)), mesh=jax.devices())
+
+
+_MESH_SCRIPT = textwrap.dedent(
+    """
+    import json
+    import jax, jax.numpy as jnp, numpy as np
+    import contract
+    from jax.sharding import Mesh
+    from tests.test_scale import NETWORKS, _operands
+
+    assert jax.device_count() == 4, jax.devices()
+    devs = np.array(jax.devices())
+    meshes = {"1d": Mesh(devs, ("d",)), "2x2": Mesh(devs.reshape(2, 2), ("x", "y")),
+              "2": Mesh(devs[:2], ("d",))}
+    errors = []
+    checked = 0
+
+    def check(name, got, want, tol):
+        global checked
+        checked += 1
+        got, want = np.asarray(got), np.asarray(want)
+        if got.shape != want.shape or got.dtype != want.dtype or not np.allclose(
+                got, want, rtol=tol, atol=tol * max(1.0, np.abs(want).max())):
+            errors.append(name)
+
+    for n, (spec, shapes) in enumerate(NETWORKS):
+        ops = _operands(shapes)
+        whole = contract.einsum(spec, *ops)
+        limit = contract.plan(spec, *shapes).peak_bytes // 8
+        mesh = meshes["1d"]
+        check(f"{spec} 1d", contract.einsum(spec, *ops, mesh=mesh), whole, 1e-5)
+        check(f"{spec} 1d budget",
+              contract.einsum(spec, *ops, mesh=mesh, memory_limit=limit), whole, 1e-5)
+        if n >= 3:
+            continue  # other meshes, jit and expression on the first networks only
+        for mname in ("2x2", "2"):
+            check(f"{spec} {mname} budget",
+                  contract.einsum(spec, *ops, mesh=meshes[mname], memory_limit=limit), whole, 1e-5)
+        jitted = jax.jit(lambda *xs: contract.einsum(spec, *xs, mesh=mesh, memory_limit=limit))
+        check(f"{spec} jit", jitted(*ops), whole, 1e-5)
+        check(f"{spec} expression",
+              contract.expression(spec, *shapes, mesh=mesh, memory_limit=limit)(*ops), whole, 1e-5)
+
+    spec, shapes = NETWORKS[1]
+    ops = _operands(shapes, "int32")
+    check("int32", contract.einsum(spec, *ops, mesh=meshes["1d"]), contract.einsum(spec, *ops), 0)
+    ops = _operands(shapes)
+    loss = lambda a, **kw: (contract.einsum(spec, a, *ops[1:], **kw) ** 2).sum()
+    check("grad", jax.jit(jax.grad(lambda a: loss(a, mesh=meshes["2x2"])))(ops[0]),
+          jax.jit(jax.grad(loss))(ops[0]), 1e-4)
+    p = contract.plan(spec, *shapes, mesh=meshes["1d"])
+    print(json.dumps({"errors": errors, "checked": checked, "n_slices": p.n_slices,
+                      "devices": p.devices, "overhead": p.overhead, "report": str(p)}))
+    """
+)
+
+
+def test_sharded_equals_single_device():
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "JAX_PLATFORMS": "cpu"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    proc = subprocess.run([sys.executable, "-c", _MESH_SCRIPT], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["errors"] == [] and result["checked"] == 8 * 2 + 3 * 4 + 2
+    # Four devices, four slices of the ring's zero-overhead label, one each.
+    assert result["devices"] == 4 and result["n_slices"] % 4 == 0
+    assert result["overhead"] == 1.0
+    assert "on 4 devices" in result["report"] and "psum" in result["report"]

@@ -1,0 +1,355 @@
+"""sum_pool and conv: einsums over window views, checked against NumPy loops,
+lax.conv_general_dilated / lax.reduce_window and (when installed) torch."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import jax
+import jax.extend.core as jex
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from jax import lax
+
+import contract
+from contract import ContractError
+
+SETTINGS = settings(max_examples=30, deadline=None)
+
+
+# ---------------------------------------------------------------- references
+
+
+def _pairs(v: Any, nd: int) -> tuple[int, ...]:
+    return (v,) * nd if isinstance(v, int) else tuple(v)
+
+
+def np_sum_pool(x: np.ndarray, kernel: Any, stride: Any = None, padding: Any = 0) -> np.ndarray:
+    """Definition: a float64/int64 sum of shifted strided slices of the padded input."""
+    nd = len(kernel) if isinstance(kernel, tuple) else 2
+    k, p = _pairs(kernel, nd), _pairs(padding, nd)
+    s = k if stride is None else _pairs(stride, nd)
+    lead = x.ndim - nd
+    acc = {"f": np.float64, "c": np.complex128}.get(x.dtype.kind, np.int64)
+    xp = np.pad(x.astype(acc), [(0, 0)] * lead + [(q, q) for q in p])
+    out = [(xp.shape[lead + d] - k[d]) // s[d] + 1 for d in range(nd)]
+    total = np.zeros(x.shape[:lead] + tuple(out), acc)
+    for off in itertools.product(*(range(kd) for kd in k)):
+        index = tuple(slice(o, o + s[d] * (out[d] - 1) + 1, s[d]) for d, o in enumerate(off))
+        total += xp[(Ellipsis,) + index]
+    return total
+
+
+def np_conv(x: np.ndarray, w: np.ndarray, stride: Any = 1, padding: Any = 0) -> np.ndarray:
+    """Definition: per kernel offset, a channel contraction of a shifted slice."""
+    s, p = _pairs(stride, 2), _pairs(padding, 2)
+    acc = np.float64 if np.result_type(x, w).kind in "fc" else np.int64
+    xp = np.pad(x.astype(acc), [(0, 0), (0, 0), (p[0], p[0]), (p[1], p[1])])
+    kh, kw = w.shape[2:]
+    ho, wo = (xp.shape[2] - kh) // s[0] + 1, (xp.shape[3] - kw) // s[1] + 1
+    out = np.zeros((x.shape[0], w.shape[0], ho, wo), acc)
+    for a in range(kh):
+        for b in range(kw):
+            patch = xp[:, :, a : a + s[0] * (ho - 1) + 1 : s[0], b : b + s[1] * (wo - 1) + 1 : s[1]]
+            out += np.einsum("nchw,oc->nohw", patch, w[:, :, a, b].astype(acc))
+    return out
+
+
+def lax_conv(x: Any, w: Any, stride: Any = 1, padding: Any = 0) -> jax.Array:
+    s, p = _pairs(stride, 2), _pairs(padding, 2)
+    return lax.conv_general_dilated(x, w, s, [(q, q) for q in p], precision=lax.Precision.HIGHEST)
+
+
+def lax_sum_pool(x: Any, kernel: tuple[int, ...], stride: Any, padding: Any) -> jax.Array:
+    nd, lead = len(kernel), x.ndim - len(kernel)
+    s, p = _pairs(stride, nd), _pairs(padding, nd)
+    return lax.reduce_window(x, jnp.zeros((), x.dtype), lax.add, (1,) * lead + kernel,
+                             (1,) * lead + s, [(0, 0)] * lead + [(q, q) for q in p])
+
+
+def primitives(fn: Any, *args: Any) -> set[str]:
+    """Every primitive in the jaxpr of fn, nested calls included."""
+    names: set[str] = set()
+
+    def walk(jaxpr: Any) -> None:
+        for eqn in jaxpr.eqns:
+            names.add(eqn.primitive.name)
+            for v in eqn.params.values():
+                for sub in v if isinstance(v, (tuple, list)) else (v,):
+                    if isinstance(sub, jex.ClosedJaxpr):
+                        walk(sub.jaxpr)
+                    elif isinstance(sub, jex.Jaxpr):
+                        walk(sub)
+
+    walk(jax.make_jaxpr(fn)(*args).jaxpr)
+    return names
+
+
+# ---------------------------------------------------------------- strategies
+
+
+@st.composite
+def conv_cases(draw: Any) -> tuple[np.ndarray, np.ndarray, tuple[int, int], tuple[int, int]]:
+    n, c, o = draw(st.integers(1, 3)), draw(st.integers(1, 4)), draw(st.integers(1, 4))
+    size = [draw(st.integers(1, 9)) for _ in range(2)]
+    pad = tuple(draw(st.integers(0, 2)) for _ in range(2))
+    stride = tuple(draw(st.integers(1, 4)) for _ in range(2))
+    kernel = [draw(st.integers(1, min(4, size[d] + 2 * pad[d]))) for d in range(2)]
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((n, c, *size)).astype(np.float32)
+    w = rng.standard_normal((o, c, *kernel)).astype(np.float32)
+    return x, w, stride, pad
+
+
+@st.composite
+def pool_cases(draw: Any) -> tuple[np.ndarray, tuple[int, ...], Any, Any]:
+    nd = draw(st.integers(1, 3))
+    lead = draw(st.lists(st.integers(1, 3), min_size=0, max_size=2))
+    pad = tuple(draw(st.integers(0, 2)) for _ in range(nd))
+    size = [draw(st.integers(1, 8)) for _ in range(nd)]
+    kernel = tuple(draw(st.integers(1, min(4, size[d] + 2 * pad[d]))) for d in range(nd))
+    stride = draw(st.none() | st.tuples(*(st.integers(1, 4) for _ in range(nd))))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    x = rng.standard_normal((*lead, *size)).astype(np.float32)
+    return x, kernel, stride, pad
+
+
+# ---------------------------------------------------------------- conv values
+
+
+@SETTINGS
+@given(conv_cases())
+def test_conv_matches_numpy_and_lax(case: Any) -> None:
+    x, w, stride, pad = case
+    got = contract.conv(x, w, stride, pad)
+    np.testing.assert_allclose(got, np_conv(x, w, stride, pad), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got, lax_conv(x, w, stride, pad), rtol=1e-5, atol=1e-5)
+    assert got.dtype == jnp.float32
+
+
+@pytest.mark.parametrize("stride,pad", [(1, 0), (2, 0), (2, 1), ((1, 3), (2, 0)), (3, 1)])
+def test_conv_eager_equals_jit(stride: Any, pad: Any) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 11, 10)).astype(np.float32)
+    w = rng.standard_normal((5, 3, 3, 2)).astype(np.float32)
+    eager = contract.conv(x, w, stride, pad)
+    jitted = jax.jit(lambda a, b: contract.conv(a, b, stride, pad))(x, w)
+    np.testing.assert_allclose(eager, jitted, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(eager, np_conv(x, w, stride, pad), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_conv_half_precision_accumulates_in_float32(dtype: Any) -> None:
+    rng = np.random.default_rng(1)
+    # 288 terms per output: a half-precision accumulator would drift well
+    # beyond one rounding of the exact float32 result.
+    x = jnp.asarray(rng.standard_normal((2, 32, 8, 8)), dtype)
+    w = jnp.asarray(rng.standard_normal((4, 32, 3, 3)), dtype)
+    got = contract.conv(x, w, 1, 1)
+    assert got.dtype == dtype
+    exact = np_conv(np.asarray(x, np.float32), np.asarray(w, np.float32), 1, 1)
+    expected = np.asarray(jnp.asarray(exact, jnp.float32).astype(dtype), np.float32)
+    np.testing.assert_allclose(np.asarray(got, np.float32), expected, rtol=1e-2, atol=1e-2)
+
+
+def test_conv_integers_and_preferred_element_type() -> None:
+    rng = np.random.default_rng(2)
+    x = rng.integers(-100, 100, (2, 3, 6, 6)).astype(np.int8)
+    w = rng.integers(-100, 100, (2, 3, 3, 3)).astype(np.int8)
+    got = contract.conv(x, w, 1, 1, preferred_element_type="int32")
+    assert got.dtype == jnp.int32
+    np.testing.assert_array_equal(got, np_conv(x, w, 1, 1))
+    x32, w32 = x.astype(np.int32), w.astype(np.int32)
+    np.testing.assert_array_equal(contract.conv(x32, w32, 2), np_conv(x32, w32, 2))
+
+
+def test_conv_seed_example_and_lists() -> None:
+    x = [[[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]]]
+    assert contract.conv(x, [[[[1.0, 0.0], [0.0, 1.0]]]]).tolist() == [[[[4.0, 6.0], [10.0, 12.0]]]]
+
+
+def test_conv_matches_torch() -> None:
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(3)
+    for shape, wshape, stride, pad in [((2, 3, 12, 9), (4, 3, 3, 3), 1, 1),
+                                       ((1, 2, 10, 10), (3, 2, 2, 2), 2, 0),
+                                       ((3, 4, 7, 13), (2, 4, 3, 5), (2, 3), (1, 2))]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        w = rng.standard_normal(wshape).astype(np.float32)
+        ref = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=stride, padding=pad)
+        np.testing.assert_allclose(contract.conv(x, w, stride, pad), ref.numpy(), rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------- sum_pool values
+
+
+@SETTINGS
+@given(pool_cases())
+def test_sum_pool_matches_numpy_and_reduce_window(case: Any) -> None:
+    x, kernel, stride, pad = case
+    got = contract.sum_pool(x, kernel, stride, pad)
+    np.testing.assert_allclose(got, np_sum_pool(x, kernel, stride, pad), rtol=1e-5, atol=1e-5)
+    ref = lax_sum_pool(jnp.asarray(x), kernel, kernel if stride is None else stride, pad)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype,result", [
+    (np.int8, jnp.int32), (np.uint8, jnp.uint32), (np.int16, jnp.int32),
+    (np.int32, jnp.int32), (np.bool_, jnp.int32),
+])
+def test_sum_pool_integers_are_exact(dtype: Any, result: Any) -> None:
+    rng = np.random.default_rng(4)
+    info = np.iinfo(dtype) if dtype is not np.bool_ else None
+    lo, hi = (0, 2) if info is None else (max(info.min, -1000), min(info.max, 1000))
+    x = rng.integers(lo, hi, (2, 3, 9, 9), endpoint=True).astype(dtype)
+    for kernel, stride, pad in [(3, 1, 1), (2, None, 0), ((3, 2), (2, 3), (1, 0))]:
+        got = contract.sum_pool(x, kernel, stride, pad)
+        assert got.dtype == result
+        np.testing.assert_array_equal(got, np_sum_pool(x, kernel, stride, pad))
+
+
+@pytest.mark.parametrize("dtype", [jnp.bfloat16, jnp.float16])
+def test_sum_pool_half_precision_accumulates_in_float32(dtype: Any) -> None:
+    # 1 + 63 * 2**-9: each small term vanishes when added to 1 in bfloat16 or
+    # float16 one at a time; a float32 sum keeps them all.
+    x = np.full((1, 1, 8, 8), 2.0**-9, np.float32)
+    x[0, 0, 0, 0] = 1.0
+    got = contract.sum_pool(jnp.asarray(x, dtype), 8)
+    assert got.dtype == dtype
+    assert float(got[0, 0, 0, 0]) == float(jnp.asarray(1 + 63 * 2.0**-9, dtype))
+    assert float(got[0, 0, 0, 0]) > 1.0
+
+
+def test_sum_pool_complex_and_python_lists() -> None:
+    x = (np.arange(16) + 1j * np.arange(16)).reshape(4, 4).astype(np.complex64)
+    np.testing.assert_allclose(contract.sum_pool(x, 2), np_sum_pool(x, 2))
+    assert contract.sum_pool([[1, 2], [3, 4]], 2).tolist() == [[10]]
+
+
+def test_sum_pool_matches_torch_avg_pool() -> None:
+    torch = pytest.importorskip("torch")
+    F = torch.nn.functional
+    rng = np.random.default_rng(5)
+    for shape, k, s, p in [((2, 3, 12, 9), 3, 1, 1), ((1, 2, 10, 10), 2, None, 0),
+                           ((3, 4, 7, 13), (3, 5), (2, 3), (1, 2))]:
+        x = rng.standard_normal(shape).astype(np.float32)
+        ref = F.avg_pool2d(torch.from_numpy(x), k, s, p, divisor_override=1)
+        np.testing.assert_allclose(contract.sum_pool(x, k, s, p), ref.numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_sum_pool_under_jit_equals_eager() -> None:
+    x = np.random.default_rng(6).standard_normal((2, 3, 10, 7)).astype(np.float32)
+    for k, s, p in [(2, None, 0), (3, 2, 1), ((2, 3), (1, 4), (0, 1))]:
+        jitted = jax.jit(lambda a: contract.sum_pool(a, k, s, p))(x)
+        np.testing.assert_allclose(jitted, contract.sum_pool(x, k, s, p), rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------- transformations
+
+
+@pytest.mark.parametrize("stride,pad", [(1, 1), (2, 0), ((2, 1), (0, 2))])
+def test_conv_grad_matches_lax(stride: Any, pad: Any) -> None:
+    rng = np.random.default_rng(7)
+    x = jnp.asarray(rng.standard_normal((2, 3, 9, 8)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((4, 3, 3, 2)), jnp.float32)
+    g = jnp.asarray(rng.standard_normal(lax_conv(x, w, stride, pad).shape), jnp.float32)
+
+    def loss(f: Any) -> Any:
+        return jax.grad(lambda a, b: jnp.sum(f(a, b, stride, pad) * g), argnums=(0, 1))
+
+    got, ref = loss(contract.conv)(x, w), loss(lax_conv)(x, w)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("kernel,stride,pad", [((2, 2), None, 0), ((3, 3), (1, 1), (1, 1)),
+                                                ((3, 2), (2, 3), (1, 0))])
+def test_sum_pool_grad_matches_reduce_window(kernel: Any, stride: Any, pad: Any) -> None:
+    rng = np.random.default_rng(8)
+    x = jnp.asarray(rng.standard_normal((2, 2, 8, 9)), jnp.float32)
+    s = kernel if stride is None else stride
+    g = jnp.asarray(rng.standard_normal(lax_sum_pool(x, kernel, s, pad).shape), jnp.float32)
+    got = jax.grad(lambda a: jnp.sum(contract.sum_pool(a, kernel, stride, pad) * g))(x)
+    ref = jax.grad(lambda a: jnp.sum(lax_sum_pool(a, kernel, s, pad) * g))(x)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_vmap() -> None:
+    rng = np.random.default_rng(9)
+    xb = rng.standard_normal((3, 2, 2, 7, 7)).astype(np.float32)
+    wb = rng.standard_normal((3, 4, 2, 3, 3)).astype(np.float32)
+    got = jax.vmap(lambda a, b: contract.conv(a, b, 2, 1))(xb, wb)
+    for i in range(3):
+        np.testing.assert_allclose(got[i], np_conv(xb[i], wb[i], 2, 1), rtol=1e-5, atol=1e-5)
+    pooled = jax.vmap(lambda a: contract.sum_pool(a, 3, 2, 1), in_axes=4, out_axes=0)(xb)
+    for i in range(7):
+        np.testing.assert_allclose(pooled[i], np_sum_pool(xb[..., i], 3, 2, 1), rtol=1e-5, atol=1e-5)
+
+
+def test_lowering_is_dot_general_over_slices_not_gather_or_conv() -> None:
+    x = jnp.ones((2, 3, 8, 8), jnp.float32)
+    w = jnp.ones((4, 3, 3, 3), jnp.float32)
+    overlap = primitives(lambda a, b: contract.conv(a, b, 1, 1), x, w)
+    assert "dot_general" in overlap and "conv_general_dilated" not in overlap
+    assert "gather" not in overlap
+    # stride == kernel: the view is a reshape; no slices stacked.
+    blocks = primitives(lambda a, b: contract.conv(a, b[:, :, :2, :2], 2), x, w)
+    assert "concatenate" not in blocks and "gather" not in blocks
+    pool = primitives(lambda a: contract.sum_pool(a, 2), x)
+    assert pool.isdisjoint({"concatenate", "gather", "reduce_window_sum", "pad"})
+
+
+def test_lower_shows_einsum_and_view() -> None:
+    x, w = np.ones((8, 3, 32, 32), np.float32), np.ones((16, 3, 3, 3), np.float32)
+    low = contract.lower(contract.conv, x, w, stride=2, padding=1)
+    assert low.stages == (("nchpwq,ocpq->nohw", ((8, 3, 16, 3, 16, 3), (16, 3, 3, 3))),)
+    text = str(low)
+    assert "32 -> 16 windows of 3 stride 2: zero-pad 1" in text and "stack 2 shifted slices" in text
+    pool = contract.lower(contract.sum_pool, x, 2)
+    assert pool.stages == (("...hpwq->...hw", ((8, 3, 16, 2, 16, 2),)),)
+    assert "(no copy)" in str(pool)
+    shapes = contract.lower(contract.sum_pool, jax.ShapeDtypeStruct((4, 5), jnp.int8), (2,))
+    assert shapes.stages == (("...wq->...w", ((4, 2, 2),)),) and "int32" in shapes.notes
+
+
+# ---------------------------------------------------------------- errors
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda x, w: contract.conv(x[0], w), r"x must be 4-D \(N, C, H, W\), got shape \(3, 8, 8\)"),
+    (lambda x, w: contract.conv(x, w[0]), r"w must be 4-D"),
+    (lambda x, w: contract.conv(x, w[:, :2]), r"x has 3 channels .* but w expects 2"),
+    (lambda x, w: contract.conv(x, w, 0), r"stride must be positive, got 0"),
+    (lambda x, w: contract.conv(x, w, (1, -2)), r"stride must be positive"),
+    (lambda x, w: contract.conv(x, w, 1, -1), r"padding must be non-negative"),
+    (lambda x, w: contract.conv(x, w, (1, 1, 1)), r"stride=\(1, 1, 1\) has 3 entries but there are 2 spatial dims"),
+    (lambda x, w: contract.conv(x, w, 1.5), r"stride must be an int or a tuple"),
+    (lambda x, w: contract.conv(x, w, True), r"stride entries must be ints, got True"),
+    (lambda x, w: contract.conv(x[:, :, :2], w), r"kernel 3 is larger than the padded input along spatial dim 0 \(size 2 \+ 2\*0 padding = 2\)"),
+    (lambda x, w: contract.conv(x, w[:, :, :0]), r"kernel must be positive"),
+    (lambda x, w: contract.conv(x > 0, w), r"x has dtype bool"),
+    (lambda x, w: contract.conv(x, "w"), r"operand 0 is a str"),
+    (lambda x, w: contract.conv(x, w, precision="fast"), r"unknown precision"),
+    (lambda x, w: contract.sum_pool(x, 0), r"kernel must be positive"),
+    (lambda x, w: contract.sum_pool(x, 9), r"kernel 9 is larger than the padded input"),
+    (lambda x, w: contract.sum_pool(x, (2, 2), 2, (1, 1, 1)), r"padding=\(1, 1, 1\) has 3 entries but there are 2"),
+    (lambda x, w: contract.sum_pool(x, (2, 2, 2, 2)), r"pools 1 to 3 trailing spatial dims"),
+    (lambda x, w: contract.sum_pool(x[0, 0, 0], 2), r"x has shape \(8,\) \(rank 1\) but the kernel \(2, 2\) needs"),
+    (lambda x, w: contract.sum_pool(x, None), r"kernel must be an int or a tuple"),
+])
+def test_bad_arguments_raise_contract_error(call: Any, match: str) -> None:
+    x, w = jnp.ones((2, 3, 8, 8), jnp.float32), jnp.ones((4, 3, 3, 3), jnp.float32)
+    with pytest.raises(ContractError, match=match):
+        call(x, w)
+
+
+def test_lower_rejects_what_the_op_rejects() -> None:
+    with pytest.raises(ContractError, match="x has 3 channels"):
+        contract.lower(contract.conv, np.ones((1, 3, 4, 4)), np.ones((1, 2, 2, 2)))
+    with pytest.raises(ContractError, match="stride must be positive"):
+        contract.lower(contract.sum_pool, np.ones((4, 4)), 2, stride=0)
