@@ -248,8 +248,9 @@ def main(argv: list[str] | None = None) -> None:
     repeat = min(args.repeat, 3) if args.quick else args.repeat
     bw = measure_bandwidth(args.quick, torch)
     ctx = Ctx(args.quick, repeat, bw, torch)
+    quick = " (--quick: small arrays that fit in cache, so % of bw may pass 100)"
     print(f"machine: {machine()}; read bandwidth {bw / 1e9:.1f} GB/s"
-          f"{' (--quick: small sizes)' if args.quick else ''}\n")
+          f"{quick if args.quick else ''}\n")
     sections: dict[str, list[Row]] = {}
     for section, fn in ROWS:
         sections.setdefault(section, []).append(fn(ctx))

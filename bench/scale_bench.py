@@ -71,7 +71,8 @@ def budget_table(quick: bool, repeat: int) -> str:
             lines.append(
                 f"| {name} | 1/{frac} ({human(limit, 'B')}) | {sp.n_slices} "
                 f"({', '.join(f'{l}/{c}' for l, c in zip(sp.labels, sp.counts))}) "
-                f"| {sp.overhead:.2f}x | {human(sp.peak_bytes, 'B')} | {human(_temp(sp, ops), 'B')} "
+                f"| {sp.overhead:.2f}x | {human(sp.peak_bytes, 'B')} "
+                f"| {human(_temp(sp, ops), 'B')} "
                 f"| {t * 1e3:.2f} ms | {t / t0:.2f}x |")
     return "\n".join(lines)
 

@@ -1,8 +1,9 @@
 """The einsum entry points: :func:`einsum`, :func:`plan`, :func:`expression`.
 
-Eager calls are cheap: after the first call with a given spec and operand
-signature, a dictionary lookup finds the compiled program directly, so a
-repeated call costs a jitted call plus a few microseconds. Under a JAX
+Eager calls are cheap: each spec and option set maps (one dictionary lookup)
+to a ``jax.jit``'d function that plans while it traces, so jit's own cache
+dispatches on shapes and dtypes and a repeated call costs a jitted call plus
+about a microsecond. Under a JAX
 transformation (``jax.jit``, ``grad``, ``vmap``) the plan is executed inline
 so the surrounding trace sees plain ``dot_general``s.
 
@@ -34,19 +35,19 @@ _PRECISIONS = {
     "default": lax.Precision.DEFAULT, "high": lax.Precision.HIGH,
     "highest": lax.Precision.HIGHEST, "fastest": lax.Precision.DEFAULT,
 }
-# Fast path: (spec text, operand signatures, options) -> compiled program.
-_FAST: dict[Any, Callable[..., jax.Array]] = {}
 _FAST_SIZE = 4096
 _COMPILED: dict[Any, Callable[..., jax.Array]] = {}
 
 
-def _signature(x: Any) -> Any:
-    """A cheap hashable (shape, dtype, weak) key, or None for the slow path."""
-    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
-        return (x.shape, x.dtype, x.weak_type)
-    if type(x) is np.ndarray:
-        return (x.shape, x.dtype, False)
-    return None
+# Eager fast path: (spec text, options) -> one jax.jit'd function that plans
+# while it traces. jit's own C++ cache then dispatches on shapes and dtypes,
+# so a repeated call costs a jitted call plus this dict lookup.
+_EAGER: dict[Any, Callable[..., jax.Array]] = {}
+# Concrete operand classes that jit accepts as they are: Python scalars (weakly
+# typed, as as_operand makes them) and the non-tracer jax.Array classes seen so
+# far (numeric NumPy arrays are checked in _concrete). A type lookup costs
+# ~50 ns where isinstance(x, jax.Array), an ABC check, costs ~1.5 µs.
+_CONCRETE: set[type] = {float, int, complex, bool}
 
 
 def as_operand(x: Any, n: int) -> jax.Array:
@@ -113,6 +114,11 @@ def _plan_for(spec: Spec, arrays: Sequence[jax.Array], optimize: Any,
     dtypes = tuple(jax.dtypes.canonicalize_dtype(a.dtype).name for a in arrays)
     if preferred is not None:
         result = _dtype_name(preferred, "preferred_element_type")
+        if jnp.dtype(result).kind != "c" and any(jnp.iscomplexobj(a) for a in arrays):
+            raise ContractError(
+                f"preferred_element_type={result} would drop the imaginary part of complex "
+                "operands; use a complex dtype"
+            )
     else:
         # Arrays keep their weak type (a Python 2.0 does not promote bf16).
         kinds = [a if isinstance(a, (jax.Array, jax.core.Tracer)) else a.dtype for a in arrays]
@@ -133,7 +139,7 @@ def _compiled(plan: Plan, precision: Any, mesh: Any = None) -> Callable[..., jax
 
 def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
            preferred_element_type: Any = None, memory_limit: int | str | None = None,
-           mesh: Any = None) -> jax.Array:
+           mesh: Any = None, **unsupported: Any) -> jax.Array:
     """Evaluate an einsum with a planned contraction order.
 
     ``args`` is ``spec, *operands`` or NumPy's interleaved sublist form.
@@ -150,30 +156,81 @@ def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
     >>> einsum("batch chan, chan -> batch", np.ones((2, 3), np.float32), np.ones(3, np.float32)).tolist()
     [3.0, 3.0]
     """
-    key = None
-    if args and type(args[0]) is str:
-        sigs = tuple(map(_signature, args[1:]))
-        if None not in sigs:
-            try:
-                key = (args[0], sigs, optimize, precision, preferred_element_type, memory_limit,
-                       mesh)
-                fn = _FAST.get(key)
-            except TypeError:  # unhashable option (e.g. a list path)
-                key = fn = None
-            if fn is not None:
-                return fn(*args[1:])
+    if unsupported:
+        raise _unsupported(unsupported)
+    if args and type(args[0]) is str and all(map(_concrete, args[1:])):
+        try:
+            key = (args[0], optimize, precision, preferred_element_type, memory_limit, mesh)
+            fn = _EAGER.get(key)
+        except TypeError:  # unhashable option (e.g. a list path): the slow path
+            pass
+        else:
+            if fn is None:
+                if len(_EAGER) >= _FAST_SIZE:
+                    _EAGER.clear()
+                fn = _EAGER[key] = _eager(*key)
+            return fn(*args[1:])
     spec, raw = _split(args)
     arrays = [as_operand(x, n) for n, x in enumerate(raw)]
     prec = _precision(precision)
     p = _plan_for(spec, arrays, optimize, preferred_element_type, memory_limit, mesh)
     if any(isinstance(a, jax.core.Tracer) for a in arrays):
         return program(p, prec, mesh)(*arrays)
-    fn = _compiled(p, prec, mesh)
-    if key is not None:
-        if len(_FAST) > _FAST_SIZE:
-            _FAST.clear()
-        _FAST[key] = fn
-    return fn(*arrays)
+    return _compiled(p, prec, mesh)(*arrays)
+
+
+def _unsupported(kwargs: dict[str, Any]) -> ContractError:
+    """NumPy keywords einsum cannot honour (``out=``, ``dtype=``, ``order=``, ...).
+
+    >>> print(_unsupported({"out": None}))
+    einsum() does not take out=: JAX arrays are immutable; use the returned array
+    """
+    if "out" in kwargs:
+        return ContractError("einsum() does not take out=: JAX arrays are immutable; "
+                             "use the returned array")
+    if "dtype" in kwargs:
+        return ContractError("einsum() does not take dtype=: cast the operands first, or "
+                             "pass preferred_element_type= for the result dtype")
+    names = ", ".join(repr(k) for k in kwargs)
+    return ContractError(
+        f"einsum() got unexpected keyword argument(s) {names}; it takes optimize=, "
+        "precision=, preferred_element_type=, memory_limit= and mesh="
+    )
+
+
+def _concrete(x: Any) -> bool:
+    """Whether ``x`` can go straight to the jitted eager entry (not a tracer).
+
+    >>> _concrete(np.ones(2)), _concrete(2.0), _concrete(np.array(["a"])), _concrete([1])
+    (True, True, False, False)
+    """
+    t = type(x)
+    if t in _CONCRETE:
+        return True
+    if t is np.ndarray:  # non-numeric arrays take the slow path to a ContractError
+        return x.dtype.kind in "biufc"
+    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
+        _CONCRETE.add(t)
+        return True
+    return False
+
+
+def _eager(spec: str, optimize: Any, precision: Any, preferred: Any, memory_limit: Any,
+           mesh: Any) -> Callable[..., jax.Array]:
+    """The jitted eager entry for one spec and option set: it plans at trace time
+    (once per operand signature) and runs the plan inline.
+
+    >>> _eager("i,i->", "auto", None, None, None, None)(np.ones(3), np.ones(3)).item()
+    3.0
+    """
+
+    def einsum(*operands: Any) -> jax.Array:
+        parsed = parse(spec)
+        arrays = [as_operand(x, n) for n, x in enumerate(operands)]
+        p = _plan_for(parsed, arrays, optimize, preferred, memory_limit, mesh)
+        return program(p, _precision(precision), mesh)(*arrays)
+
+    return jax.jit(einsum)
 
 
 def _spec_and_shapes(args: Sequence[Any], dtype: Any) -> tuple[Spec, list[Any]]:

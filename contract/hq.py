@@ -2,16 +2,20 @@
 
 Two stages, both plain Python on static shapes:
 
-1. **Randomised greedy.** Many greedy runs, each picking the next pair by
+1. **Starting trees.** Randomised greedy runs, each picking the next pair by
    ``size(out) - alpha * (size(a) + size(b))`` perturbed by Gumbel noise of
-   temperature ``T``; ``(alpha, T)`` vary across runs. The cheapest trees (by
-   total FLOPs) go on.
+   temperature ``T`` (``(alpha, T)`` vary across runs), alternating with
+   recursive bisections (halves grown by breadth-first search, refined by a
+   Fiduccia-Mattheyses refinement that minimises the log-weighted cut). Greedy wins
+   on small and chain-like networks, bisection on large graphs. The cheapest
+   trees (by total FLOPs) go on.
 2. **Subtree reconfiguration.** For every internal node of a tree, the
    ``k`` largest sub-contractions below it are re-ordered optimally by dynamic
    programming over subsets (``3^k`` splits), and the tree is rewritten when
    that is cheaper. Passes repeat until nothing improves. Greedy is good at
    the cheap bulk of a network and bad at the few costly contractions near the
-   root; reconfiguration fixes exactly those.
+   root; reconfiguration fixes exactly those. A last pass widens the window
+   to ``k + 2`` parts on the best tree.
 
 Small networks (up to ``k`` tensors) are solved optimally by the same DP.
 
@@ -31,12 +35,12 @@ from typing import Any, Sequence
 
 __all__ = ["optimize", "tree_flops"]
 
-# (tensor legs as an int bitset, subtree) where subtree is a leaf index or a pair.
+# A contraction tree: a leaf (operand index) or a pair of trees.
 Tree = Any
 
 
 class _Net:
-    """Legs as bit positions, log2 sizes, and which leaves hold each leg."""
+    """Legs as bit positions, their log2 sizes, and how many tensors hold each."""
 
     def __init__(self, inputs: Sequence[frozenset], output: frozenset, sizes: dict) -> None:
         labels = sorted(set().union(*inputs) | set(output), key=str)
@@ -49,6 +53,7 @@ class _Net:
             for l in t:
                 self.count[self.index[l]] += 1
         self.hyper = sum(1 << n for n, c in enumerate(self.count) if c > 2)
+        self.size = _SizeTable(self.log)
 
     def bits(self, labels: Any) -> int:
         b = 0
@@ -56,14 +61,6 @@ class _Net:
             b |= 1 << self.index[l]
         return b
 
-    def log_size(self, bits: int) -> float:
-        total, n = 0.0, 0
-        while bits:
-            if bits & 1:
-                total += self.log[n]
-            bits >>= 1
-            n += 1
-        return total
 
 
 def _greedy(net: _Net, alpha: float, temp: float, rng: random.Random) -> Tree:
@@ -74,7 +71,7 @@ def _greedy(net: _Net, alpha: float, temp: float, rng: random.Random) -> Tree:
     for n, b in legs.items():
         for l in _bit_list(b):
             holders.setdefault(l, set()).add(n)
-    size = {n: 2.0 ** net.log_size(b) for n, b in legs.items()}
+    size = {n: net.size(b) for n, b in legs.items()}
     next_id = len(legs)
 
     def result(a: int, b: int) -> int:
@@ -91,7 +88,7 @@ def _greedy(net: _Net, alpha: float, temp: float, rng: random.Random) -> Tree:
 
     def score(a: int, b: int) -> tuple[float, int]:
         out = result(a, b)
-        s = 2.0 ** net.log_size(out) - alpha * (size[a] + size[b])
+        s = net.size(out) - alpha * (size[a] + size[b])
         s = math.copysign(math.log2(1 + abs(s)), s)
         if temp:
             s -= temp * -math.log(-math.log(rng.random() or 1e-12))
@@ -121,7 +118,7 @@ def _greedy(net: _Net, alpha: float, temp: float, rng: random.Random) -> Tree:
                 holders[l].discard(n)
         for l in _bit_list(out):
             holders.setdefault(l, set()).add(c)
-        legs[c], tree[c], size[c] = out, (tree.pop(a), tree.pop(b)), 2.0 ** net.log_size(out)
+        legs[c], tree[c], size[c] = out, (tree.pop(a), tree.pop(b)), net.size(out)
         del legs[a], legs[b], size[a], size[b]
         for n in {m for l in _bit_list(out) for m in holders[l]} - {c}:
             push(n, c)
@@ -204,12 +201,12 @@ def tree_flops(net: _Net, tree: Tree, legs: "_Legs | None" = None) -> float:
         node = stack.pop()
         if isinstance(node, int):
             continue
-        total += 2.0 ** net.log_size(legs(node[0]) | legs(node[1]))
+        total += net.size(legs(node[0]) | legs(node[1]))
         stack += [node[0], node[1]]
     return total
 
 
-def _optimal(tensors: list[int], out: int, log_size: Any) -> tuple[float, Tree]:
+def _optimal(tensors: list[int], out: int, size: Any) -> tuple[float, Tree]:
     """DP over subsets: the cheapest tree over ``tensors`` (leg bitsets) whose
     result keeps ``out``; leaves of the returned tree are positions."""
     k = len(tensors)
@@ -236,7 +233,7 @@ def _optimal(tensors: list[int], out: int, log_size: Any) -> tuple[float, Tree]:
             if b:
                 c = best[a] + best[b]
                 if c < cheapest:
-                    c += 2.0 ** log_size(result[a] | result[b])
+                    c += size(result[a] | result[b])
                     if c < cheapest:
                         cheapest, pick = c, a
             if sub == 0:
@@ -253,7 +250,7 @@ def _optimal(tensors: list[int], out: int, log_size: Any) -> tuple[float, Tree]:
 
 
 class _SizeTable:
-    """Fast log2 size of a leg bitset via per-byte lookup tables."""
+    """Fast size (product of leg sizes) of a leg bitset via per-byte tables."""
 
     def __init__(self, log: list[float]) -> None:
         self.tables = []
@@ -263,14 +260,14 @@ class _SizeTable:
             for v in range(1, 256):
                 low = (v & -v).bit_length() - 1
                 t[v] = t[v & (v - 1)] + (chunk[low] if low < len(chunk) else 0.0)
-            self.tables.append(t)
+            self.tables.append([2.0 ** x for x in t])
 
     def __call__(self, bits: int) -> float:
-        total = 0.0
+        total = 1.0
         for t in self.tables:
             if not bits:
                 break
-            total += t[bits & 255]
+            total *= t[bits & 255]
             bits >>= 8
         return total
 
@@ -278,11 +275,11 @@ class _SizeTable:
 def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 1e-4) -> Tree:
     """Rewrite subtrees with optimal orders of their ``k`` costliest parts,
     skipping subtrees that cost less than ``floor`` of the whole."""
-    size = _SizeTable(net.log)
+    size = net.size
     legs = _Legs(net)
 
     def cost(node: Tree) -> float:
-        return 0.0 if isinstance(node, int) else 2.0 ** size(legs(node[0]) | legs(node[1]))
+        return 0.0 if isinstance(node, int) else size(legs(node[0]) | legs(node[1]))
 
     # Keyed by id, holding the node so the id stays unique while memoised.
     totals: dict[int, tuple[Tree, float]] = {}
@@ -333,6 +330,115 @@ def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 
     return tree
 
 
+def _bisected(net: _Net, rng: random.Random, k: int, imbalance: float) -> Tree:
+    """A tree by recursive bisection: split the tensors in two halves cutting
+    few (log-weighted) legs, recurse, and order groups of ``k`` or fewer
+    optimally. Partitioning sees the whole network, where greedy only sees
+    the next pair; on large graphs it finds far better starting trees."""
+    size = net.size
+    holders: dict[int, list[int]] = {}
+    for v, b in enumerate(net.legs):
+        for l in _bit_list(b & ~net.out):
+            holders.setdefault(l, []).append(v)
+
+    def build(group: list[int]) -> Tree:
+        if len(group) <= k:
+            inside = set(group)
+            out = 0
+            for v in group:  # legs needed outside the group, or in the output
+                for l in _bit_list(net.legs[v]):
+                    if net.out >> l & 1 or any(u not in inside for u in holders.get(l, ())):
+                        out |= 1 << l
+            sub = _optimal([net.legs[v] for v in group], out, size)[1]
+            return _replace(sub, group)
+        left, right = _bisect(group, holders, net, rng, imbalance)
+        return (build(left), build(right))
+
+    return build(list(range(len(net.legs))))
+
+
+def _bisect(group: list[int], holders: dict[int, list[int]], net: _Net, rng: random.Random,
+            imbalance: float) -> tuple[list[int], list[int]]:
+    """Two halves of ``group``: grown by breadth-first search from a random
+    tensor, then improved by Fiduccia-Mattheyses passes (move the tensor that
+    most reduces the cut, lock it, keep the best prefix of moves)."""
+    inside = set(group)
+    legs = {v: [l for l in _bit_list(net.legs[v] & ~net.out)] for v in group}
+    weight = net.log
+    target = len(group) // 2
+    # Both halves keep at least one tensor, so the recursion always shrinks.
+    lo = max(1, int(len(group) * (0.5 - imbalance)))
+    hi = min(len(group) - 1, int(len(group) * (0.5 + imbalance)) + 1)
+    side = {v: 1 for v in group}
+    start = rng.choice(group)
+    queue, seen = [start], {start}
+    count = 0
+    while count < target:
+        if not queue:  # disconnected: restart from an unvisited tensor
+            rest = [v for v in group if v not in seen]
+            queue = [rng.choice(rest)]
+            seen.add(queue[0])
+        v = queue.pop(0)
+        side[v] = 0
+        count += 1
+        nbrs = [u for l in legs[v] for u in holders[l] if u in inside and u not in seen]
+        rng.shuffle(nbrs)
+        for u in nbrs:
+            if u not in seen:
+                seen.add(u)
+                queue.append(u)
+    # Per leg, how many of its holders in the group sit on each side.
+    counts: dict[int, list[int]] = {}
+    for v in group:
+        for l in legs[v]:
+            counts.setdefault(l, [0, 0])[side[v]] += 1
+
+    def gain(v: int) -> float:
+        g, s = 0.0, side[v]
+        for l in legs[v]:
+            c = counts[l]
+            was = c[0] > 0 and c[1] > 0
+            now = c[s] - 1 > 0 and c[1 - s] + 1 > 0
+            g += weight[l] * (was - now)
+        return g
+
+    n_left = count
+    for _ in range(4):  # Fiduccia-Mattheyses passes, until one gains nothing
+        moves, total, best, best_at = [], 0.0, 0.0, 0
+        locked: set[int] = set()
+        for _ in range(len(group)):
+            options = [v for v in group if v not in locked
+                       and lo <= n_left + (1 if side[v] else -1) <= hi]
+            if not options:
+                break
+            v = max(options, key=gain)
+            total += gain(v)
+            s = side[v]
+            for l in legs[v]:
+                counts[l][s] -= 1
+                counts[l][1 - s] += 1
+            side[v] = 1 - s
+            n_left += 1 if s else -1
+            locked.add(v)
+            moves.append(v)
+            if total > best + 1e-12:
+                best, best_at = total, len(moves)
+            elif len(moves) - best_at > 24:
+                break  # a long run of losing moves rarely turns round
+        for v in moves[best_at:]:  # undo the moves past the best prefix
+            s = side[v]
+            for l in legs[v]:
+                counts[l][s] -= 1
+                counts[l][1 - s] += 1
+            side[v] = 1 - s
+            n_left += 1 if s else -1
+        if best_at == 0:
+            break
+    left = [v for v in group if side[v] == 0]
+    right = [v for v in group if side[v] == 1]
+    return left, right
+
+
 def _replace(sub: Tree, frontier: list[Tree]) -> Tree:
     if isinstance(sub, int):
         return frontier[sub]
@@ -366,36 +472,62 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
              seconds: float | None = None, seed: int = 0) -> list[tuple[int, int]]:
     """Path over ``inputs`` (opt_einsum's optimizer interface), see the module
     docstring. The search stops when nothing improves, and in any case after
-    ``seconds`` (default: 0.1 s per tensor, at most 20 s): a fifth for greedy
-    runs, then reconfiguration of the best few trees with ``k`` parts, then
-    of the best tree with ``k + 2`` parts around its costliest nodes.
+    ``seconds`` (default: 0.1 s per tensor, at most 20 s): up to a fifth for
+    ``trials`` starting trees, up to 70% in all reconfiguring them (and fresh
+    ones) with ``k`` parts, the rest on the best tree with ``k + 2`` parts.
+    Deterministic for a given ``seed`` up to where the time limits cut.
     ``memory_limit`` is accepted for the interface and not used."""
     n = len(inputs)
     if n < 2:
         return [(0,)] if n == 1 else []
     net = _Net(inputs, output, sizes)
-    size = _SizeTable(net.log)
+    size = net.size
     if n <= k:
         return _linear(_optimal(net.legs, net.out, size)[1], n)
     budget = min(20.0, 0.1 * n) if seconds is None else seconds
     start = time.perf_counter()
     rng = random.Random(seed)
-    found = []
     legs = _Legs(net)
+    best_of = {True: math.inf, False: math.inf}  # by method: bisection or greedy
+
+    def fresh(t: int) -> tuple[float, int, Tree]:
+        # Greedy runs (the first plain, later ones exploring (alpha, T)) and
+        # recursive bisections of varying balance: both twice, then mostly
+        # whichever has found the cheaper tree.
+        bisect = bool(t % 2) if t < 4 else \
+            (best_of[True] < best_of[False]) != (rng.random() < 0.2)
+        if bisect:
+            tree = _bisected(net, rng, 6, rng.uniform(0.02, 0.25))
+        else:
+            alpha, temp = (1.0, 0.0) if t == 0 else (rng.uniform(0.0, 1.5), rng.uniform(0.0, 1.0))
+            tree = _greedy(net, alpha, temp, rng)
+        cost = tree_flops(net, tree, legs)
+        best_of[bisect] = min(best_of[bisect], cost)
+        return cost, t, tree
+
+    found = []
     for t in range(trials):
-        # The first run is plain greedy; later ones explore (alpha, T).
-        alpha, temp = (1.0, 0.0) if t == 0 else (rng.uniform(0.0, 1.5), rng.uniform(0.0, 1.0))
-        tree = _greedy(net, alpha, temp, rng)
-        found.append((tree_flops(net, tree, legs), t, tree))
+        found.append(fresh(t))
         if time.perf_counter() - start > budget / 5:
             break
-    found.sort(key=lambda f: f[:2])
-    best = found[0]
-    for cost, t, tree in found[:6]:
-        if time.perf_counter() - start > budget * 0.5:
-            break
-        tree = _reconfigure(net, tree, k, start + budget * 0.5)
+    found.sort(key=lambda f: f[:2], reverse=True)
+    best = found[-1]
+    # A tree's starting cost predicts its reconfigured cost poorly: reshape
+    # as many distinct trees as the time allows, cheapest first, then fresh
+    # ones, until twelve in a row bring nothing.
+    seen, stale, t = set(), 0, len(found)
+    while time.perf_counter() - start < budget * 0.7 and stale < 12:
+        if found:
+            cost, _, tree = found.pop()
+        else:
+            cost, t, tree = fresh(t + 1)
+        if tree in seen:  # trees are nested tuples: equal trees compare equal
+            stale += 1
+            continue
+        seen.add(tree)
+        tree = _reconfigure(net, tree, k, start + budget * 0.7)
         c = tree_flops(net, tree, legs)
+        stale = stale + 1 if c >= best[0] * (1 - 1e-9) else 0
         if c < best[0]:
             best = (c, t, tree)
     tree = _reconfigure(net, best[2], k + 2, start + budget)

@@ -214,7 +214,8 @@ def _restage(closed: ClosedJaxpr, where: str, prog: Program, optimize: Any,
     if new.out_avals != closed.out_avals or new.consts or new.effects != closed.effects:
         # The body must keep its exact types; keep it as written otherwise.
         prog.clusters += [replace(c, rewritten=False, reason="kept: the rewritten body "
-                                  "would change its types") for c in sub.clusters]
+                                  "would change its types") if c.rewritten else c
+                          for c in sub.clusters]
         return closed
     prog.clusters += sub.clusters
     return new
@@ -225,13 +226,13 @@ def _rewrite_bodies(prog: Program, optimize: Any, precision: Any, where: str) ->
         name = op.eqn.primitive.name
         for param in _BODIES.get(name, ()):
             value = op.params.get(param)
-            inside = f"{where}{name} {param.replace('_jaxpr', '').replace('jaxpr', 'body')} > "
+            # "scan body", "while cond", "while body", "cond branches 1", nested with " > ".
+            base = f"{where}{name} {param.replace('_jaxpr', '').replace('jaxpr', 'body')}"
             if isinstance(value, ClosedJaxpr):
-                op.params[param] = _restage(value, inside, prog, optimize, precision)
+                op.params[param] = _restage(value, base + " > ", prog, optimize, precision)
             elif isinstance(value, tuple) and all(isinstance(b, ClosedJaxpr) for b in value):
-                op.params[param] = tuple(
-                    _restage(b, f"{inside[:-3]} {n} > ", prog, optimize, precision)
-                    for n, b in enumerate(value))
+                op.params[param] = tuple(_restage(b, f"{base} {n} > ", prog, optimize, precision)
+                                         for n, b in enumerate(value))
 
 
 def build(closed: ClosedJaxpr, optimize: Any, precision: Any, where: str = "") -> Program:

@@ -16,7 +16,6 @@ options, so ``"ij,jk->ik"`` and ``"ab,bc->ac"`` share one entry.
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections import OrderedDict
@@ -45,14 +44,16 @@ OPTIMIZERS: dict[str, Callable[..., Any]] = {
     "branch-1": opt_einsum.paths.get_path_fn("branch-1"),
     "random-greedy": path_random.random_greedy,
     "random-greedy-128": path_random.random_greedy_128,
-    "auto-hq": hq.optimize,  # ours: randomised greedy + subtree reconfiguration
+    "auto-hq": hq.optimize,  # ours: greedy and bisection trees + subtree reconfiguration
 }
 
 
-# dp's work grows with the number of connected sub-networks it must split
-# (opt_einsum's dp pairs them up). Past this many it takes ~0.5 s on a dense
-# 9-operand network, so auto switches to greedy.
-_DP_MAX_SUBNETWORKS = 400
+# dp's work grows with the number of connected sub-networks it must split and
+# with how many ways each splits (about 2**average degree). Measured: a fully
+# connected 8-operand network (255 x 2**7) plans in ~0.14 s, 9 operands
+# (511 x 2**8) in ~0.6 s; sparse 12-operand networks with ~3000 sub-networks
+# and degree ~5 in ~0.1 s. Past this budget auto switches to greedy.
+_DP_MAX_WORK = 40_000
 
 
 def _connected_subsets(inputs: Sequence[frozenset], cap: int) -> int:
@@ -91,8 +92,8 @@ def auto_strategy(inputs: Sequence[frozenset]) -> str:
     """The optimizer ``optimize="auto"`` runs for these (prepared) operand labels.
 
     Exhaustive ``optimal`` search for up to 4 operands; ``dp`` up to 12
-    operands while the network is sparse enough (few connected
-    sub-networks); ``greedy`` otherwise. opt_einsum's ``optimal`` takes
+    operands while its estimated work (connected sub-networks times
+    2**average degree) stays small; ``greedy`` otherwise. opt_einsum's ``optimal`` takes
     seconds at 10 operands and ``dp`` tens of seconds on a dense 12-operand
     network; greedy is near-linear.
 
@@ -104,8 +105,11 @@ def auto_strategy(inputs: Sequence[frozenset]) -> str:
     n = len(inputs)
     if n <= 4:
         return "optimal"
-    if n <= 12 and _connected_subsets(inputs, _DP_MAX_SUBNETWORKS) <= _DP_MAX_SUBNETWORKS:
-        return "dp"
+    if n <= 12:
+        degree = sum(bool(inputs[i] & inputs[j]) for i in range(n) for j in range(n) if i != j) / n
+        splits = 2.0**degree
+        if _connected_subsets(inputs, int(_DP_MAX_WORK / splits)) * splits <= _DP_MAX_WORK:
+            return "dp"
     return "greedy"
 
 

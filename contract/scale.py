@@ -26,7 +26,7 @@ __all__ = ["fit", "program", "execute", "SlicedPlan"]
 
 
 def fit(plan: Plan, memory_limit: Any = None, mesh: Any = None) -> Plan | SlicedPlan:
-    """Slice ``plan`` to fit ``memory_limit`` (bytes or ``"max_input"``), then spread it on ``mesh``."""
+    """Slice ``plan`` to fit ``memory_limit`` (bytes or ``"max_input"``); spread it on ``mesh``."""
     if memory_limit is not None:
         plan = slicing.fit(plan, memory_limit)
     if mesh is not None:
@@ -43,7 +43,8 @@ def execute(plan: Plan | SlicedPlan, precision: Any, *operands: Any, mesh: Any =
     return _execute_plan(plan, precision, *operands)
 
 
-def program(plan: Plan | SlicedPlan, precision: Any = None, mesh: Any = None) -> Callable[..., jax.Array]:
+def program(plan: Plan | SlicedPlan, precision: Any = None,
+            mesh: Any = None) -> Callable[..., jax.Array]:
     """The traceable function for ``plan``, named after its spec for profiles."""
 
     def run(*operands: Any) -> jax.Array:

@@ -36,7 +36,8 @@ from .errors import ContractError
 from .plan import OPTIMIZERS, Plan, make_plan
 from .spec import Bound
 
-__all__ = ["SlicedPlan", "cast_result", "divisors", "fit", "next_cuts", "resolve_limit", "run_slices", "slice_plan"]
+__all__ = ["SlicedPlan", "cast_result", "divisors", "fit", "next_cuts", "resolve_limit",
+           "run_slices", "slice_plan"]
 
 # Above this many slices the scan's per-iteration overhead dominates any real
 # contraction; the greedy search never goes past it.
@@ -100,7 +101,8 @@ class SlicedPlan:
             f"{l} {dict(self.base.sizes)[l]} -> {c} x {dict(self.slice.sizes)[l]}"
             for l, c in zip(self.labels, self.counts)
         )
-        budget = "" if self.memory_limit is None else f" (memory_limit {human(self.memory_limit, 'B')})"
+        budget = ("" if self.memory_limit is None
+                  else f" (memory_limit {human(self.memory_limit, 'B')})")
         where = "one lax.scan" if self.devices == 1 else (
             f"one lax.scan per device on {self.devices} devices "
             f"({-(-self.n_slices // self.devices)} each), summed with psum")
@@ -125,8 +127,9 @@ def resolve_limit(memory_limit: Any, plan: Plan) -> int:
     if memory_limit == "max_input":
         return max((math.prod(s) * _itemsize(d) for s, d in zip(plan.shapes, plan.dtypes)),
                    default=0)
-    if isinstance(memory_limit, (bool, np.bool_)) or not isinstance(memory_limit, (int, np.integer)) \
-            or memory_limit <= 0:
+    integer = isinstance(memory_limit, (int, np.integer)) and not isinstance(
+        memory_limit, (bool, np.bool_))
+    if not integer or memory_limit <= 0:
         raise ContractError(
             f"memory_limit must be a positive number of bytes or 'max_input', got {memory_limit!r}"
         )
@@ -220,10 +223,10 @@ def fit(base: Plan, memory_limit: Any) -> Plan | SlicedPlan:
     >>> p = contract.plan("ij,jk->ik", (8, 6), (6, 4))
     >>> fit(p, 10**6) is p
     True
-    >>> fit(p, 8)
+    >>> fit(p, 8)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    contract.errors.ContractError: spec 'ij,jk->ik' needs 416 bytes unsliced; sliced as far as it goes (i, j, k: 192 slices) one slice still needs 12 bytes, over memory_limit=8: the smallest budget that works is 12 bytes
+    contract.errors.ContractError: spec 'ij,jk->ik' needs 416 bytes unsliced; ... works is 12 bytes
     """
     limit = resolve_limit(memory_limit, base)
     if base.peak_bytes <= limit:

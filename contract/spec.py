@@ -260,7 +260,8 @@ def _check_term(text: str, labels: list[str], offset: int) -> None:
 
 def _check_output(text: str, inputs: tuple, output: tuple, offset: int) -> None:
     seen: set[str] = set()
-    known = {l for t in inputs for l in t}
+    # An output '...' without one in the inputs is allowed and empty, as in NumPy.
+    known = {l for t in inputs for l in t} | {ELLIPSIS}
     for label in output:
         if label in seen:
             raise ContractError(

@@ -26,7 +26,7 @@ import opt_einsum
 from opt_einsum import get_symbol
 
 __all__ = ["CASES", "Case", "DTYPES", "random_spec", "random_network", "fully_connected",
-           "symbol", "operands", "reference", "assert_matches", "np_dtype"]
+           "symbol", "operands", "reference", "assert_matches", "np_dtype", "letters"]
 
 Case = tuple[str, tuple[tuple[int, ...], ...]]
 
@@ -95,6 +95,8 @@ CASES: tuple[Case, ...] = (
     ("...,...->...", ((2, 1), (1, 3))),
     ("i...,i...->i...", ((2, 1, 3), (2, 4, 1))),
     ("ij...,jk...->ik...", ((2, 3), (3, 4))),
+    ("ij->ij...", ((2, 3),)),
+    ("->...", ((),)),
     # size-0 and size-1 dimensions
     ("ij,jk->ik", ((0, 3), (3, 4))),
     ("ij,jk->ik", ((2, 0), (0, 4))),
@@ -231,13 +233,13 @@ DTYPES = ("bool", "int8", "uint8", "int32", "float16", "bfloat16", "float32", "c
 TOLERANCE = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-5, "complex64": 2e-5}
 
 
-def np_dtype(name: str) -> Any:
+def np_dtype(name: str) -> np.dtype:
     """NumPy dtype for a name, bfloat16 included.
 
     >>> np_dtype("bfloat16").name, np_dtype("int8").name
     ('bfloat16', 'int8')
     """
-    return ml_dtypes.bfloat16 if name == "bfloat16" else np.dtype(name)
+    return np.dtype(ml_dtypes.bfloat16 if name == "bfloat16" else name)
 
 
 def operands(shapes: Sequence[Sequence[int]], dtype: str = "float32", seed: int = 0) -> list:
@@ -264,6 +266,27 @@ def operands(shapes: Sequence[Sequence[int]], dtype: str = "float32", seed: int 
     return out
 
 
+def letters(spec: str) -> str:
+    """A named-axes spec spelled with one letter per label (for NumPy).
+
+    >>> letters("batch chan, chan -> batch")
+    'ab,b->a'
+    >>> letters("... d, d e -> ... e")
+    '...a,ab->...b'
+    """
+    from .spec import ELLIPSIS, parse
+
+    parsed = parse(spec)
+    if not parsed.named:
+        return spec
+    names: dict[str, str] = {ELLIPSIS: ELLIPSIS}
+    for term in parsed.inputs:
+        for label in term:
+            names.setdefault(label, symbol(len(names) - 1))
+    lhs = ",".join("".join(names[l] for l in t) for t in parsed.inputs)
+    return lhs + "->" + "".join(names[l] for l in parsed.output)
+
+
 def _wide(x: Any) -> np.ndarray:
     a = np.asarray(x)
     if a.dtype.kind in "biu":
@@ -274,19 +297,23 @@ def _wide(x: Any) -> np.ndarray:
 def reference(spec: Any, *ops: Any) -> tuple[np.ndarray, np.ndarray]:
     """``numpy.einsum`` in int64/float64/complex128, and the einsum of absolute
     values (the scale of the rounding error). Specs NumPy cannot spell (more
-    than 52 labels) go through ``opt_einsum.contract`` with NumPy arrays.
+    than 52 labels) or big networks go through ``opt_einsum.contract`` with
+    NumPy arrays; named axes are respelled with letters.
 
     >>> reference("i,i->", np.array([1, -2]), np.array([3, 4]))
     (array(-5), array(11.))
     """
+    spec = letters(spec)
     wide = [_wide(x) for x in ops]
     absolute = [np.abs(x).astype(np.float64) for x in wide]
 
     def run(xs: list) -> np.ndarray:
-        try:
-            return np.asarray(np.einsum(spec, *xs, optimize=len(xs) > 2))
-        except ValueError:
-            return np.asarray(opt_einsum.contract(spec, *xs, backend="numpy"))
+        if len(xs) <= 10:  # past that numpy's optimize=True may fall back to one huge loop
+            try:
+                return np.asarray(np.einsum(spec, *xs, optimize=len(xs) > 2))
+            except ValueError:  # labels NumPy cannot take
+                pass
+        return np.asarray(opt_einsum.contract(spec, *xs, backend="numpy"))
 
     return run(wide), run(absolute)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -11,6 +13,7 @@ from hypothesis import strategies as st
 
 import contract
 from contract import ContractError
+from contract.ops import scan
 from contract.ops.scan import block_length
 
 DTYPES = ["bool", "int8", "int16", "int32", "uint8", "uint16", "uint32",
@@ -141,10 +144,14 @@ def test_against_numpy(shape: tuple[int, ...], data: st.DataObject, dtype: str, 
 
 
 @settings(max_examples=15, deadline=None)
-@given(n=st.integers(17, 300), block=st.integers(2, 5), reverse=st.booleans())
-def test_deep_recursion_past_block_squared(n: int, block: int, reverse: bool) -> None:
-    x = _random((n,), "int16", seed=n)
-    _check(contract.cumsum(x, reverse=reverse, block=block), x, 0, reverse)
+@given(n=st.integers(1, 400), block=st.integers(2, 5), reverse=st.booleans())
+def test_deep_recursion_over_rows(n: int, block: int, reverse: bool) -> None:
+    """Rows of at most 4 blocks: many levels of row carries, odd paddings."""
+    x = _random((2, n), "int16", seed=n)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(scan, "_ROW", 4)
+        kernel = functools.partial(scan._kernel, axis=1, cast=None, reverse=reverse, block=block)
+        _check(jax.jit(kernel)(x), x, 1, reverse)
 
 
 def test_reverse_is_flip_cumsum_flip() -> None:
@@ -185,7 +192,9 @@ def test_jit_grad_vmap() -> None:
 def test_lower_shows_the_einsum_stages_and_block() -> None:
     low = contract.lower(contract.cumsum, np.ones((1024, 4096), np.float32), axis=1)
     specs = [spec for spec, _ in low.stages]
-    assert "pbl,lm->pbm" in specs and "pb,bc->pc" in specs
+    assert specs == ["pbl->pb", "pb,bc->pc", "bl,lm->bm"]
+    assert low.stages[2][1] == ((1024 * 4096 // block_length(), block_length()),
+                                (block_length(), block_length()))
     assert f"L={block_length()}" in str(low)
     deep = contract.lower(contract.cumsum, np.ones(10**6, np.float32), dim=0)
     assert "prb->pr" in [spec for spec, _ in deep.stages]  # rows carried recursively

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import ml_dtypes
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -50,14 +51,17 @@ DTYPE_CASES = [
 
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_every_dtype_family(dtype: str) -> None:
-    for k, (spec, shapes) in enumerate(DTYPE_CASES):
-        ops = operands(shapes, dtype, seed=k)
-        got = contract.einsum(spec, *ops)
+    all_ops = [operands(shapes, dtype, seed=k) for k, (_, shapes) in enumerate(DTYPE_CASES)]
+    # Every case under one jit (one compile), and the first two eagerly.
+    traced = jax.jit(lambda xs: [contract.einsum(s, *o) for (s, _), o in zip(DTYPE_CASES, xs)])
+    for (spec, _), ops, got in zip(DTYPE_CASES, all_ops, traced(all_ops)):
         assert got.dtype == jnp.dtype(np_dtype(dtype)), (spec, got.dtype)
         assert_matches(got, spec, ops, dtype)
+    for (spec, _), ops in zip(DTYPE_CASES[:2], all_ops):
+        assert_matches(contract.einsum(spec, *ops), spec, ops, dtype)
 
 
-@settings(max_examples=40, deadline=None, derandomize=True)
+@settings(max_examples=25, deadline=None, derandomize=True)
 @given(st.integers(0, 10**6))
 def test_random_specs(seed: int) -> None:
     spec, shapes = random_spec(seed)
@@ -99,7 +103,7 @@ def test_plan_path_replays_in_opt_einsum() -> None:
     spec, shapes = HYPER
     p = contract.plan(spec, *shapes)
     _, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize=[tuple(e) for e in p.path])
-    assert info.opt_cost * 2 == pytest.approx(p.flops, rel=0.5)
+    assert info.opt_cost == p.flops
     assert p.flops <= p.naive_flops
 
 
@@ -138,6 +142,9 @@ def test_python_scalars_are_weak() -> None:
     assert contract.einsum(",i->i", 2.0, x).dtype == jnp.bfloat16
     assert contract.einsum(",i->i", 2, jnp.ones(3, jnp.int8)).dtype == jnp.int8
     np.testing.assert_allclose(contract.einsum(",i->i", 2.5, np.ones(3, np.float32)), [2.5] * 3)
+    # nested lists take the slow path (converted first), Python scalars the jitted one
+    assert float(contract.einsum("i,i", [1.0, 2.0], [3.0, 4.0])) == 11.0
+    assert contract.einsum(",", 2, 3).dtype == jnp.int32
 
 
 def test_mixed_dtypes_promote_like_jax() -> None:
@@ -149,15 +156,22 @@ def test_mixed_dtypes_promote_like_jax() -> None:
 
 
 def test_bfloat16_accumulates_in_float32() -> None:
-    # 4096 terms of 1 + 2**-8: a bfloat16 running sum stalls at 256 or so.
+    # 4096 products of (1 + 2**-7) * 1: a bfloat16 running sum stalls at 512
+    # (its spacing there, 4, swallows each 1.0078), a float32 one is exact.
     n = 4096
     x = jnp.full((n,), 1 + 2**-7, jnp.bfloat16)
     y = jnp.ones((n,), jnp.bfloat16)
-    exact = n * (1 + 2**-7)
-    ours = float(contract.einsum("i,i->", x, y))
-    assert abs(ours - exact) / exact < 2**-8  # within one bfloat16 rounding of the result
-    theirs = float(jnp.einsum("i,i->", x, y, preferred_element_type=jnp.bfloat16))
-    assert abs(theirs - exact) / exact > abs(ours - exact) / exact
+    exact = n * (1 + 2**-7)  # 4128: representable in bfloat16
+    acc = ml_dtypes.bfloat16(0)
+    for v in np.asarray(x):
+        acc = ml_dtypes.bfloat16(acc + v)
+    assert abs(float(acc) - exact) > 1000  # what accumulating in bfloat16 gives
+    for spec, ops in (("i,i->", (x, y)), ("i->", (x,)), ("ij,jk->ik", (x[None], y[:, None]))):
+        got = contract.einsum(spec, *ops)
+        assert got.dtype == jnp.bfloat16
+        assert float(got.ravel()[0]) == exact, spec
+    jaxpr = str(jax.make_jaxpr(lambda a, b: contract.einsum("i,i->", a, b))(x, y))
+    assert "preferred_element_type=float32" in jaxpr
 
 
 def test_int8_does_not_overflow_before_the_final_cast() -> None:
@@ -189,8 +203,9 @@ def test_precision_default_is_highest_and_overridable() -> None:
     exact = a.astype(np.float64) @ b.astype(np.float64)
     got = np.asarray(contract.einsum("ij,jk->ik", a, b))
     assert np.abs(got - exact).max() < 1e-4
-    low = contract.einsum("ij,jk->ik", a, b, precision="default")
-    assert low.shape == (64, 64)
+    # DEFAULT may use bfloat16 passes on accelerators: only a loose bound holds
+    low = np.asarray(contract.einsum("ij,jk->ik", a, b, precision="default"))
+    assert np.abs(low - exact).max() < 0.1
 
 
 def test_grad_and_vmap_compose() -> None:
@@ -231,14 +246,17 @@ def test_plan_cache_hits_for_relabelled_spec() -> None:
     assert plan_cache_info()["misses"] == after["misses"] + 1
 
 
-def test_auto_stays_fast_on_large_networks() -> None:
-    # optimal for a handful of operands, dp for a moderate number, greedy beyond.
-    assert contract.plan(*_net(random_network(4, seed=0))).optimize == "optimal"
-    assert contract.plan(*_net(random_network(10, seed=0))).optimize == "dp"
+def test_auto_never_explodes_on_large_networks() -> None:
+    # optimal for a handful of operands, dp for moderate sparse networks,
+    # greedy for many operands or dense ones (dp takes seconds on them).
+    assert contract.plan(*_net(random_network(4, seed=0))).strategy == "optimal"
+    assert contract.plan(*_net(random_network(10, seed=0, degree=2))).strategy == "dp"
+    assert contract.plan(*_net(fully_connected(6))).strategy == "dp"
+    assert contract.plan(*_net(fully_connected(10))).strategy == "greedy"
     big = contract.plan(*_net(random_network(40, seed=1, degree=3)))
-    assert big.optimize == "greedy" and len(big.steps) == 39
+    assert big.optimize == "auto" and big.strategy == "greedy" and len(big.steps) == 39
     dense = contract.plan(*_net(fully_connected(12)))
-    assert dense.optimize in ("greedy", "dp")
+    assert dense.strategy == "greedy"
     assert dense.planning_seconds < 30  # sanity bound only: never an exhaustive search
 
 

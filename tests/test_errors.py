@@ -165,3 +165,19 @@ def test_expression_checks_its_operands() -> None:
         expr(A23, A44)
     with pytest.raises(ContractError, match=r"negative size"):
         contract.expression("ij", (2, -1))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"out": np.zeros((2, 4))}, r"does not take out=: JAX arrays are immutable"),
+    ({"dtype": "float32"}, r"does not take dtype=.*preferred_element_type"),
+    ({"order": "C", "casting": "safe"}, r"unexpected keyword argument\(s\) 'order', 'casting'"),
+])
+def test_numpy_only_keywords(kwargs: dict, match: str) -> None:
+    with pytest.raises(ContractError, match=match):
+        contract.einsum("ij,jk->ik", A23, A34, **kwargs)
+
+
+def test_preferred_real_type_for_complex_operands() -> None:
+    z = np.ones((2, 3), np.complex64)
+    with pytest.raises(ContractError, match=r"drop the imaginary part"):
+        contract.einsum("ij,jk->ik", z, A34, preferred_element_type="float32")

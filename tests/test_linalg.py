@@ -136,7 +136,7 @@ def test_multiply_then_sum_is_one_dot_general_without_product() -> None:
                lambda a, b: contract.dot(a[:, 0], b[:, 0]),
                lambda a, b: contract.tensordot(a, b, ([0], [0]))):
         eqns = prims(fn, a, b)
-        assert [e.primitive.name for e in eqns if e.primitive.name == "dot_general"] == ["dot_general"]
+        assert [e.primitive.name for e in eqns].count("dot_general") == 1
         assert not any(e.primitive.name == "mul" for e in eqns)
     np.testing.assert_allclose(contract.vecdot(a, b, axis=0), jnp.sum(a * b, axis=0))
 
@@ -154,8 +154,8 @@ def test_seed_multiply_then_sum_three_ways_agree() -> None:
 # ---------------------------------------------------------------- trace, diagonal
 
 
-@pytest.mark.parametrize("shape", [(3, 4), (4, 3), (2, 3, 4), (3, 0, 2)])
-@pytest.mark.parametrize("offset", [-5, -1, 0, 2, 4])
+@pytest.mark.parametrize("shape", [(3, 4), (2, 3, 4), (3, 0, 2)])
+@pytest.mark.parametrize("offset", [-5, -1, 0, 2])
 @pytest.mark.parametrize("axes", [(0, 1), (1, 0), (0, -1), (-1, -2)])
 def test_trace_and_diagonal_match_numpy(shape: tuple, offset: int, axes: tuple) -> None:
     x = sample(shape, "int32")
@@ -209,6 +209,8 @@ def test_grad_vmap_jit() -> None:
 
 # ---------------------------------------------------------------- errors
 
+A23, A32 = np.ones((2, 3)), np.ones((3, 2))
+
 
 @pytest.mark.parametrize("call,match", [
     (lambda: contract.matmul(np.ones((2, 3)), np.ones((4, 2))), "size 3 in x1 but 4 in x2"),
@@ -218,11 +220,11 @@ def test_grad_vmap_jit() -> None:
     (lambda: contract.vecdot(np.ones((2, 3)), np.ones((2, 4))), "contracted axis"),
     (lambda: contract.vecdot(np.ones(3), np.ones(3), axis=1), "out of range"),
     (lambda: contract.vecdot(np.ones(3), np.ones(3), axis=0, dim=0), "both axis="),
-    (lambda: contract.tensordot(np.ones((2, 3)), np.ones((3, 2)), 3), "between 0 and"),
-    (lambda: contract.tensordot(np.ones((2, 3)), np.ones((3, 2)), ([0], [0])), "size 2 in x1 but 3"),
-    (lambda: contract.tensordot(np.ones((2, 3)), np.ones((3, 2)), ([0, 0], [1, 1])), "more than once"),
-    (lambda: contract.tensordot(np.ones((2, 3)), np.ones((3, 2)), "ab"), "axis entries must be ints"),
-    (lambda: contract.tensordot(np.ones((2, 3)), np.ones((3, 2)), axes=1, dims=1), "both axes="),
+    (lambda: contract.tensordot(A23, A32, 3), "between 0 and"),
+    (lambda: contract.tensordot(A23, A32, ([0], [0])), "size 2 in x1 but 3"),
+    (lambda: contract.tensordot(A23, A32, ([0, 0], [1, 1])), "more than once"),
+    (lambda: contract.tensordot(A23, A32, "ab"), "axis entries must be ints"),
+    (lambda: contract.tensordot(A23, A32, axes=1, dims=1), "both axes="),
     (lambda: contract.diagonal(np.ones(3)), "rank >= 2"),
     (lambda: contract.diagonal(np.ones((2, 2)), 0, 1, -1), "must differ"),
     (lambda: contract.trace(np.ones((2, 2)), offset=0.5), "offset must be an int"),

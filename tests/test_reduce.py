@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import jax
@@ -14,8 +15,10 @@ from hypothesis import strategies as st
 import contract
 from contract import ContractError
 
-DTYPES = ["bool", "int8", "int16", "int32", "uint8", "uint16", "float16", "bfloat16", "float32",
-          "complex64"]
+DTYPES = ["bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "float16",
+          "bfloat16", "float32", "float64", "complex64"]
+# x64 is off: JAX turns 64-bit inputs into their 32-bit kinds.
+CANONICAL = {"int64": "int32", "float64": "float32"}
 FLOATS = ["float16", "bfloat16", "float32", "complex64"]
 # Tolerances relative to the result's own precision (it is rounded once).
 RTOL = {"float16": 2e-3, "bfloat16": 1.6e-2, "float32": 2e-5, "complex64": 2e-5}
@@ -88,6 +91,7 @@ def test_inputs_of_every_kind() -> None:
 
 
 def sum_dtype(dtype: str) -> str:
+    dtype = CANONICAL.get(dtype, dtype)
     return "int32" if dtype in ("bool", "int8", "int16", "uint8", "uint16") else dtype
 
 
@@ -100,7 +104,7 @@ def test_sum_matches_numpy(sa: tuple, dtype: str, keepdims: bool) -> None:
     want = np.sum(wide(x), axis=expected_axes(axis, len(shape)), keepdims=keepdims)
     assert got.dtype == jnp.dtype(sum_dtype(dtype))
     assert got.shape == want.shape
-    rtol = RTOL.get(dtype, 0)
+    rtol = RTOL.get(CANONICAL.get(dtype, dtype), 0)
     np.testing.assert_allclose(np.asarray(got, dtype=want.dtype), want, rtol=rtol,
                                atol=rtol * 4)
 
@@ -169,6 +173,7 @@ def test_sum_dtype_and_dim_like_torch(dtype: str, cast: str | None, data: st.Dat
 
 
 def float_result(dtype: str, op: str) -> str:
+    dtype = CANONICAL.get(dtype, dtype)
     if dtype in ("float16", "bfloat16", "float32"):
         return dtype
     if dtype == "complex64":
@@ -190,7 +195,7 @@ def test_moments_match_numpy(sa: tuple, dtype: str, op: str, ddof: int, keepdims
     got = getattr(contract, op)(x, axis=axis, keepdims=keepdims, **kw)
     assert got.dtype == jnp.dtype(float_result(dtype, op))
     assert got.shape == np.shape(want)
-    rtol = RTOL.get(dtype, 2e-5)
+    rtol = RTOL.get(CANONICAL.get(dtype, dtype), 2e-5)
     np.testing.assert_allclose(np.asarray(got, np.asarray(want).dtype), want, rtol=rtol,
                                atol=rtol * 4, equal_nan=True)
 
@@ -208,8 +213,8 @@ def test_var_correction_aliases_like_torch() -> None:
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(2).random((5, 6), dtype=np.float32)
     t = torch.from_numpy(x)
-    np.testing.assert_allclose(contract.var(x, dim=1, correction=1), torch.var(t, dim=1, correction=1),
-                               rtol=1e-5)
+    np.testing.assert_allclose(contract.var(x, dim=1, correction=1),
+                               torch.var(t, dim=1, correction=1), rtol=1e-5)
     np.testing.assert_allclose(contract.std(x, dim=0, keepdim=True),
                                torch.std(t, dim=0, keepdim=True, correction=0), rtol=1e-5)
     np.testing.assert_allclose(contract.mean(x, dim=(0, 1)), torch.mean(t, dim=(0, 1)), rtol=1e-5)
@@ -261,6 +266,43 @@ def test_var_squares_are_never_materialised() -> None:
     assert "dot_general" in prims
     assert not any(e.primitive.name in ("mul", "integer_pow", "square")
                    and e.outvars[0].aval.shape == x.shape for e in jaxpr.eqns)
+
+
+def opcodes(fn, x) -> list[str]:
+    """The sorted HLO opcodes XLA compiles ``fn`` to (fusion bodies included)."""
+    return sorted(re.findall(r"= \S+ (\w+)\(", jax.jit(fn).lower(x).compile().as_text()))
+
+
+@pytest.mark.parametrize("op,axis", [("sum", (0, 2, 3)), ("sum", None), ("mean", (1, 2, 3)),
+                                     ("var", (0, 2, 3))])
+def test_compiles_to_the_same_program_as_jnp(op: str, axis: object) -> None:
+    # The einsum lowering costs nothing over jnp: XLA gets the same program.
+    # (Below ~1k elements XLA CPU lowers var's dot_general through a small
+    # transposed copy instead; the bench sizes compile identically.)
+    x = jax.ShapeDtypeStruct((8, 3, 16, 16), jnp.float32)
+    ours, ref = getattr(contract, op), getattr(jnp, op)
+    assert opcodes(lambda v: ours(v, axis=axis), x) == opcodes(lambda v: ref(v, axis=axis), x)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the ones-vector form is CPU-only")
+@pytest.mark.parametrize("axis,spec", [((0, 2, 3), "abc,a,c->b"), ((1, 2, 3), "ab,b->a"),
+                                       (0, "ab,a->b"), (None, "abcd->")])
+def test_large_float32_partial_sums_use_ones_vectors_on_cpu(axis: object, spec: str) -> None:
+    # XLA's CPU reduce is slower than a GEMV with ones for partial sums of
+    # large float32 arrays (see _GEMV_MIN_SIZE); results and grads must not change.
+    x = sample((64, 3, 16, 16), "float32")
+    assert contract.lower(contract.sum, x, axis=axis).stages[0][0] == spec
+    for op in ("sum", "mean", "var"):
+        got = getattr(contract, op)(x, axis=axis, keepdims=True)
+        np.testing.assert_allclose(got, getattr(np, op)(wide(x), axis=axis, keepdims=True),
+                                   rtol=1e-4, atol=1e-4)
+        g = jax.grad(lambda v: getattr(contract, op)(v, axis=axis).sum())(x)
+        want = jax.grad(lambda v: getattr(jnp, op)(v, axis=axis).sum())(x)
+        np.testing.assert_allclose(g, want, rtol=1e-4, atol=1e-7)
+    s = contract.batch_stats(x, axis=axis)
+    np.testing.assert_allclose(s.sum, np.sum(wide(x), axis=axis), rtol=1e-5, atol=1e-4)
+    # Integers and halves keep the single-operand reduce (exact / fused cast).
+    assert contract.lower(contract.sum, x.astype(np.int32), axis=0).stages[0][0] == "abcd->bcd"
 
 
 def test_lower_shows_the_einsum() -> None:

@@ -230,3 +230,41 @@ def test_hq_is_optimal_on_small_networks():
     x = [np.random.default_rng(2).standard_normal(s).astype(np.float32) for s in shapes]
     np.testing.assert_allclose(contract.einsum(spec, *x, optimize="auto-hq"),
                                np.einsum(spec, *x), rtol=1e-4, atol=1e-4)
+
+
+def test_measure_ranks_by_cost_analysis_when_running_is_too_costly(monkeypatch):
+    from contract import measure
+
+    spec = "ab,acd,bef,cgh,dgi,ejk,fhl,ijm,klm->"
+    shapes = [(3,) * len(t) for t in spec[:-2].split(",")]
+    bound = contract.parse(spec).bind(shapes)
+    plans = measure.candidates(bound, ("float32",) * 9, "float32", None)
+    assert len(plans) >= 2 and plans == sorted(plans, key=lambda p: p.flops)
+    assert len({p.path for p in plans}) == len(plans)
+    ran = []
+    monkeypatch.setattr(measure, "_MEASURE_FLOPS", 0)
+    monkeypatch.setattr(measure, "run_time", lambda p: ran.append(p) or 0.0)
+    estimates = {p.path: measure._estimate(p) for p in plans}
+    assert all(e > 0 for e in estimates.values())
+    chosen = measure.choose(bound, ("float32",) * 9, "float32", None)
+    assert ran == [] and chosen.optimize.startswith("measure:")
+    assert estimates[chosen.path] == min(estimates.values())
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 10_000))
+def test_hq_paths_are_right_with_hyperedges_and_outputs(seed):
+    # 11 operands over 8 labels: some labels sit in 3+ operands, some are kept.
+    rng = np.random.default_rng(seed)
+    letters = "abcdefgh"
+    terms = ["".join(rng.choice(list(letters), size=rng.integers(1, 4), replace=False))
+             for _ in range(11)]
+    used = sorted(set("".join(terms)))
+    out = "".join(l for l in used if rng.random() < 0.3)
+    spec = ",".join(terms) + "->" + out
+    size = {l: int(rng.integers(1, 4)) for l in letters}
+    ops = [rng.standard_normal([size[l] for l in t]).astype(np.float32) for t in terms]
+    p = contract.plan(spec, *ops, optimize="auto-hq")
+    assert p.flops <= contract.plan(spec, *ops, optimize="greedy").flops * 1.5
+    np.testing.assert_allclose(contract.einsum(spec, *ops, optimize="auto-hq"),
+                               np.einsum(spec, *ops), rtol=2e-4, atol=2e-4)

@@ -46,7 +46,8 @@ def _operands(shapes, dtype="float32", seed=0):
     if np.dtype(dtype).kind in "iu":
         return [rng.integers(-3, 4, s).astype(dtype) for s in shapes]
     if np.dtype(dtype).kind == "c":
-        return [(rng.standard_normal(s) + 1j * rng.standard_normal(s)).astype(dtype) for s in shapes]
+        return [(rng.standard_normal(s) + 1j * rng.standard_normal(s)).astype(dtype)
+                for s in shapes]
     return [rng.standard_normal(s).astype(np.float32) for s in shapes]
 
 
@@ -96,7 +97,8 @@ def test_grad_through_slices():
         return (contract.einsum(spec, a, *ops[1:], memory_limit=limit) ** 2).sum()
 
     g = jax.jit(jax.grad(loss))(ops[0])
-    ref = jax.grad(lambda a: (jnp.einsum(spec, a, *ops[1:], precision="highest") ** 2).sum())(ops[0])
+    ref = jax.grad(
+        lambda a: (jnp.einsum(spec, a, *ops[1:], precision="highest") ** 2).sum())(ops[0])
     np.testing.assert_allclose(g, ref, rtol=1e-4, atol=1e-4 * np.abs(ref).max())
 
 
@@ -168,7 +170,7 @@ def test_fitting_plan_is_not_sliced():
 
 
 def test_too_small_budget_names_the_smallest_that_works():
-    with pytest.raises(contract.ContractError, match=r"smallest budget that works is (\d+) bytes") as e:
+    with pytest.raises(contract.ContractError, match=r"smallest budget that works is \d+") as e:
         contract.plan("ij,jk->ik", (8, 6), (6, 4), memory_limit=8)
     smallest = int(str(e.value).rsplit("is ", 1)[1].split()[0])
     assert contract.plan("ij,jk->ik", (8, 6), (6, 4), memory_limit=smallest).peak_bytes <= smallest

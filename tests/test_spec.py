@@ -22,6 +22,7 @@ from contract.testing import symbol
     (" i j , j k -> i k ", [("i", "j"), ("j", "k")], ("i", "k")),  # one letter per name
     ("...ij,...jk", [(ELLIPSIS, "i", "j"), (ELLIPSIS, "j", "k")], (ELLIPSIS, "i", "k")),
     ("i...->...", [("i", ELLIPSIS)], (ELLIPSIS,)),
+    ("ij->ij...", [("i", "j")], ("i", "j", ELLIPSIS)),  # an empty '...', as NumPy allows
     ("cβa", [("c", "β", "a")], ("a", "c", "β")),
 ])
 def test_parse(text: str, inputs: list, output: tuple) -> None:

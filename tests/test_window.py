@@ -18,7 +18,7 @@ from jax import lax
 import contract
 from contract import ContractError
 
-SETTINGS = settings(max_examples=30, deadline=None)
+SETTINGS = settings(max_examples=25, deadline=None)
 
 
 # ---------------------------------------------------------------- references
@@ -167,6 +167,22 @@ def test_conv_integers_and_preferred_element_type() -> None:
     np.testing.assert_array_equal(contract.conv(x32, w32, 2), np_conv(x32, w32, 2))
 
 
+@pytest.mark.parametrize("xshape,wshape,stride,pad", [
+    ((4, 3, 12, 12), (5, 3, 2, 2), 2, 0),   # tap view, w broadcast over the batch
+    ((4, 3, 4, 5), (6, 3, 2, 2), 2, 1),     # block view (w broadcast would outgrow x)
+    ((2, 2, 9, 9), (3, 2, 2, 3), (3, 4), (1, 0)),  # kernel < stride: gaps between windows
+])
+def test_conv_paths_without_overlap(xshape: Any, wshape: Any, stride: Any, pad: Any) -> None:
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(xshape).astype(np.float32)
+    w = rng.standard_normal(wshape).astype(np.float32)
+    np.testing.assert_allclose(contract.conv(x, w, stride, pad), np_conv(x, w, stride, pad),
+                               rtol=1e-5, atol=1e-5)
+    g = jax.grad(lambda b: jnp.sum(contract.conv(x, b, stride, pad) ** 2))(w)
+    ref = jax.grad(lambda b: jnp.sum(lax_conv(x, b, stride, pad) ** 2))(w)
+    np.testing.assert_allclose(g, ref, rtol=1e-4, atol=1e-4)
+
+
 def test_conv_seed_example_and_lists() -> None:
     x = [[[[0.0, 1.0, 2.0], [3.0, 4.0, 5.0], [6.0, 7.0, 8.0]]]]
     assert contract.conv(x, [[[[1.0, 0.0], [0.0, 1.0]]]]).tolist() == [[[[4.0, 6.0], [10.0, 12.0]]]]
@@ -242,6 +258,17 @@ def test_sum_pool_matches_torch_avg_pool() -> None:
         np.testing.assert_allclose(contract.sum_pool(x, k, s, p), ref.numpy(), rtol=1e-5, atol=1e-5)
 
 
+def test_sum_pool_big_windows_use_the_block_view() -> None:
+    # More than 64 taps without overlap: a reshape into blocks, not 81 slices.
+    x = np.random.default_rng(10).standard_normal((2, 3, 20, 19)).astype(np.float32)
+    assert contract.lower(contract.sum_pool, x, 9).stages[0][0] == "...hpwq->...hw"
+    np.testing.assert_allclose(contract.sum_pool(x, 9), np_sum_pool(x, 9), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(contract.sum_pool(x, (3, 4, 7), (3, 5, 8), (0, 1, 2)),
+                               np_sum_pool(x, (3, 4, 7), (3, 5, 8), (0, 1, 2)), rtol=1e-5, atol=1e-4)
+    # Overlapping big windows keep the tap view.
+    assert contract.lower(contract.sum_pool, x, 9, 7).stages[0][0] == "pq...hw->...hw"
+
+
 def test_sum_pool_under_jit_equals_eager() -> None:
     x = np.random.default_rng(6).standard_normal((2, 3, 10, 7)).astype(np.float32)
     for k, s, p in [(2, None, 0), (3, 2, 1), ((2, 3), (1, 4), (0, 1))]:
@@ -252,11 +279,12 @@ def test_sum_pool_under_jit_equals_eager() -> None:
 # ---------------------------------------------------------------- transformations
 
 
-@pytest.mark.parametrize("stride,pad", [(1, 1), (2, 0), ((2, 1), (0, 2))])
-def test_conv_grad_matches_lax(stride: Any, pad: Any) -> None:
+@pytest.mark.parametrize("kernel,stride,pad", [((3, 2), 1, 1), ((3, 2), 2, 0),
+                                                ((3, 2), (2, 1), (0, 2)), ((3, 3), 2, 1)])
+def test_conv_grad_matches_lax(kernel: Any, stride: Any, pad: Any) -> None:
     rng = np.random.default_rng(7)
     x = jnp.asarray(rng.standard_normal((2, 3, 9, 8)), jnp.float32)
-    w = jnp.asarray(rng.standard_normal((4, 3, 3, 2)), jnp.float32)
+    w = jnp.asarray(rng.standard_normal((4, 3, *kernel)), jnp.float32)
     g = jnp.asarray(rng.standard_normal(lax_conv(x, w, stride, pad).shape), jnp.float32)
 
     def loss(f: Any) -> Any:
@@ -301,20 +329,36 @@ def test_lowering_is_dot_general_over_slices_not_gather_or_conv() -> None:
     blocks = primitives(lambda a, b: contract.conv(a, b[:, :, :2, :2], 2), x, w)
     assert "concatenate" not in blocks and "gather" not in blocks
     pool = primitives(lambda a: contract.sum_pool(a, 2), x)
-    assert pool.isdisjoint({"concatenate", "gather", "reduce_window_sum", "pad"})
+    assert "reduce_sum" in pool and pool.isdisjoint({"gather", "reduce_window_sum", "pad"})
 
 
 def test_lower_shows_einsum_and_view() -> None:
     x, w = np.ones((8, 3, 32, 32), np.float32), np.ones((16, 3, 3, 3), np.float32)
+    # Overlapping windows: a row view contracted first, then the W taps.
     low = contract.lower(contract.conv, x, w, stride=2, padding=1)
-    assert low.stages == (("nchpwq,ocpq->nohw", ((8, 3, 16, 3, 16, 3), (16, 3, 3, 3))),)
-    text = str(low)
-    assert "32 -> 16 windows of 3 stride 2: zero-pad 1" in text and "stack 2 shifted slices" in text
-    pool = contract.lower(contract.sum_pool, x, 2)
-    assert pool.stages == (("...hpwq->...hw", ((8, 3, 16, 2, 16, 2),)),)
-    assert "(no copy)" in str(pool)
+    # W stride 2: one stage-1 einsum per column phase (taps 0, 2 | tap 1).
+    assert low.stages == (("ocpq,cpnhv->oqnhv", ((16, 3, 3, 2), (3, 3, 8, 16, 17))),
+                          ("ocpq,cpnhv->oqnhv", ((16, 3, 3, 1), (3, 3, 8, 16, 16))),
+                          ("oqnhw->nohw", ((16, 3, 8, 16, 16),)))
+    assert "3 row slices of stride 2" in str(low) and "result dtype float32" in str(low)
+    same = contract.lower(contract.conv, x, w, padding=1)
+    assert same.stages == (("ocpq,cpnhv->oqnhv", ((16, 3, 3, 3), (3, 3, 8, 32, 34))),
+                           ("oqnhw->nohw", ((16, 3, 8, 32, 32),)))
+    # kernel == stride: a batched einsum over the tap view when w broadcast
+    # over the batch is small, else one einsum over the reshaped blocks.
+    taps = contract.lower(contract.conv, x, w[:, :, :2, :2], stride=2)
+    assert taps.stages == (("nocpq,ncpqhw->nohw", ((8, 16, 3, 2, 2), (8, 3, 2, 2, 16, 16))),)
+    blocks = contract.lower(contract.conv, x[:, :, :4, :4], w[:, :, :2, :2], stride=2)
+    assert blocks.stages == (("nchpwq,ocpq->nohw", ((8, 3, 2, 2, 2, 2), (16, 3, 2, 2))),)
+    assert "block view (8, 3, 2, 2, 2, 2): H and W reshaped into (out, stride) blocks" in str(blocks)
+    wide = contract.lower(contract.conv, x.astype(np.int8), w.astype(np.int8),
+                          preferred_element_type="int32")
+    assert "result dtype int32" in str(wide)
+    pool = contract.lower(contract.sum_pool, x, 3, 2, 1)
+    assert pool.stages == (("pq...hw->...hw", ((3, 3, 8, 3, 16, 16),)),)
+    assert "9 strided slices" in str(pool) and "zero-padded by 1" in str(pool)
     shapes = contract.lower(contract.sum_pool, jax.ShapeDtypeStruct((4, 5), jnp.int8), (2,))
-    assert shapes.stages == (("...wq->...w", ((4, 2, 2),)),) and "int32" in shapes.notes
+    assert shapes.stages == (("q...w->...w", ((2, 4, 2),)),) and "int32" in shapes.notes
 
 
 # ---------------------------------------------------------------- errors

@@ -5,7 +5,7 @@ Policy (see docs/dtypes.md):
 * bfloat16/float16 accumulate in float32, narrow integers and bool in (u)int32;
   the result is cast back to the result dtype at the end. ``jnp.einsum`` sums
   bfloat16 in bfloat16 and overflows int8 — this does not.
-* float32 contractions default to ``Precision.HIGHEST`` so GPUs do not drop to
+* float32 (and complex64) contractions default to ``Precision.HIGHEST`` so GPUs do not drop to
   TF32 silently; ``precision=`` overrides.
 * Repeated labels become a strided slice of a reshaped view (a diagonal is
   every (n+1)-th element of the flattened square), never a masked copy.
@@ -73,7 +73,7 @@ def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
         if x.dtype != cdtype:
             x = x.astype(cdtype)
         arrays.append(_prepare(x, labels, prep, cdtype))
-    if precision is None and cdtype == jnp.float32:
+    if precision is None and cdtype in (jnp.float32, jnp.complex64):
         precision = lax.Precision.HIGHEST
     for step in plan.steps:
         i, j = step.operands

@@ -182,6 +182,8 @@ def vecdot(x1: Any, x2: Any, axis: int | None = None, *, dim: int | None = None,
            out: Any = None) -> jax.Array:
     """Array-API ``vecdot``: ``sum(conj(x1) * x2, axis)`` with broadcasting,
     as one multiply-then-sum einsum (``axis=-1`` by default; ``dim=`` alias).
+    A positive ``axis`` counts in the broadcast shape; prefer negative axes,
+    as the array API does.
 
     >>> vecdot([[1.0, 2.0], [3.0, 4.0]], [[1.0, 1.0], [2.0, 2.0]], axis=0).tolist()
     [7.0, 10.0]
@@ -235,7 +237,8 @@ def _lower_matmul(*args: Any, **kwargs: Any) -> Lowering:
     return _lowering("matmul", arrays, p)
 
 
-def _tensordot_axes(axes: Any, a: jax.Array, b: jax.Array) -> tuple[tuple[int, ...], tuple[int, ...]]:
+def _tensordot_axes(axes: Any, a: jax.Array,
+                    b: jax.Array) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if isinstance(axes, (int, np.integer)) and not isinstance(axes, bool):
         n = int(axes)
         if not 0 <= n <= min(a.ndim, b.ndim):
@@ -268,7 +271,8 @@ def _tensordot_args(a: Any, b: Any, axes: Any = None, *, dims: Any = None,
             raise _mismatch("tensordot", f"contracted axes {i} of x1 and {j} of x2",
                             a.shape[i], b.shape[j])
         lb[j] = la[i]
-    lout = [l for n, l in enumerate(la) if n not in axa] + [l for n, l in enumerate(lb) if n not in axb]
+    lout = ([l for n, l in enumerate(la) if n not in axa]
+            + [l for n, l in enumerate(lb) if n not in axb])
     return [a, b], dict(spec=f"{''.join(la)},{''.join(lb)}->{''.join(lout)}")
 
 
@@ -359,7 +363,8 @@ def _lower_trace(*args: Any, **kwargs: Any) -> Lowering:
     return _lowering("trace", arrays, p)
 
 
-def _diagonal_args(x: Any, offset: Any = 0, axis1: Any = 0, axis2: Any = 1) -> tuple[list[jax.Array], dict]:
+def _diagonal_args(x: Any, offset: Any = 0, axis1: Any = 0,
+                   axis2: Any = 1) -> tuple[list[jax.Array], dict]:
     x = operand(x, "diagonal")
     return [x], _diagonal_spec("diagonal", x, offset, axis1, axis2, keep_diagonal=True)
 

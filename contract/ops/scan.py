@@ -3,16 +3,17 @@
 The scanned axis ``n`` is cut into rows of ``B`` blocks of length ``L``,
 ``(R, B, L)``, and three einsums with structured constant operands do the work:
 
-* ``"prbl,lm->prbm"`` with the ``L x L`` upper-triangular ones matrix: every
-  block's own running sum;
+* ``"bl,lm->bm"`` over all ``P * R * B`` blocks with the ``L x L``
+  upper-triangular ones matrix: every block's own running sum;
 * ``"prbl->prb"``: the block totals, and ``"prb,bc->prc"`` with the ``B x B``
   *strictly* upper-triangular ones matrix: the sum of the earlier blocks in
   the same row (an exclusive scan of the totals);
 * the carry of whole rows: the row totals ``"prb->pr"`` scanned by the same
   function, recursively, then shifted by one.
 
-Their sum is the cumsum; XLA fuses it into one pass that reads the input and
-writes the output once. A length that is not a multiple of ``L`` is padded
+Their sum is the cumsum. For floating dtypes XLA's CPU backend fuses it into
+one pass that reads the input and writes the output once (integer products go
+through a separate dot, then one fused add). A length that is not a multiple of ``L`` is padded
 with zeros and sliced back; ``reverse=True`` uses the lower triangles.
 
 Each element costs ``L + B / L`` multiply-adds instead of one, but they run as
@@ -51,10 +52,11 @@ __all__ = ["cumsum", "block_length"]
 
 # Block length L per backend. CPU: measured by ``python -m bench.cumsum_bench``
 # (the sweep table in docs/operations.md): short blocks keep the L
-# multiply-adds per element well under the cost of the memory passes, long
-# blocks keep the number of levels down; 32 was the fastest on 1e7 elements
-# and on (1024, 4096) rows. GPU/TPU: a guess (not measured): matrix units
-# want a wide contraction and the extra flops are free there.
+# multiply-adds per element under the cost of the memory pass, long blocks
+# keep the rows and levels down; 16 and 32 tie on 1e7 elements and on
+# (1024, 4096) rows, 8 and 64+ are slower, and 32 needs half the rows.
+# GPU/TPU: a guess, not measured: matrix units want a wide contraction and
+# the extra multiply-adds are free there.
 _BLOCK = {"cpu": 32, "gpu": 128, "cuda": 128, "rocm": 128, "tpu": 128}
 _DEFAULT_BLOCK = 32
 # Blocks per row (B <= _ROW): the B x B carry einsum costs B / L multiply-adds
@@ -124,7 +126,11 @@ def _rows(n: int, block: int) -> tuple[int, int]:
 
 
 def _exclusive(inclusive: jax.Array, reverse: bool) -> jax.Array:
-    """Shift an inclusive scan along its last axis by one, filling in zero."""
+    """Shift an inclusive scan along its last axis by one, filling in zero.
+
+    >>> _exclusive(jnp.array([[1, 3, 6]]), False).tolist()
+    [[0, 1, 3]]
+    """
     shift = [(0, 0, 0)] * (inclusive.ndim - 1) + [(-1, 1, 0) if reverse else (1, -1, 0)]
     return lax.pad(inclusive, jnp.zeros((), inclusive.dtype), shift)
 
@@ -136,8 +142,11 @@ def _scan(x: jax.Array, reverse: bool, block: int, ein: Callable[..., jax.Array]
     einsums over the same blocks -- block totals, the exclusive scan of the
     totals within a row (a strictly triangular ``B x B`` matrix) and the
     running sums within each block (``L x L``) -- plus the carry of whole
-    rows, scanned recursively, make one expression that XLA fuses into a
-    single pass writing the output once.
+    rows, scanned recursively, make one expression that XLA (CPU) fuses into
+    a single pass that reads the input and writes the output once.
+
+    >>> _scan(jnp.arange(1, 8).reshape(1, 7), False, 2, _einsum).tolist()
+    [[1, 3, 6, 10, 15, 21, 28]]
     """
     n = x.shape[1]
     if n <= block:
@@ -154,19 +163,38 @@ def _scan(x: jax.Array, reverse: bool, block: int, ein: Callable[..., jax.Array]
     if rows > 1:
         across = _scan(ein("prb->pr", totals), reverse, block, ein)
         carry = carry + _exclusive(across, reverse)[:, :, None]
-    local = ein(f"p{r}bl,lm->p{r}bm", blocks, _triangle(block, reverse, False, x.dtype.name))
-    out = (local + carry[..., None]).reshape(x.shape[0], padded)
+    # Every block as one row of a 2-D product: XLA's CPU fusion then adds the
+    # carry in place, where a 4-D product costs a full-size scratch buffer.
+    local = ein("bl,lm->bm", blocks.reshape(-1, block),
+                _triangle(block, reverse, False, x.dtype.name))
+    out = (local + carry.reshape(-1)[:, None]).reshape(x.shape[0], padded)
     return out[:, :n] if padded != n else out
 
 
 def _einsum(spec: str, *operands: Any) -> jax.Array:
-    """The engine's einsum at full float32 precision (exact for integers)."""
+    """The engine's einsum at full float32 precision (exact for integers).
+
+    >>> _einsum("l,lm->m", jnp.ones(3), _triangle(3, False, False, "float32")).tolist()
+    [1.0, 2.0, 3.0]
+    """
     return einsum(spec, *operands, precision="highest")
 
 
-def _kernel(x: jax.Array, *, axis: int, reverse: bool, block: int,
+def _kernel(x: jax.Array, *, axis: int | None, cast: str | None, reverse: bool, block: int,
             ein: Callable[..., jax.Array] = _einsum) -> jax.Array:
-    """Cast to the accumulation dtype, scan ``axis`` as the last of ``(P, n)``, cast back."""
+    """Cast, scan ``axis`` as the last axis of ``(P, n)``, cast back.
+
+    Everything, including ``dtype=``'s cast and ``axis=None``'s flattening,
+    happens here so that it compiles into the one program (an eager reshape
+    or cast would each write a full copy first).
+
+    >>> _kernel(jnp.ones((2, 3), jnp.int8), axis=None, cast=None, reverse=True, block=2).tolist()
+    [6, 5, 4, 3, 2, 1]
+    """
+    if cast is not None:
+        x = x.astype(cast)
+    if axis is None:
+        x, axis = x.reshape(-1), 0
     acc, result = _result_dtype(x.dtype)
     if x.dtype != acc:
         x = x.astype(acc)
@@ -178,25 +206,33 @@ def _kernel(x: jax.Array, *, axis: int, reverse: bool, block: int,
 
 
 def _arguments(x: Any, axis: Any, dtype: Any, reverse: Any, dim: Any, out: Any,
-               block: Any) -> tuple[jax.Array, int, bool, int]:
-    """Validate a call; returns (array, axis, reverse, block length)."""
+               block: Any) -> tuple[jax.Array, dict[str, Any]]:
+    """Validate a call; returns the array and the kernel's static parameters.
+
+    >>> _arguments([1.5], -1, "int32", False, None, None, 8)[1]
+    {'axis': 0, 'cast': 'int32', 'reverse': False, 'block': 8}
+    """
     reject_out(out, "cumsum")
     axis = resolve_alias("axis", axis, "dim", dim, "cumsum")
-    arr = cast_dtype(operand(x, "cumsum"), dtype, "cumsum")
+    arr = operand(x, "cumsum")
     if arr.dtype.kind not in "biufc" and arr.dtype != jnp.bfloat16:
         raise ContractError(f"cumsum(): dtype {arr.dtype} is not numeric")
+    cast = None
+    if dtype is not None:
+        # Validated and canonicalised without touching the data; the kernel casts.
+        cast = jax.eval_shape(functools.partial(cast_dtype, dtype=dtype, op="cumsum"),
+                              jax.ShapeDtypeStruct((), arr.dtype)).dtype.name
     if not isinstance(reverse, (bool, np.bool_)):
         raise ContractError(f"cumsum(): reverse must be True or False, got {reverse!r}")
     if block is None:
         block = block_length()
     elif isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 2:
         raise ContractError(f"cumsum(): block must be an int >= 2, got {block!r}")
-    if axis is None or arr.ndim == 0:
-        # NumPy: axis=None scans the flattened array; a 0-d array becomes 1-d.
-        if axis is not None:
-            normalize_axis(axis, 0, "cumsum")
-        return arr.reshape(-1), 0, bool(reverse), int(block)
-    return arr, normalize_axis(axis, arr.ndim, "cumsum"), bool(reverse), int(block)
+    if axis is not None:
+        axis = normalize_axis(axis, arr.ndim, "cumsum")
+        if arr.ndim == 0:
+            axis = None  # NumPy: a 0-d array scans as 1-d
+    return arr, {"axis": axis, "cast": cast, "reverse": bool(reverse), "block": int(block)}
 
 
 def cumsum(x: Any, axis: int | None = None, dtype: Any = None, reverse: bool = False, *,
@@ -217,8 +253,8 @@ def cumsum(x: Any, axis: int | None = None, dtype: Any = None, reverse: bool = F
     >>> cumsum([True, True, False]).dtype
     dtype('int32')
     """
-    arr, ax, rev, blk = _arguments(x, axis, dtype, reverse, dim, out, block)
-    return call(_kernel, arr, axis=ax, reverse=rev, block=blk)
+    arr, params = _arguments(x, axis, dtype, reverse, dim, out, block)
+    return call(_kernel, arr, **params)
 
 
 @register(cumsum)
@@ -230,25 +266,29 @@ def _lower_cumsum(x: Any, axis: int | None = None, dtype: Any = None, reverse: b
     cumsum:
       einsum 'pbl->pb'  shapes (2, 4, 32)
       einsum 'pb,bc->pc'  shapes (2, 4), (4, 4)
-      einsum 'pbl,lm->pbm'  shapes (2, 4, 32), (32, 32)
+      einsum 'bl,lm->bm'  shapes (8, 32), (32, 32)
       L=32, rows of B <= 128 blocks; axis 1 of (2, 100) as (P, n) = (2, 100); pad 100 -> 128; accumulate in float32, result float32; block totals, their exclusive scan within each row (B x B strictly triangular), the running sums within each block (L x L triangular) and the carry of whole rows (the same scan, recursively) are added in one fused pass
     """
-    arr, ax, rev, blk = _arguments(x, axis, dtype, reverse, dim, out, block)
-    acc, result = _result_dtype(arr.dtype)
+    arr, params = _arguments(x, axis, dtype, reverse, dim, out, block)
+    blk, rev = params["block"], params["reverse"]
+    shape = arr.shape if params["axis"] is not None else (arr.size,)
+    ax = params["axis"] or 0
+    acc, result = _result_dtype(params["cast"] or arr.dtype)
     stages: list[tuple[str, tuple[tuple[int, ...], ...]]] = []
 
     def record(spec: str, *operands: Any) -> jax.Array:
         stages.append((spec, tuple(tuple(o.shape) for o in operands)))
         return _einsum(spec, *operands)
 
-    jax.eval_shape(functools.partial(_kernel, axis=ax, reverse=rev, block=blk, ein=record),
+    jax.eval_shape(functools.partial(_kernel, **params, ein=record),
                    jax.ShapeDtypeStruct(arr.shape, arr.dtype))
-    n = arr.shape[ax]
+    n = shape[ax]
     padded = [f"{len_} -> {r * b * blk}" for len_ in _lengths(n, blk) if len_ > blk
               for r, b in [_rows(len_, blk)] if r * b * blk != len_]
-    notes = (f"L={blk}, rows of B <= {_ROW} blocks; axis {ax} of {arr.shape} as (P, n) = "
-             f"({arr.size // max(n, 1) if n else 0}, {n})"
-             + ("; axis moved last (a transpose each way)" if ax != arr.ndim - 1 else "")
+    outer = math.prod(shape[:ax] + shape[ax + 1:])
+    notes = (f"L={blk}, rows of B <= {_ROW} blocks; axis {ax} of {shape} as (P, n) = "
+             f"({outer}, {n})"
+             + ("; axis moved last (a transpose each way)" if ax != len(shape) - 1 else "")
              + (f"; pad {', '.join(padded)}" if padded else "")
              + f"; accumulate in {acc}, result {result}"
              + ("; reverse: lower-triangular matrices" if rev else "")
