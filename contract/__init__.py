@@ -29,15 +29,19 @@ from .ops import (
     var,
     vecdot,
 )
+from .ops.reduce import BatchStats
 from .plan import OPTIMIZERS, Plan, Step, plan_cache_info
+from .slicing import SlicedPlan
 from .spec import Spec, parse
 
 __all__ = [
+    "BatchStats",
     "ContractError",
     "Expression",
     "Lowering",
     "OPTIMIZERS",
     "Plan",
+    "SlicedPlan",
     "Spec",
     "Step",
     "batch_stats",

@@ -13,10 +13,10 @@ class ContractError(ValueError):
 
     >>> import contract
     >>> try:
-    ...     contract.einsum("ij,jk->ik", [[1.0, 2.0]], [[1.0, 2.0]])
+    ...     contract.einsum("ij,jk->ik", [[1.0, 2.0]], [[1.0], [2.0], [3.0]])
     ... except contract.ContractError as e:
-    ...     print(str(e).splitlines()[0])
-    label 'j' has size 2 in operand 0 but size 1 in operand 1 (spec 'ij,jk->ik')
+    ...     print(e)
+    label 'j' has size 2 in operand 0 but size 3 in operand 1 (spec 'ij,jk->ik')
     """
 
 

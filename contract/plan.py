@@ -350,8 +350,8 @@ def _naive_flops(bound: Bound) -> int:
 def _unknown(optimize: Any) -> ContractError:
     return ContractError(
         f"unknown optimize option {optimize!r}; valid options are "
-        + ", ".join(repr(k) for k in sorted(OPTIMIZERS))
-        + ", False, or an explicit path such as [(0, 1), (0, 1)]"
+        + ", ".join(repr(k) for k in sorted([*OPTIMIZERS, "measure"]))
+        + ", False, a saved Plan, or an explicit path such as [(0, 1), (0, 1)]"
     )
 
 
@@ -359,6 +359,8 @@ def _search(optimize: Any, terms: list[tuple[str, ...]], output: tuple[str, ...]
             sizes: dict[str, int], limit: int | None) -> tuple[list[tuple[int, int]], str, str]:
     """The pairwise path, the option's name and the optimizer that ran."""
     n = len(terms)
+    if isinstance(optimize, str) and _ALIASES.get(optimize, optimize) not in OPTIMIZERS:
+        raise _unknown(optimize)  # checked even when there is nothing to order
     if n < 2:
         return [], "trivial", "trivial"
     if optimize is False:
@@ -372,8 +374,10 @@ def _search(optimize: Any, terms: list[tuple[str, ...]], output: tuple[str, ...]
         sym = {l: opt_einsum.get_symbol(k) for k, l in enumerate(sizes)}
         ins = [frozenset(sym[l] for l in t) for t in terms]
         strategy = auto_strategy(ins) if name == "auto" else name
+        # A size-0 label makes every path cost nothing, which trips opt_einsum's
+        # dp ("no contraction found"); plan as if it were 1: any path is right.
         path = OPTIMIZERS[strategy](ins, frozenset(sym[l] for l in output),
-                                    {sym[l]: s for l, s in sizes.items()}, limit)
+                                    {sym[l]: max(s, 1) for l, s in sizes.items()}, limit)
         return _pairwise(path, n), name, strategy
     if optimize is None or not hasattr(optimize, "__iter__"):
         raise _unknown(optimize)

@@ -133,7 +133,7 @@ def render(plan: "Plan") -> str:
     >>> print(render(contract.plan("ij,jk,kl->il", (8, 16), (16, 32), (32, 4))))
     spec        ij,jk,kl->il
     shapes      (8, 16), (16, 32), (32, 4)   float32 -> float32
-    optimizer   auto   path [(1, 2), (0, 1)]
+    optimizer   auto (ran optimal)   path [(1, 2), (0, 1)]
     FLOPs       naive 49.15 k  planned 5.12 k  speedup 9.6x
     memory      largest intermediate 64 elements (256 B), peak live 3.33 kB
     step  contraction  kind  FLOPs   read     written  FLOP/B  share
@@ -147,7 +147,9 @@ def render(plan: "Plan") -> str:
         f"spec        {plan.spec}",
         f"shapes      {shapes}   {'/'.join(sorted(set(plan.dtypes)))} -> {plan.result_dtype}"
         + (f" (accumulates in {plan.compute_dtype})" if plan.compute_dtype != plan.result_dtype else ""),
-        f"optimizer   {plan.optimize}   path {_path(plan)}",
+        f"optimizer   {plan.optimize}"
+        + (f" (ran {plan.strategy})" if plan.strategy != plan.optimize else "")
+        + f"   path {_path(plan)}",
         f"FLOPs       naive {human(plan.naive_flops)}  planned {human(plan.flops)}"
         f"  speedup {ratio(plan.speedup)}",
         f"memory      largest intermediate {human(plan.largest_intermediate)} elements"
