@@ -20,6 +20,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 MODULES = ["einsum_bench", "ops_bench", "cumsum_bench", "window_bench", "jit_bench",
            "planner_bench", "scale_bench"]
+# The full planner comparison runs cotengra's 128-trial hyper-optimizer on
+# 12 networks (about an hour on 2 cores): run it alone with
+# `python -m bench.planner_bench`; here it runs in its quick mode.
+QUICK_ONLY = {"planner_bench"}
 _RATIO = re.compile(r"^\|(?P<name>[^|]+)\|.*\|\s*(?P<ratio>[0-9.]+|nan)x\s*\|\s*$")
 
 
@@ -68,14 +72,16 @@ def main() -> None:
     for name in chosen:
         if not (HERE / f"{name}.py").exists():
             continue
-        cmd = [sys.executable, "-m", f"bench.{name}"] + (["--quick"] if args.quick else [])
+        quick = args.quick or name in QUICK_ONLY
+        cmd = [sys.executable, "-m", f"bench.{name}"] + (["--quick"] if quick else [])
         start = time.perf_counter()
         proc = subprocess.run(cmd, cwd=HERE.parent, capture_output=True, text=True)
         took = time.perf_counter() - start
         body = proc.stdout.strip() if proc.returncode == 0 else (
             f"FAILED (exit {proc.returncode}):\n```\n{proc.stderr[-2000:]}\n```")
-        print(f"## {name} ({took:.0f} s)\n\n{body}\n", flush=True)
-        sections.append(f"## {name}\n\n{body}\n")
+        mode = " (quick mode)" if quick and not args.quick else ""
+        print(f"## {name}{mode} ({took:.0f} s)\n\n{body}\n", flush=True)
+        sections.append(f"## {name}{mode}\n\n{body}\n")
         all_rows += ratios(proc.stdout)
     command = "python -m bench" + (" --quick" if args.quick else "")
     if args.only:

@@ -169,7 +169,11 @@ def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
                 if len(_EAGER) >= _FAST_SIZE:
                     _EAGER.clear()
                 fn = _EAGER[key] = _eager(*key)
-            return fn(*args[1:])
+            try:
+                return fn(*args[1:])
+            except ContractError as e:
+                # Raised while jax.jit traced the planner: drop JAX's frames and note.
+                raise ContractError(*e.args) from None
     spec, raw = _split(args)
     arrays = [as_operand(x, n) for n, x in enumerate(raw)]
     prec = _precision(precision)
