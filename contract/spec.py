@@ -199,14 +199,15 @@ def parse(text: str) -> Spec:
 
 
 def _is_label(ch: str) -> bool:
-    """Letters, and any other printable non-ASCII symbol (opt_einsum's
-    ``get_symbol`` hands out ``×`` and ``÷`` past 52 labels); ASCII
-    punctuation and digits are never labels.
+    """Letters, and any other non-ASCII, non-space character: opt_einsum's
+    ``get_symbol`` hands out ``×``, ``÷``, combining marks and even
+    unassigned code points past 52 labels. ASCII punctuation and digits are
+    never labels.
 
     >>> _is_label("β"), _is_label("×"), _is_label("&"), _is_label("1")
     (True, True, False, False)
     """
-    return ch.isalpha() or (ord(ch) > 127 and ch.isprintable() and not ch.isspace())
+    return ch.isalpha() or (ord(ch) > 127 and not ch.isspace())
 
 
 def _char_tokens(text: str, term: str, offset: int) -> tuple[str, ...]:
