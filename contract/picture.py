@@ -123,10 +123,13 @@ def plot(plan: Plan, path: str | os.PathLike | None = None, *, title: str | None
     ax_tree.scatter(leaf_x, [0] * n, marker="s", s=70 if n <= _LABELLED else 12,
                     color="white", edgecolor="black", zorder=3)
     if n <= _LABELLED:
+        # Past 8 leaves the two-line labels collide side by side: stand them up.
+        wide = n > 8
         for v in range(n):
-            ax_tree.annotate(f"{v}: {join(plan.inputs[v]) or '()'}\n{plan.shapes[v]}",
+            text = f"{v}: {join(plan.inputs[v]) or '()'}"
+            ax_tree.annotate(text if wide else f"{text}\n{plan.shapes[v]}",
                              pos[v], xytext=(0, -10), textcoords="offset points",
-                             ha="center", va="top", fontsize=8)
+                             ha="center", va="top", fontsize=8, rotation=90 if wide else 0)
     ax_tree.set_title("contraction tree (area ~ log FLOPs)", fontsize=10)
     ax_tree.set_ylabel("depth")
     ax_tree.set_xticks([])
@@ -159,7 +162,7 @@ def plot(plan: Plan, path: str | os.PathLike | None = None, *, title: str | None
         ax.set_ylim(min(values) / 10, max(values) * 4)
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
-        if len(rows) <= 16:
+        if len(rows) <= 10:  # more value labels than this overlap
             ax.bar_label(bars, [human(v, unit) for v in exact], fontsize=7, padding=2)
     ax_flops.set_title("per step", fontsize=10)
     ax_flops.tick_params(labelbottom=False)

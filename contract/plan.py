@@ -94,7 +94,7 @@ def auto_strategy(inputs: Sequence[frozenset]) -> str:
     Exhaustive ``optimal`` search for up to 4 operands; ``dp`` up to 12
     operands while its estimated work (connected sub-networks times
     2**average degree) stays small; ``sampled-greedy`` (greedy plus a few
-    randomized greedy trials, time-boxed) otherwise. opt_einsum's ``optimal``
+    randomized greedy trials, fewer as networks grow) otherwise. opt_einsum's ``optimal``
     takes seconds at 10 operands and ``dp`` tens of seconds on a dense
     12-operand network; greedy trials are near-linear.
 
@@ -128,7 +128,7 @@ def _sampled_greedy(inputs: list, output: set, sizes: dict, memory_limit: int | 
     [(0, 1), (0, 1)]
     """
     trials = max(4, min(32, 2048 // max(len(inputs), 1)))
-    search = path_random.RandomGreedy(max_repeats=trials, max_time=0.25)
+    search = path_random.RandomGreedy(max_repeats=trials)
     # RandomGreedy ranks its trials with a jittered cost, so plain greedy is
     # not always among them: keep whichever path our own count finds cheaper.
     candidates = [opt_einsum.paths.greedy(inputs, output, sizes, memory_limit),
