@@ -90,14 +90,24 @@ def _precision(precision: Any) -> Any:
     )
 
 
-def _dtype_name(dtype: Any, what: str) -> str:
+def numeric_dtype(dtype: Any, what: str) -> np.dtype:
+    """Validate a dtype argument named ``what``; its canonical (x64-aware) dtype.
+
+    >>> numeric_dtype("float64", "dtype")  # x64 is off: float64 means float32
+    dtype('float32')
+    """
     try:
         dt = jnp.dtype(dtype)
     except TypeError:
         raise ContractError(f"{what} {dtype!r} is not a dtype") from None
     if dt.kind not in "biufc" and dt.name != "bfloat16":
-        raise ContractError(f"{what} {dt} is not a numeric dtype")
-    return jax.dtypes.canonicalize_dtype(dt).name
+        raise ContractError(f"{what} {dt} is not numeric: use a bool, integer, float or "
+                            f"complex dtype")
+    return jax.dtypes.canonicalize_dtype(dt)
+
+
+def _dtype_name(dtype: Any, what: str) -> str:
+    return numeric_dtype(dtype, what).name
 
 
 def _split(args: Sequence[Any]) -> tuple[Spec, list[Any]]:

@@ -15,10 +15,9 @@ from __future__ import annotations
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from ..api import as_operand
+from ..api import as_operand, numeric_dtype
 from ..errors import ContractError
 
 __all__ = ["resolve_alias", "normalize_axes", "normalize_axis", "reject_out", "operand", "cast_dtype",
@@ -97,7 +96,7 @@ def operand(x: Any, op: str) -> jax.Array:
 def cast_dtype(x: jax.Array, dtype: Any, op: str) -> jax.Array:
     """``dtype=`` means cast the input first, then compute (PyTorch semantics).
 
-    >>> cast_dtype(jnp.asarray([1.5]), "int32", "cumsum").tolist()
+    >>> cast_dtype(jax.numpy.asarray([1.5]), "int32", "cumsum").tolist()
     [1]
     """
     dt = dtype_arg(dtype, op)
@@ -105,17 +104,9 @@ def cast_dtype(x: jax.Array, dtype: Any, op: str) -> jax.Array:
 
 
 def dtype_arg(dtype: Any, op: str) -> np.dtype | None:
-    """Validate a ``dtype=`` argument: its canonical (x64-aware) dtype, or None.
+    """Validate an op's ``dtype=`` argument: its canonical dtype, or None.
 
     >>> dtype_arg("float64", "sum")  # x64 is off: float64 means float32
     dtype('float32')
     """
-    if dtype is None:
-        return None
-    try:
-        dt = jnp.dtype(dtype)
-    except TypeError:
-        raise ContractError(f"{op}(): dtype {dtype!r} is not a dtype") from None
-    if dt.kind not in "biufc" and dt.name != "bfloat16":
-        raise ContractError(f"{op}(): dtype {dt} is not numeric")
-    return jax.dtypes.canonicalize_dtype(dt)
+    return None if dtype is None else numeric_dtype(dtype, f"{op}(): dtype")
