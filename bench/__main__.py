@@ -26,20 +26,27 @@ MODULES = ["einsum_bench", "ops_bench", "cumsum_bench", "window_bench", "jit_ben
 QUICK_ONLY = {"planner_bench"}
 # Rows whose ratio is not against a peer (sliced / unsliced time) stay out of the chart.
 NOT_IN_CHART = {"scale_bench"}
-_RATIO = re.compile(r"^\|(?P<name>[^|]+)\|.*\|\s*(?P<ratio>[0-9.]+|nan)x\s*\|\s*$")
+_RATIO = re.compile(r"^\|(?P<name>[^|]+)\|.*\|\s*(?P<ratio>[0-9.e+-]+|nan)x\s*\|\s*$")
 
 
-def ratios(markdown: str) -> list[tuple[str, float]]:
+def ratios(markdown: str, tag: str = "") -> list[tuple[str, float]]:
     """(workload, ratio) for every table row ending in a ratio cell.
 
-    >>> ratios("| a | 1 ms | 2 ms | 0.50x |\\n| b | - | - | nanx |")
-    [('a', 0.5)]
+    Tables headed "first call" (compile-time overhead, not run time) are
+    left out; ``tag`` prefixes each workload name.
+
+    >>> ratios("### t\n| a | 1 ms | 2 ms | 0.50x |\n| b | - | - | nanx |", "x")
+    [('x: a', 0.5)]
     """
     out = []
+    skip = False
     for line in markdown.splitlines():
+        if line.startswith("#"):
+            skip = "first call" in line
         m = _RATIO.match(line)
-        if m and m["ratio"] != "nan":
-            out.append((m["name"].strip(), float(m["ratio"])))
+        if m and m["ratio"] != "nan" and not skip:
+            name = m["name"].strip()
+            out.append((f"{tag}: {name}" if tag else name, float(m["ratio"])))
     return out
 
 
@@ -50,14 +57,16 @@ def chart(rows: list[tuple[str, float]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(9, 0.32 * len(rows) + 1.2))
-    names = [n for n, _ in rows][::-1]
-    values = [r for _, r in rows][::-1]
+    fig, ax = plt.subplots(figsize=(13, 0.3 * len(rows) + 1.4))
+    names = [n if len(n) <= 70 else n[:67] + "..." for n, _ in rows][::-1]
+    values = [max(r, 1e-3) for _, r in rows][::-1]  # a 0.000x row still shows
     colors = ["#2a9d8f" if v <= 1.0 else "#e76f51" for v in values]
     ax.barh(names, values, color=colors)
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xscale("log")
-    ax.set_xlabel("time ratio contract / fastest peer (log scale; < 1 means contract is faster)")
+    ax.set_xlabel("time ratio contract / fastest peer (log scale; < 1: contract is faster)")
+    for y, v in enumerate(values):
+        ax.text(v * 1.05, y, f"{v:.2g}x", va="center", fontsize=7)
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -85,7 +94,7 @@ def main() -> None:
         print(f"## {name}{mode} ({took:.0f} s)\n\n{body}\n", flush=True)
         sections.append(f"## {name}{mode}\n\n{body}\n")
         if name not in NOT_IN_CHART:
-            all_rows += ratios(proc.stdout)
+            all_rows += ratios(proc.stdout, name.replace("_bench", ""))
     command = "python -m bench" + (" --quick" if args.quick else "")
     if args.only:
         command += f" --only {args.only}"

@@ -78,6 +78,15 @@ def _fmt(t: float | None) -> str:
     return f"{t:.2f} s"
 
 
+def _ratio(r: float) -> str:
+    """Two decimals, or three significant digits below 0.1 (never a bare 0.00x).
+
+    >>> _ratio(1.234), _ratio(0.00123)
+    ('1.23x', '0.00123x')
+    """
+    return f"{r:.2f}x" if r >= 0.1 or r != r else f"{r:.3g}x"
+
+
 def table(rows: list[Row], title: str) -> str:
     """A Markdown table: workload, contract, each peer, ratio to the fastest peer."""
     peers: list[str] = []
@@ -88,7 +97,7 @@ def table(rows: list[Row], title: str) -> str:
              "|" + "---|" * len(head)]
     for r in rows:
         cells = [r.name + (f" ({r.note})" if r.note else ""), _fmt(r.contract),
-                 *(_fmt(r.peers.get(p)) for p in peers), f"{r.ratio:.2f}x"]
+                 *(_fmt(r.peers.get(p)) for p in peers), _ratio(r.ratio)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -25,7 +25,7 @@ def ring_network(n: int, chi: int, d: int) -> tuple[str, list[tuple[int, ...]]]:
     """<psi|psi> of a periodic MPS with n/2 sites: n operands in a ring-of-ladders.
 
     >>> ring_network(4, 8, 2)[0]
-    'apb,cpd,bqa,dqc->'
+    'aeb,ced,bfa,dfc->'
     """
     sites = n // 2
     letters = iter(string.ascii_letters)

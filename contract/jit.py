@@ -28,9 +28,12 @@ import jax
 
 from .api import _precision
 from .errors import ContractError
+from .jit_cluster import PlanOptions
 from .jit_explain import Explanation
 from .jit_program import Program, build, evaluate
 from .plan import make_plan
+from .shard import check_mesh
+from .slicing import resolve_limit
 from .spec import parse
 
 __all__ = ["jit", "Jitted"]
@@ -59,10 +62,11 @@ class Jitted:
     ``explain(*args)`` shows the clusters it plans for those arguments.
     """
 
-    def __init__(self, fun: Callable[..., Any], optimize: Any, static_argnums: tuple[int, ...],
-                 donate_argnums: tuple[int, ...], precision: Any) -> None:
+    def __init__(self, fun: Callable[..., Any], options: PlanOptions,
+                 static_argnums: tuple[int, ...], donate_argnums: tuple[int, ...],
+                 precision: Any) -> None:
         self._fun = fun
-        self._optimize = optimize
+        self._options = options
         self._static = static_argnums
         self._precision = precision
         functools.update_wrapper(self, fun, updated=())
@@ -77,7 +81,7 @@ class Jitted:
     def _program(self, args: tuple, kwargs: dict) -> tuple[Program, Any]:
         closed, shapes = jax.make_jaxpr(self._fun, static_argnums=self._static,
                                         return_shape=True)(*args, **kwargs)
-        return build(closed, self._optimize, self._precision), shapes
+        return build(closed, self._options, self._precision), shapes
 
     def _traced(self, *args: Any, **kwargs: Any) -> Any:
         # Runs once per signature, while jax.jit traces.
@@ -108,14 +112,16 @@ class Jitted:
 
 def jit(fun: Callable[..., Any] | None = None, *, optimize: Any = "auto",
         static_argnums: int | Sequence[int] = (), donate_argnums: int | Sequence[int] = (),
-        precision: Any = None) -> Any:
+        precision: Any = None, memory_limit: int | str | None = None, mesh: Any = None) -> Any:
     """Compile ``fun`` with every contraction chain in it planned as one einsum.
 
     ``optimize`` names the path optimizer for every cluster (as in
     :func:`contract.einsum`); ``static_argnums``/``donate_argnums`` are passed
     to ``jax.jit``; ``precision`` overrides the precision of rewritten
-    clusters (default: what the written ``dot_general``s asked for). Works as
-    a decorator with or without options.
+    clusters (default: what the written ``dot_general``s asked for);
+    ``memory_limit`` (bytes or ``"max_input"``) slices each rewritten cluster
+    to fit and ``mesh`` spreads its slices over a ``jax.sharding.Mesh``, as in
+    :func:`contract.einsum`. Works as a decorator with or without options.
 
     >>> import jax.numpy as jnp
     >>> f = jit(lambda a, b: (a * b).sum(0), optimize="greedy")
@@ -128,9 +134,13 @@ def jit(fun: Callable[..., Any] | None = None, *, optimize: Any = "auto",
     """
     if fun is None:
         return functools.partial(jit, optimize=optimize, static_argnums=static_argnums,
-                                 donate_argnums=donate_argnums, precision=precision)
+                                 donate_argnums=donate_argnums, precision=precision,
+                                 memory_limit=memory_limit, mesh=mesh)
     if not callable(fun):
         raise ContractError(f"contract.jit needs a callable, got {type(fun).__name__}")
     _check_optimize(optimize)
-    return Jitted(fun, optimize, _argnums(static_argnums, "static_argnums"),
+    if memory_limit is not None and memory_limit != "max_input":
+        resolve_limit(memory_limit, None)  # reject a bad budget now, not at trace time
+    options = PlanOptions(optimize, memory_limit, None if mesh is None else check_mesh(mesh))
+    return Jitted(fun, options, _argnums(static_argnums, "static_argnums"),
                   _argnums(donate_argnums, "donate_argnums"), _precision(precision))

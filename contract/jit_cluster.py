@@ -20,7 +20,7 @@ at ``HIGHEST``. ``contract.jit(f, precision=...)`` overrides both.
 >>> L = Labels()
 >>> x, y = leaf(0, (2, 3), np.float32, L), leaf(1, (3, 4), np.float32, L)
 >>> n = RULES["dot_general"]({"dimension_numbers": (((1,), (0,)), ((), ()))}, [x, y], L)
->>> make_cluster(n, ("dot_general",), "", L, "auto", None).spec
+>>> make_cluster(n, ("dot_general",), "", L, PlanOptions(), None).spec
 'ab,bc->ac'
 """
 
@@ -35,13 +35,24 @@ import jax.numpy as jnp
 import opt_einsum
 from jax import lax
 
-from .backend.jax import program
+from .scale import fit, program
 from .errors import ContractError
 from .jit_net import Labels, Net
 from .plan import Plan, make_plan
 from .spec import parse
 
-__all__ = ["Cluster", "make_cluster", "run_cluster"]
+__all__ = ["Cluster", "PlanOptions", "make_cluster", "run_cluster"]
+
+
+@dataclass(frozen=True)
+class PlanOptions:
+    """How every rewritten cluster is planned and run: the path optimizer,
+    a memory budget (bytes or ``"max_input"``: the cluster is sliced to fit)
+    and a ``jax.sharding.Mesh`` to spread its slices over."""
+
+    optimize: Any = "auto"
+    memory_limit: Any = None
+    mesh: Any = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,7 @@ class Cluster:
     precision: Any
     rewritten: bool
     reason: str
+    mesh: Any = None
 
     def __repr__(self) -> str:
         state = "rewritten" if self.rewritten else "kept"
@@ -99,7 +111,7 @@ def _spec(net: Net, kept: tuple[int, ...]) -> str:
 
 
 def make_cluster(net: Net, primitives: tuple[str, ...], where: str, labels: Labels,
-                 optimize: Any, precision: Any) -> Cluster:
+                 options: PlanOptions, precision: Any) -> Cluster:
     """Plan ``net`` and decide whether rewriting it pays (see the module docstring)."""
     carried = net.carried()
     kept = tuple(l for l in net.out if l is not None and l in carried)
@@ -108,7 +120,10 @@ def make_cluster(net: Net, primitives: tuple[str, ...], where: str, labels: Labe
     prec = _precision(net, precision)
 
     def done(plan: Plan | None, rewritten: bool, reason: str) -> Cluster:
-        return Cluster(net, primitives, where, spec, shape, kept, plan, prec, rewritten, reason)
+        if rewritten and (options.memory_limit is not None or options.mesh is not None):
+            plan = fit(plan, options.memory_limit, options.mesh)  # slice / spread it
+        return Cluster(net, primitives, where, spec, shape, kept, plan, prec, rewritten, reason,
+                       options.mesh)
 
     if not carried - set(kept):
         return done(None, False, "nothing is summed: products are left to XLA's fusion")
@@ -118,7 +133,7 @@ def make_cluster(net: Net, primitives: tuple[str, ...], where: str, labels: Labe
     bound = parse(spec).bind([f.shape for f in net.factors])
     result = jax.dtypes.canonicalize_dtype(net.dtype).name
     try:
-        plan = make_plan(bound, dtypes, result, optimize)
+        plan = make_plan(bound, dtypes, result, options.optimize)
     except ContractError as e:
         return done(None, False, f"not planned: {e}")
     planned = plan.flops + (math.prod(shape) if net.scale != 1 else 0)
@@ -143,7 +158,7 @@ def run_cluster(cluster: Cluster, read: Callable[[Any], Any]) -> jax.Array:
         arrays.append(x)
     assert cluster.plan is not None
     # Named after the spec, so profiles show which cluster a kernel came from.
-    result = program(cluster.plan, cluster.precision)(*arrays)
+    result = program(cluster.plan, cluster.precision, cluster.mesh)(*arrays)
     if result.shape != cluster.shape:
         dims = tuple(k for k, l in enumerate(cluster.net.out) if l in cluster.kept)
         result = lax.broadcast_in_dim(result, cluster.shape, dims)

@@ -12,7 +12,7 @@ bound as written. :func:`evaluate` runs the program on (traced) arrays.
 >>> import jax, jax.numpy as jnp
 >>> f = lambda x, y, z: (x @ y) @ z
 >>> closed = jax.make_jaxpr(f)(jnp.ones((64, 8)), jnp.ones((8, 64)), jnp.ones((64, 2)))
->>> prog = build(closed, "auto", None)
+>>> prog = build(closed, PlanOptions(), None)
 >>> [c.spec for c in prog.clusters], [type(s).__name__ for s in prog.body]
 (['ab,bc,cd->ad'], ['Fused'])
 """
@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.core import ClosedJaxpr, DropVar, Literal
 
-from .jit_cluster import Cluster, make_cluster, run_cluster
+from .jit_cluster import Cluster, PlanOptions, make_cluster, run_cluster
 from .jit_net import ARITHMETIC, RULES, SCALAR, Labels, Net, eqn_flops, leaf
 
 __all__ = ["Ref", "Op", "Fused", "Program", "build", "evaluate"]
@@ -176,7 +176,7 @@ def _absorb(op: Op, k: int, nets: dict[Ref, Net], uses: Counter,
                    flops=net.flops + cost, largest=largest), taken
 
 
-def _find_clusters(prog: Program, optimize: Any, precision: Any, where: str) -> None:
+def _find_clusters(prog: Program, options: PlanOptions, precision: Any, where: str) -> None:
     uses = Counter(a for op in prog.body for a in op.ins if isinstance(a, Ref))
     uses.update(a for a in prog.outputs if isinstance(a, Ref))
     labels = Labels()
@@ -193,7 +193,7 @@ def _find_clusters(prog: Program, optimize: Any, precision: Any, where: str) -> 
         prims = tuple(prog.body[k].eqn.primitive.name for k in steps)
         if len(net.factors) < 2 or not {"dot_general", "reduce_sum"} & set(prims):
             continue  # a view, a reduction or a product: nothing to contract
-        cluster = make_cluster(net, prims, where, labels, optimize, precision)
+        cluster = make_cluster(net, prims, where, labels, options, precision)
         prog.clusters.append(cluster)
         if cluster.rewritten:
             for k in steps[:-1]:
@@ -202,10 +202,10 @@ def _find_clusters(prog: Program, optimize: Any, precision: Any, where: str) -> 
     prog.body = [op for op in prog.body if op is not None]
 
 
-def _restage(closed: ClosedJaxpr, where: str, prog: Program, optimize: Any,
+def _restage(closed: ClosedJaxpr, where: str, prog: Program, options: PlanOptions,
              precision: Any) -> ClosedJaxpr:
     """``closed`` rewritten, or as given when nothing in it was rewritten."""
-    sub = build(closed, optimize, precision, where)
+    sub = build(closed, options, precision, where)
     if not sub.rewritten:
         prog.clusters += sub.clusters
         return closed
@@ -221,7 +221,7 @@ def _restage(closed: ClosedJaxpr, where: str, prog: Program, optimize: Any,
     return new
 
 
-def _rewrite_bodies(prog: Program, optimize: Any, precision: Any, where: str) -> None:
+def _rewrite_bodies(prog: Program, options: PlanOptions, precision: Any, where: str) -> None:
     for op in prog.body:
         name = op.eqn.primitive.name
         for param in _BODIES.get(name, ()):
@@ -229,17 +229,17 @@ def _rewrite_bodies(prog: Program, optimize: Any, precision: Any, where: str) ->
             # "scan body", "while cond", "while body", "cond branches 1", nested with " > ".
             base = f"{where}{name} {param.replace('_jaxpr', '').replace('jaxpr', 'body')}"
             if isinstance(value, ClosedJaxpr):
-                op.params[param] = _restage(value, base + " > ", prog, optimize, precision)
+                op.params[param] = _restage(value, base + " > ", prog, options, precision)
             elif isinstance(value, tuple) and all(isinstance(b, ClosedJaxpr) for b in value):
-                op.params[param] = tuple(_restage(b, f"{base} {n} > ", prog, optimize, precision)
+                op.params[param] = tuple(_restage(b, f"{base} {n} > ", prog, options, precision)
                                          for n, b in enumerate(value))
 
 
-def build(closed: ClosedJaxpr, optimize: Any, precision: Any, where: str = "") -> Program:
+def build(closed: ClosedJaxpr, options: PlanOptions, precision: Any, where: str = "") -> Program:
     """Flatten ``closed`` and rewrite its contraction clusters (bodies included)."""
     prog = _flatten(closed)
-    _rewrite_bodies(prog, optimize, precision, where)
-    _find_clusters(prog, optimize, precision, where)
+    _rewrite_bodies(prog, options, precision, where)
+    _find_clusters(prog, options, precision, where)
     return prog
 
 

@@ -224,6 +224,25 @@ def test_one_device_mesh_in_process():
                                rtol=1e-6, atol=1e-5)
 
 
+def test_contract_jit_slices_clusters_to_the_budget():
+    a, b, c = _operands([(64, 48), (48, 64), (64, 32)])
+    chain = lambda a, b, c: jnp.tanh((a @ b @ c).sum(1))
+    budget = contract.plan("ij,jk,kl->il", a, b, c).peak_bytes // 8
+    fitted = contract.jit(chain, memory_limit=budget)
+    np.testing.assert_allclose(fitted(a, b, c), jax.jit(chain)(a, b, c), rtol=1e-4, atol=1e-4)
+    (cluster,) = [c for c in fitted.explain(a, b, c).clusters if c.rewritten]
+    assert isinstance(cluster.plan, SlicedPlan) and cluster.plan.peak_bytes <= budget
+    assert "scan" in str(fitted.lower(a, b, c).as_text()) or "while" in str(
+        fitted.lower(a, b, c).as_text())
+
+
+def test_contract_jit_rejects_bad_budget_and_mesh():
+    with pytest.raises(contract.ContractError, match="memory_limit must be a positive"):
+        contract.jit(lambda x: x, memory_limit=0)
+    with pytest.raises(contract.ContractError, match="mesh must be a jax.sharding.Mesh"):
+        contract.jit(lambda x: x, mesh="gpu")
+
+
 def test_bad_mesh():
     with pytest.raises(contract.ContractError, match="mesh must be a jax.sharding.Mesh, got list"):
         contract.einsum("ij,jk->ik", np.ones((2, 2)), np.ones((2, 2)), mesh=jax.devices())
@@ -277,6 +296,11 @@ _MESH_SCRIPT = textwrap.dedent(
     loss = lambda a, **kw: (contract.einsum(spec, a, *ops[1:], **kw) ** 2).sum()
     check("grad", jax.jit(jax.grad(lambda a: loss(a, mesh=meshes["2x2"])))(ops[0]),
           jax.jit(jax.grad(loss))(ops[0]), 1e-4)
+    # contract.jit: a written chain whose planned cluster is sliced and spread.
+    a, b, c = _operands([(64, 32), (32, 64), (64, 16)])
+    chain = lambda a, b, c: (a @ b @ c).sum(1)
+    spread = contract.jit(chain, mesh=meshes["1d"], memory_limit=64 * 16 * 4 // 2)
+    check("contract.jit mesh", spread(a, b, c), jax.jit(chain)(a, b, c), 1e-4)
     p = contract.plan(spec, *shapes, mesh=meshes["1d"])
     print(json.dumps({"errors": errors, "checked": checked, "n_slices": p.n_slices,
                       "devices": p.devices, "overhead": p.overhead, "report": str(p)}))
@@ -292,7 +316,7 @@ def test_sharded_equals_single_device():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["errors"] == [] and result["checked"] == 8 * 2 + 3 * 4 + 2
+    assert result["errors"] == [] and result["checked"] == 8 * 2 + 3 * 4 + 3
     # Four devices, four slices of the ring's zero-overhead label, one each.
     assert result["devices"] == 4 and result["n_slices"] % 4 == 0
     assert result["overhead"] == 1.0
