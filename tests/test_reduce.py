@@ -357,3 +357,14 @@ def test_grad_jit_vmap_match_jnp(op, ref) -> None:
 def test_errors(call, match: str) -> None:
     with pytest.raises(ContractError, match=match):
         call()
+
+
+def test_traced_sum_of_a_product_stays_a_fusible_reduce():
+    # Under jax.jit the input of sum may be an expression XLA fuses into a
+    # reduce; the ones-vector dot_general form would store the product first.
+    a = np.ones((256, 256), np.float32)
+    jaxpr = jax.make_jaxpr(lambda a, b: contract.sum(a * b, 0))(a, a)
+    prims = [e.primitive.name for e in jaxpr.jaxpr.eqns]
+    assert "reduce_sum" in prims and "dot_general" not in prims
+    np.testing.assert_allclose(jax.jit(lambda a, b: contract.sum(a * b, 0))(a, a),
+                               np.full(256, 256.0))

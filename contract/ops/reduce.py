@@ -113,9 +113,17 @@ class _Layout:
     kept: tuple[int, ...]  # the keepdims shape (size 1 on reduced axes)
     shape: tuple[int, ...]  # the shape returned (kept or reduced)
 
-    def reduction(self, dtype: str) -> _Red:
-        """The reduction einsum for an input of ``dtype``."""
-        return self.gemv if self.gemv is not None and dtype == "float32" else _Red(self.spec)
+    def reduction(self, x: jax.Array, dtype: str) -> _Red:
+        """The reduction einsum for ``x`` (cast to ``dtype``).
+
+        Under a trace ``x`` may be an expression XLA would fuse into a
+        reduce (``sum(a * b, 0)`` under ``jax.jit``); a dot_general cannot
+        fuse its inputs, so the product would be stored: 5x slower on
+        4096x4096. The ones-vector form is used only on concrete arrays.
+        """
+        if self.gemv is None or dtype != "float32" or isinstance(x, jax.core.Tracer):
+            return _Red(self.spec)
+        return self.gemv
 
 
 @functools.lru_cache(maxsize=1024)
@@ -184,7 +192,7 @@ def _sum_args(x: Any, axis: Any = None, keepdims: Any = None, dtype: Any = None,
     dt = dtype_arg(dtype, "sum")
     cast = None if dt is None else dt.name
     result = cast if cast is not None else sum_result_dtype(_name(x))
-    return [x], dict(cast=cast, red=lay.reduction(cast or _name(x)), result=result,
+    return [x], dict(cast=cast, red=lay.reduction(x, cast or _name(x)), result=result,
                      shape=lay.shape)
 
 
@@ -268,7 +276,7 @@ def _correction(op: str, correction: Any, ddof: Any) -> float:
 def _mean_args(x: Any, axis: Any = None, keepdims: Any = None, dtype: Any = None, *,
                dim: Any = None, keepdim: Any = None, out: Any = None) -> tuple[list, dict]:
     x, lay, cast, acc, result = _moment_args("mean", x, axis, keepdims, dtype, dim, keepdim, out)
-    return [x], dict(cast=cast, red=lay.reduction(cast or _name(x)), acc=acc, result=result,
+    return [x], dict(cast=cast, red=lay.reduction(x, cast or _name(x)), acc=acc, result=result,
                      count=lay.count, shape=lay.shape)
 
 
@@ -302,7 +310,7 @@ def _var_args(op: str, x: Any, axis: Any = None, keepdims: Any = None, dtype: An
               out: Any = None) -> tuple[list, dict]:
     x, lay, cast, acc, result = _moment_args(op, x, axis, keepdims, dtype, dim, keepdim, out)
     real = "float32" if result == "complex64" else result
-    return [x], dict(cast=cast, red=lay.reduction(cast or _name(x)), pair=lay.pair,
+    return [x], dict(cast=cast, red=lay.reduction(x, cast or _name(x)), pair=lay.pair,
                      kept=lay.kept, acc=acc, result=real, count=lay.count, shape=lay.shape,
                      correction=_correction(op, correction, ddof), root=op == "std")
 
@@ -378,7 +386,7 @@ def _stats_args(x: Any, axis: Any = None, keepdims: Any = None, *, correction: A
                 ddof: Any = None, dim: Any = None, keepdim: Any = None) -> tuple[list, dict]:
     x, lay, _, acc, result = _moment_args("batch_stats", x, axis, keepdims, None, dim, keepdim,
                                           None)
-    return [x], dict(red=lay.reduction(_name(x)), pair=lay.pair, kept=lay.kept, count=lay.count,
+    return [x], dict(red=lay.reduction(x, _name(x)), pair=lay.pair, kept=lay.kept, count=lay.count,
                      shape=lay.shape, total=sum_result_dtype(_name(x)), acc=acc, result=result,
                    correction=_correction("batch_stats", correction, ddof))
 
