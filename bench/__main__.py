@@ -58,7 +58,7 @@ def chart(rows: list[tuple[str, float]], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(13, 0.3 * len(rows) + 1.4))
-    names = [n if len(n) <= 70 else n[:67] + "..." for n, _ in rows][::-1]
+    names = [n if len(n) <= 50 else n[:47] + "..." for n, _ in rows][::-1]
     values = [max(r, 1e-3) for _, r in rows][::-1]  # a 0.000x row still shows
     colors = ["#2a9d8f" if v <= 1.0 else "#e76f51" for v in values]
     ax.barh(names, values, color=colors)
@@ -66,7 +66,7 @@ def chart(rows: list[tuple[str, float]], path: Path) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("time ratio contract / fastest peer (log scale; < 1: contract is faster)")
     for y, v in enumerate(values):
-        ax.text(v * 1.05, y, f"{v:.2g}x", va="center", fontsize=7)
+        ax.text(v * 1.05, y, f"{v:.2f}x" if v >= 0.1 else f"{v:.2g}x", va="center", fontsize=7)
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -77,7 +77,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--only", default="", help="comma-separated module names")
+    p.add_argument("--chart-only", action="store_true",
+                   help="redraw ratios.png from the existing RESULTS.md without running anything")
     args = p.parse_args()
+    if args.chart_only:
+        rows = []
+        for section in (HERE / "RESULTS.md").read_text().split("\n## ")[1:]:
+            name = section.split()[0]
+            if name not in NOT_IN_CHART:
+                rows += ratios(section, name.replace("_bench", ""))
+        chart(rows, HERE / "ratios.png")
+        return
     chosen = [m for m in MODULES if not args.only or m in args.only.split(",")]
     sections, all_rows = [], []
     for name in chosen:
