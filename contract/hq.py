@@ -403,6 +403,16 @@ def _bisect(group: list[int], holders: dict[int, list[int]], net: _Net, rng: ran
         return g
 
     n_left = count
+
+    def flip(v: int) -> int:
+        """Move ``v`` to the other side; the change in the left side's size."""
+        s = side[v]
+        for l in legs[v]:
+            counts[l][s] -= 1
+            counts[l][1 - s] += 1
+        side[v] = 1 - s
+        return 1 if s else -1
+
     for _ in range(4):  # Fiduccia-Mattheyses passes, until one gains nothing
         moves, total, best, best_at = [], 0.0, 0.0, 0
         locked: set[int] = set()
@@ -413,12 +423,7 @@ def _bisect(group: list[int], holders: dict[int, list[int]], net: _Net, rng: ran
                 break
             v = max(options, key=gain)
             total += gain(v)
-            s = side[v]
-            for l in legs[v]:
-                counts[l][s] -= 1
-                counts[l][1 - s] += 1
-            side[v] = 1 - s
-            n_left += 1 if s else -1
+            n_left += flip(v)
             locked.add(v)
             moves.append(v)
             if total > best + 1e-12:
@@ -426,12 +431,7 @@ def _bisect(group: list[int], holders: dict[int, list[int]], net: _Net, rng: ran
             elif len(moves) - best_at > 24:
                 break  # a long run of losing moves rarely turns round
         for v in moves[best_at:]:  # undo the moves past the best prefix
-            s = side[v]
-            for l in legs[v]:
-                counts[l][s] -= 1
-                counts[l][1 - s] += 1
-            side[v] = 1 - s
-            n_left += 1 if s else -1
+            n_left += flip(v)
         if best_at == 0:
             break
     left = [v for v in group if side[v] == 0]
