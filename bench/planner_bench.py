@@ -22,7 +22,7 @@ from opt_einsum import path_random
 
 from bench.common import machine, parser
 from contract.hq import optimize as hq
-from contract.plan import OPTIMIZERS
+from contract.plan import OPTIMIZERS, path_cost
 
 
 def regular_graph(n: int, degree: int, seed: int) -> list[frozenset]:
@@ -40,20 +40,6 @@ def regular_graph(n: int, degree: int, seed: int) -> list[frozenset]:
         legs[u].add(opt_einsum.get_symbol(e))
         legs[v].add(opt_einsum.get_symbol(e))
     return [frozenset(t) for t in legs]
-
-
-def path_cost(inputs: list[frozenset], sizes: dict, path: Any) -> float:
-    """Sum over steps of the product of the sizes of every label involved."""
-    terms = list(inputs)
-    total = 0.0
-    for entry in path:
-        entry = sorted(entry)
-        picked = [terms[k] for k in entry]
-        rest = [t for k, t in enumerate(terms) if k not in entry]
-        both = frozenset().union(*picked)
-        total += math.prod(sizes[l] for l in both)
-        terms = rest + [frozenset(l for l in both if any(l in r for r in rest))]
-    return total
 
 
 def _cotengra(repeats: int) -> Callable | None:
@@ -100,7 +86,7 @@ def main() -> None:
                 path = planners[name](inputs, frozenset(), sizes, None) if name != "cotengra" \
                     else planners[name](inputs, frozenset(), sizes)
                 times[name] = time.perf_counter() - start
-                costs[name] = path_cost(inputs, sizes, path)
+                costs[name] = path_cost(inputs, frozenset(), sizes, path)
             best = min(costs.values())
             cells = [f"n={n} seed={seed} (best 2^{math.log2(best):.1f})"]
             cells += [f"{costs[k] / best:.2f}" for k in names]

@@ -31,7 +31,7 @@ from .errors import ContractError
 from .spec import Bound
 
 __all__ = ["Prep", "Step", "Plan", "make_plan", "OPTIMIZERS", "auto_strategy", "compute_dtype",
-           "plan_cache_info"]
+           "path_cost", "plan_cache_info"]
 
 # Named optimizers; "auto" and "auto-hq" are ours (see _auto and contract.hq),
 # the rest are opt_einsum's. "measure" is handled in _build (contract.measure).
@@ -133,14 +133,14 @@ def _sampled_greedy(inputs: list, output: set, sizes: dict, memory_limit: int | 
     # not always among them: keep whichever path our own count finds cheaper.
     candidates = [opt_einsum.paths.greedy(inputs, output, sizes, memory_limit),
                   search(inputs, output, sizes, memory_limit)]
-    return min(candidates, key=lambda path: _path_cost(inputs, output, sizes, path))
+    return min(candidates, key=lambda path: path_cost(inputs, output, sizes, path))
 
 
-def _path_cost(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
+def path_cost(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
                path: Sequence[Sequence[int]]) -> int:
     """Total size of every pairwise step's label union (FLOPs up to a factor 2).
 
-    >>> _path_cost([frozenset("ab"), frozenset("bc")], frozenset("ac"), {"a": 2, "b": 3, "c": 4}, [(0, 1)])
+    >>> path_cost([frozenset("ab"), frozenset("bc")], frozenset("ac"), {"a": 2, "b": 3, "c": 4}, [(0, 1)])
     24
     """
     terms = list(inputs)
