@@ -57,11 +57,18 @@ def _cotengra(repeats: int) -> Callable | None:
 
 
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--sizes", default="", help="comma-separated graph sizes (default 50,100,150,200)")
+    p.add_argument("--seeds", default="", help="comma-separated seeds (default 0,1,2)")
+    args = p.parse_args()
     import warnings
 
     warnings.filterwarnings("ignore", message=".*kahypar.*")
     ns, seeds = ((50,), (0,)) if args.quick else ((50, 100, 150, 200), (0, 1, 2))
+    if args.sizes:
+        ns = tuple(int(v) for v in args.sizes.split(","))
+    if args.seeds:
+        seeds = tuple(int(v) for v in args.seeds.split(","))
     planners: dict[str, Callable | None] = {
         "auto": OPTIMIZERS["auto"],
         "greedy": opt_einsum.paths.greedy,
