@@ -368,3 +368,10 @@ def test_traced_sum_of_a_product_stays_a_fusible_reduce():
     assert "reduce_sum" in prims and "dot_general" not in prims
     np.testing.assert_allclose(jax.jit(lambda a, b: contract.sum(a * b, 0))(a, a),
                                np.full(256, 256.0))
+
+
+@pytest.mark.parametrize("op", [contract.sum, contract.mean, contract.var, contract.batch_stats])
+def test_a_0d_array_has_no_axis_to_reduce(op):
+    with pytest.raises(ContractError, match=r"axis 0 is out of range for an array of rank 0 .*axis=None"):
+        op(np.ones(()), 0)
+    assert float(contract.sum(np.float32(2.5))) == 2.5  # axis=None is fine

@@ -53,12 +53,12 @@ def normalize_axes(axis: Any, ndim: int, op: str) -> tuple[int, ...]:
     for a in axes:
         if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
             raise ContractError(f"{op}(): axis entries must be ints, got {a!r}")
-        if not -ndim <= a < max(ndim, 1) or (ndim == 0 and a not in (0, -1)):
+        if not -ndim <= a < ndim:  # a 0-d array has no axis to name (as in NumPy)
             raise ContractError(
                 f"{op}(): axis {a} is out of range for an array of rank {ndim} "
-                f"(valid: {-ndim}..{ndim - 1})"
+                + (f"(valid: {-ndim}..{ndim - 1})" if ndim else "(it has no axes: use axis=None)")
             )
-        out.append(int(a) % max(ndim, 1))
+        out.append(int(a) % ndim)
     if len(set(out)) != len(out):
         raise ContractError(f"{op}(): axis {axis!r} names the same axis more than once")
     return tuple(sorted(out))

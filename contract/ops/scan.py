@@ -229,9 +229,10 @@ def _arguments(x: Any, axis: Any, dtype: Any, reverse: Any, dim: Any, out: Any,
     elif isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 2:
         raise ContractError(f"cumsum(): block must be an int >= 2, got {block!r}")
     if axis is not None:
-        axis = normalize_axis(axis, arr.ndim, "cumsum")
+        # NumPy scans a 0-d array as 1-d, so axis 0 (or -1) is valid there.
+        axis = normalize_axis(axis, max(arr.ndim, 1), "cumsum")
         if arr.ndim == 0:
-            axis = None  # NumPy: a 0-d array scans as 1-d
+            axis = None
     return arr, {"axis": axis, "cast": cast, "reverse": bool(reverse), "block": int(block)}
 
 
