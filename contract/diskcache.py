@@ -41,6 +41,8 @@ def set_cache_dir(path: str | os.PathLike | None) -> None:
     """Use ``path`` as the plan cache directory (created if needed); ``None``
     turns the disk cache off, whatever ``CONTRACT_CACHE_DIR`` says."""
     global _dir
+    if path is not None and not isinstance(path, (str, os.PathLike)):
+        raise ContractError(f"set_cache_dir() takes a path or None, got {type(path).__name__}")
     if path is not None:
         try:
             Path(path).mkdir(parents=True, exist_ok=True)

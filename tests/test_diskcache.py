@@ -102,3 +102,8 @@ def test_two_processes_share_the_cache(tmp_path):
     assert third.returncode == 0, err
     assert out.split()[1] == outs[0][0].split()[1]
     assert {e: e.stat().st_mtime_ns for e in _entries(tmp_path)} == stamps
+
+
+def test_set_cache_dir_rejects_a_non_path():
+    with pytest.raises(contract.ContractError, match="takes a path or None, got int"):
+        contract.set_cache_dir(123)
