@@ -29,7 +29,8 @@ from .errors import ContractError
 from .plan import Plan, make_plan
 from .spec import Spec, from_sublists, parse
 
-__all__ = ["einsum", "plan", "expression", "Expression", "as_operand"]
+__all__ = ["einsum", "plan", "expression", "Expression", "as_operand", "check_precision",
+           "numeric_dtype"]
 
 _PRECISIONS = {
     "default": lax.Precision.DEFAULT, "high": lax.Precision.HIGH,
@@ -77,13 +78,18 @@ def as_operand(x: Any, n: int) -> jax.Array:
     raise ContractError(f"operand {n} is a {type(x).__name__}, not an array or number")
 
 
-def _precision(precision: Any) -> Any:
+def check_precision(precision: Any) -> Any:
+    """Validate ``precision=``: None, a ``lax.Precision``, a name or a pair.
+
+    >>> check_precision("highest")
+    Precision.HIGHEST
+    """
     if precision is None or isinstance(precision, lax.Precision):
         return precision
     if isinstance(precision, str) and precision.lower() in _PRECISIONS:
         return _PRECISIONS[precision.lower()]
     if isinstance(precision, tuple) and len(precision) == 2:
-        return tuple(_precision(p) for p in precision)
+        return tuple(check_precision(p) for p in precision)
     raise ContractError(
         f"unknown precision {precision!r}; use None, a jax.lax.Precision, or one of "
         + ", ".join(repr(k) for k in _PRECISIONS)
@@ -106,9 +112,6 @@ def numeric_dtype(dtype: Any, what: str) -> np.dtype:
     return jax.dtypes.canonicalize_dtype(dt)
 
 
-def _dtype_name(dtype: Any, what: str) -> str:
-    return numeric_dtype(dtype, what).name
-
 
 def _split(args: Sequence[Any]) -> tuple[Spec, list[Any]]:
     if not args:
@@ -123,7 +126,7 @@ def _plan_for(spec: Spec, arrays: Sequence[jax.Array], optimize: Any,
     bound = spec.bind([a.shape for a in arrays])
     dtypes = tuple(jax.dtypes.canonicalize_dtype(a.dtype).name for a in arrays)
     if preferred is not None:
-        result = _dtype_name(preferred, "preferred_element_type")
+        result = numeric_dtype(preferred, "preferred_element_type").name
         if jnp.dtype(result).kind != "c" and any(jnp.iscomplexobj(a) for a in arrays):
             raise ContractError(
                 f"preferred_element_type={result} would drop the imaginary part of complex "
@@ -186,7 +189,7 @@ def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
                 raise ContractError(*e.args) from None
     spec, raw = _split(args)
     arrays = [as_operand(x, n) for n, x in enumerate(raw)]
-    prec = _precision(precision)
+    prec = check_precision(precision)
     p = _plan_for(spec, arrays, optimize, preferred_element_type, memory_limit, mesh)
     if any(isinstance(a, jax.core.Tracer) for a in arrays):
         return program(p, prec, mesh)(*arrays)
@@ -242,7 +245,7 @@ def _eager(spec: str, optimize: Any, precision: Any, preferred: Any, memory_limi
         parsed = parse(spec)
         arrays = [as_operand(x, n) for n, x in enumerate(operands)]
         p = _plan_for(parsed, arrays, optimize, preferred, memory_limit, mesh)
-        return program(p, _precision(precision), mesh)(*arrays)
+        return program(p, check_precision(precision), mesh)(*arrays)
 
     return jax.jit(einsum)
 
@@ -268,7 +271,7 @@ def _spec_and_shapes(args: Sequence[Any], dtype: Any) -> tuple[Spec, list[Any]]:
             if any(d < 0 for d in x):
                 raise ContractError(f"shape {tuple(x)} of operand {n} has a negative size")
             out.append(jax.ShapeDtypeStruct(tuple(int(d) for d in x),
-                                            jnp.dtype(_dtype_name(dt, "dtype"))))
+                                            numeric_dtype(dt, "dtype")))
         elif isinstance(x, jax.ShapeDtypeStruct):
             out.append(x)
         else:
@@ -345,5 +348,5 @@ def expression(*args: Any, dtype: Any = None, optimize: Any = "auto", precision:
     spec, ops = _spec_and_shapes(args, dtype)
     p = _plan_for(spec, ops, optimize, preferred_element_type, memory_limit, mesh)
     return Expression(p, [o.shape for o in ops],
-                      [jax.dtypes.canonicalize_dtype(o.dtype) for o in ops], _precision(precision),
+                      [jax.dtypes.canonicalize_dtype(o.dtype) for o in ops], check_precision(precision),
                       mesh)

@@ -26,7 +26,7 @@ from typing import Any, Callable, Sequence
 
 import jax
 
-from .api import _precision
+from .api import check_precision
 from .errors import ContractError
 from .jit_cluster import PlanOptions
 from .jit_explain import Explanation
@@ -143,4 +143,4 @@ def jit(fun: Callable[..., Any] | None = None, *, optimize: Any = "auto",
         resolve_limit(memory_limit, None)  # reject a bad budget now, not at trace time
     options = PlanOptions(optimize, memory_limit, None if mesh is None else check_mesh(mesh))
     return Jitted(fun, options, _argnums(static_argnums, "static_argnums"),
-                  _argnums(donate_argnums, "donate_argnums"), _precision(precision))
+                  _argnums(donate_argnums, "donate_argnums"), check_precision(precision))

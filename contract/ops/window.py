@@ -40,7 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..api import _dtype_name, _precision, einsum
+from ..api import check_precision, einsum, numeric_dtype
 from ..errors import ContractError
 from ..plan import compute_dtype
 from ._args import operand
@@ -329,7 +329,7 @@ def _conv_args(x: Any, w: Any, stride: Any = 1, padding: Any = 0, *, precision: 
     _check_dtypes(x.dtype, w.dtype)
     # Normalised here so the compiled-program cache key is hashable.
     try:
-        prec = _precision(precision)
+        prec = check_precision(precision)
     except ContractError as e:
         raise ContractError(f"conv(): {e}") from None
     preferred = _preferred(preferred_element_type)
@@ -337,7 +337,7 @@ def _conv_args(x: Any, w: Any, stride: Any = 1, padding: Any = 0, *, precision: 
 
 
 def _preferred(dtype: Any) -> str | None:
-    return None if dtype is None else _dtype_name(dtype, "conv(): preferred_element_type")
+    return None if dtype is None else numeric_dtype(dtype, "conv(): preferred_element_type").name
 
 
 def _result_dtype(xdt: Any, wdt: Any, preferred: str | None) -> str:
