@@ -56,6 +56,9 @@ class _Net:
             for l in t:
                 self.count[self.index[l]] += 1
         self.hyper = sum(1 << n for n, c in enumerate(self.count) if c > 2)
+        # Legs on one tensor only (and not in the output) are summed at its
+        # first contraction.
+        self.single = sum(1 << n for n, c in enumerate(self.count) if c == 1)
         # For each hyperedge (3+ holders), the leaves holding it.
         self.holders = {l: sum(1 << v for v, b in enumerate(self.legs) if b >> l & 1)
                         for l in _bit_list(self.hyper)}
@@ -70,9 +73,10 @@ class _Net:
     def join(self, a: int, b: int, leaves: int) -> int:
         """Legs of the merge of nodes with legs ``a`` and ``b``, ``leaves``
         being the leaves under both: those in the output or held elsewhere."""
-        # An ordinary leg (two holders) closes when both holders are inside;
-        # a hyperedge closes when all its holders are among ``leaves``.
-        closed = a & b & ~self.out & ~self.hyper
+        # An ordinary leg (two holders) closes when both holders are inside,
+        # a single-holder leg at once; a hyperedge when all its holders are
+        # among ``leaves``.
+        closed = ((a & b) | ((a | b) & self.single)) & ~self.out & ~self.hyper
         for l in _bit_list((a | b) & self.hyper & ~self.out):
             if self.holders[l] & ~leaves == 0:
                 closed |= 1 << l
@@ -211,8 +215,11 @@ def _optimal(tensors: list[int], out: int, size: Any) -> tuple[float, Tree]:
     for s in range(1, 1 << k):
         low = s & -s
         union[s] = union[s ^ low] | tensors[low.bit_length() - 1]
-    # A subset's result keeps legs that its complement or the output needs.
-    result = [union[s] & (union[full ^ s] | out) for s in range(1 << k)]
+    # A subset's result keeps legs that its complement or the output needs;
+    # a single tensor is taken as it is (its own legs are summed when it is
+    # first contracted, as ``tree_flops`` counts them).
+    result = [union[s] & (union[full ^ s] | out) if s & (s - 1) else union[s]
+              for s in range(1 << k)]
     best: list[float] = [0.0] * (1 << k)
     choice: list[int] = [0] * (1 << k)
     for s in range(1, 1 << k):

@@ -1,0 +1,106 @@
+"""Tree annealing (contract.anneal) and the auto-hq search built on it: trees
+stay valid, tree costs match an independent count of the linear path, runs
+are reproducible, and the search finds optimal or near-optimal paths."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+import numpy as np
+import opt_einsum
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from contract.anneal import anneal
+from contract.hq import _linear, _Net, _optimal, optimize, tree_flops
+
+
+def _network(seed: int, n: int) -> tuple[list[frozenset], frozenset, dict]:
+    """``n`` tensors of 1-3 labels over ``n + 2`` labels: some labels sit on one
+    tensor only, some on three or more, a few are kept in the output."""
+    rng = np.random.default_rng(seed)
+    letters = [opt_einsum.get_symbol(i) for i in range(n + 2)]
+    inputs = [frozenset(str(l) for l in rng.choice(letters, size=int(rng.integers(1, 4)),
+                                                   replace=False)) for _ in range(n)]
+    used = sorted(set().union(*inputs))
+    output = frozenset(l for l in used if rng.random() < 0.2)
+    return inputs, output, {l: int(rng.integers(1, 5)) for l in letters}
+
+
+def _path_cost(inputs, output, sizes, path) -> float:
+    """Independent count over a linear path: each pairwise step costs the
+    product of the sizes of every label of its two operands."""
+    terms = list(inputs)
+    total = 0.0
+    for i, j in path:
+        a, b = terms[i], terms[j]
+        rest = terms[:i] + terms[i + 1 : j] + terms[j + 1 :]
+        both = a | b
+        total += math.prod(sizes[l] for l in both)
+        terms = rest + [frozenset(l for l in both if l in output or any(l in r for r in rest))]
+    return total
+
+
+def _leaves(tree) -> list[int]:
+    return [tree] if isinstance(tree, int) else _leaves(tree[0]) + _leaves(tree[1])
+
+
+def _random_tree(n: int, rng: random.Random):
+    nodes: list = list(range(n))
+    while len(nodes) > 1:
+        a = nodes.pop(rng.randrange(len(nodes)))
+        b = nodes.pop(rng.randrange(len(nodes)))
+        nodes.append((a, b))
+    return nodes[0]
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(0, 10_000), st.integers(3, 24))
+def test_anneal_keeps_a_valid_tree_and_never_raises_the_cost(seed, n):
+    inputs, output, sizes = _network(seed, n)
+    net = _Net(inputs, output, sizes)
+    start = _random_tree(n, random.Random(seed))
+    tree = anneal(net, start, 300 * n, math.inf, random.Random(seed))
+    assert sorted(_leaves(tree)) == list(range(n))
+    cost = tree_flops(net, tree)
+    assert cost <= tree_flops(net, start)
+    # The incremental costs kept while annealing equal a count from scratch.
+    assert cost == pytest.approx(_path_cost(inputs, output, sizes, _linear(tree, n)))
+
+
+def test_anneal_is_reproducible_and_stops_at_its_deadline():
+    inputs, output, sizes = _network(7, 30)
+    net = _Net(inputs, output, sizes)
+    start = _random_tree(30, random.Random(0))
+    runs = [anneal(net, start, 20_000, math.inf, random.Random(3)) for _ in range(2)]
+    assert runs[0] == runs[1] and tree_flops(net, runs[0]) < tree_flops(net, start)
+    # A deadline already past: no move is tried, the tree comes back as given.
+    assert anneal(net, start, 20_000, time.perf_counter() - 1, random.Random(3)) is start
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_hq_finds_the_optimum_of_12_tensor_networks(seed):
+    # Hyperedges, single-tensor labels, outputs and disconnected pieces; the
+    # reference is the exact DP over all subsets, whose own tree is re-counted
+    # independently. Deterministic: the time cap is far off.
+    inputs, output, sizes = _network(seed, 12)
+    net = _Net(inputs, output, sizes)
+    best, tree = _optimal(net.legs, net.out, net.size)
+    assert best == pytest.approx(_path_cost(inputs, output, sizes, _linear(tree, 12)))
+    path = optimize(inputs, output, sizes, seconds=1000, moves=2000)
+    assert _path_cost(inputs, output, sizes, path) == pytest.approx(best)
+
+
+def test_hq_beats_greedy_and_random_greedy_on_a_random_regular_graph():
+    from tests.test_report import _ring_graph
+
+    inputs, sizes = _ring_graph(80, 2)
+    out = frozenset()
+    hq = _path_cost(inputs, out, sizes, optimize(inputs, out, sizes, seconds=1000, moves=2000))
+    greedy = _path_cost(inputs, out, sizes, opt_einsum.paths.greedy(inputs, out, sizes))
+    sampled = _path_cost(inputs, out, sizes,
+                         opt_einsum.path_random.RandomGreedy(max_repeats=32)(inputs, out, sizes))
+    # Measured: 2^14.8 against greedy's 2^20.7 and random-greedy-128's 2^16.5.
+    assert hq < greedy / 16 and hq < sampled
