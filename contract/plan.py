@@ -44,7 +44,8 @@ OPTIMIZERS: dict[str, Callable[..., Any]] = {
     "branch-1": opt_einsum.paths.get_path_fn("branch-1"),
     "random-greedy": path_random.random_greedy,
     "random-greedy-128": path_random.random_greedy_128,
-    "auto-hq": hq.optimize,  # ours: greedy and bisection trees + subtree reconfiguration
+    "auto-hq": hq.optimize,  # ours: annealed greedy/bisection trees + reconfiguration
+    "annealed-greedy": hq.annealed_greedy,  # ours: auto's choice past dp's range
 }
 
 
@@ -93,10 +94,10 @@ def auto_strategy(inputs: Sequence[frozenset]) -> str:
 
     Exhaustive ``optimal`` search for up to 4 operands; ``dp`` up to 12
     operands while its estimated work (connected sub-networks times
-    2**average degree) stays small; ``sampled-greedy`` (greedy plus a few
-    randomized greedy trials, fewer as networks grow) otherwise. opt_einsum's ``optimal``
-    takes seconds at 10 operands and ``dp`` tens of seconds on a dense
-    12-operand network; greedy trials are near-linear.
+    2**average degree) stays small; ``annealed-greedy`` (a greedy tree
+    improved by a short simulated annealing, see ``contract.hq``) otherwise.
+    opt_einsum's ``optimal`` takes seconds at 10 operands and ``dp`` tens of
+    seconds on a dense 12-operand network; annealing is linear in its moves.
 
     >>> auto_strategy([frozenset("ab"), frozenset("bc")])
     'optimal'
@@ -111,7 +112,7 @@ def auto_strategy(inputs: Sequence[frozenset]) -> str:
         splits = 2.0**degree
         if _connected_subsets(inputs, int(_DP_MAX_WORK / splits)) * splits <= _DP_MAX_WORK:
             return "dp"
-    return "sampled-greedy"
+    return "annealed-greedy"
 
 
 def _sampled_greedy(inputs: list, output: set, sizes: dict, memory_limit: int | None) -> Any:

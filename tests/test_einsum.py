@@ -252,11 +252,11 @@ def test_auto_never_explodes_on_large_networks() -> None:
     assert contract.plan(*_net(random_network(4, seed=0))).strategy == "optimal"
     assert contract.plan(*_net(random_network(10, seed=0, degree=2))).strategy == "dp"
     assert contract.plan(*_net(fully_connected(6))).strategy == "dp"
-    assert contract.plan(*_net(fully_connected(10))).strategy == "sampled-greedy"
+    assert contract.plan(*_net(fully_connected(10))).strategy == "annealed-greedy"
     big = contract.plan(*_net(random_network(40, seed=1, degree=3)))
-    assert big.optimize == "auto" and big.strategy == "sampled-greedy" and len(big.steps) == 39
+    assert big.optimize == "auto" and big.strategy == "annealed-greedy" and len(big.steps) == 39
     dense = contract.plan(*_net(fully_connected(12)))
-    assert dense.strategy == "sampled-greedy"
+    assert dense.strategy == "annealed-greedy"
     assert dense.planning_seconds < 30  # sanity bound only: never an exhaustive search
 
 

@@ -99,7 +99,7 @@ def test_named_axis_must_be_identifier() -> None:
 
 def test_unknown_optimize_lists_valid_options() -> None:
     for bad in ("fastest-please", 3, None):
-        with pytest.raises(ContractError, match=r"unknown optimize option .*valid options are 'auto'.*'dp', 'greedy',.*'optimal'"):
+        with pytest.raises(ContractError, match=r"unknown optimize option .*valid options are 'annealed-greedy', 'auto'.*'dp', 'greedy',.*'optimal'"):
             contract.einsum("ij,jk->ik", A23, A34, optimize=bad)
 
 
