@@ -478,11 +478,13 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
                     memory_limit: int | None = None, *, moves: int = 1000,
                     seconds: float | None = None) -> list[tuple[int, int]]:
     """``optimize="auto"``'s choice past ``dp``'s range: a plain greedy tree,
-    annealed for ``moves`` rotations per tensor (at most ``seconds``, default
-    0.05 s + 2 ms per tensor, at most 1 s). Tenths of a second at 200
-    tensors, and never worse than the greedy tree it starts from; on random
-    3-regular graphs of 100-200 tensors its paths cost 2^3-2^15 times less
-    than greedy's. Deterministic unless the time cap cuts the run short.
+    annealed for ``moves`` rotations per tensor; the whole search takes at
+    most ``seconds`` (default 0.05 s + 2 ms per tensor, at most 1 s). Never
+    worse than the greedy tree it starts from, and far better on large
+    graphs: on a random 3-regular graph of 500 tensors greedy's path costs
+    2^128, this one's 2^103 after 1 s (``bench/PLANNER.md`` has 50-200
+    tensors).
+    Deterministic unless the time cap cuts the run short.
     ``memory_limit`` is accepted for the interface and not used.
 
     >>> ins = [frozenset("ab"), frozenset("bc"), frozenset("cd")]
@@ -492,11 +494,12 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     n = len(inputs)
     if n < 3:
         return [(0,)] if n == 1 else [(0, 1)] if n == 2 else []
-    net = _Net(inputs, output, sizes)
+    start = time.perf_counter()
     budget = min(1.0, 0.05 + 0.002 * n) if seconds is None else seconds
+    net = _Net(inputs, output, sizes)
     rng = random.Random(0)
     tree = _greedy(net, 1.0, 0.0, rng)
-    return _linear(anneal(net, tree, moves * n, time.perf_counter() + budget, rng), n)
+    return _linear(anneal(net, tree, moves * n, start + budget, rng), n)
 
 
 def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
