@@ -12,9 +12,11 @@ own cost, not the whole tree's, matters: the total is dominated by a few
 contractions near the root, so against it every move lower down looks free,
 and the lower tree drifts into disorder that the root then pays for. Judged
 locally, every part of the tree is annealed at its own scale; at ``T -> 0`` the
-two rules agree (a move is kept when it lowers the total). On random 3-regular
-graphs of 150-200 tensors the local rule found paths 4-200x cheaper than the
-global one in the same number of moves.
+two rules agree (a move is kept when it lowers the total). Measured on random
+3-regular graphs (three seeds each, greedy starting trees): with 20,000 moves
+per tensor the local rule found paths 1.2-4.4x cheaper than the global rule
+with 12,000 at 150 tensors, and 2.5-26x cheaper than the global rule with
+50,000 at 200 tensors.
 
 Annealing contraction trees over these rotations was studied by Schindler and
 Jermyn, "Algorithms for tensor network contraction ordering", Mach. Learn.:
