@@ -10,9 +10,9 @@ Three stages, all plain Python on static shapes:
 2. **Simulated annealing** (``contract.anneal``) of each starting tree by
    local rotations, each move judged against the cost of the two nodes it
    changes. This is where the quality comes from: on random 3-regular graphs
-   of 150-200 tensors it finds paths 2-15x cheaper than cotengra's
-   hyper-optimizer (without KaHyPar) in a twentieth of its time
-   (``bench/planner_bench.py``).
+   of 150-200 tensors it finds paths 1.4-11x cheaper than cotengra's
+   hyper-optimizer (without KaHyPar) in a twenty-fifth of its time
+   (``bench/PLANNER.md``).
 3. **Subtree reconfiguration** of the cheapest tree: for every internal node,
    the ``k`` largest sub-contractions below it are re-ordered optimally by
    dynamic programming over subsets (``3^k`` splits), until nothing improves.
