@@ -65,8 +65,9 @@ def chart(rows: list[tuple[str, float]], path: Path) -> None:
     ax.axvline(1.0, color="black", linewidth=1)
     ax.set_xscale("log")
     ax.set_xlabel("time ratio contract / fastest peer (log scale; < 1: contract is faster)")
-    for y, v in enumerate(values):
-        ax.text(v * 1.05, y, f"{v:.2f}x" if v >= 0.1 else f"{v:.2g}x", va="center", fontsize=7)
+    # Labels give the measured ratio, not the bar's clamped length.
+    for y, (v, (_, r)) in enumerate(zip(values, rows[::-1])):
+        ax.text(v * 1.05, y, f"{r:.2f}x" if r >= 0.1 else f"{r:.2g}x", va="center", fontsize=7)
     ax.tick_params(axis="y", labelsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
