@@ -15,6 +15,7 @@ from hypothesis import given, settings, strategies as st
 import contract
 from contract.hq import optimize as hq_optimize
 from contract.report import costs, itemsize
+from tests.test_anneal import _path_cost
 
 
 def _flops(lhs: str, rhs: str, out: str, sizes: dict[str, int]) -> int:
@@ -201,18 +202,6 @@ def _ring_graph(n: int, seed: int) -> tuple[list[frozenset], dict[str, int]]:
     return [frozenset(t) for t in legs], {opt_einsum.get_symbol(e): 2 for e in range(len(edges))}
 
 
-def _cost(inputs, sizes, path) -> float:
-    terms = list(inputs)
-    total = 0.0
-    for i, j in path:
-        a, b = terms[i], terms[j]
-        rest = terms[:i] + terms[i + 1 : j] + terms[j + 1 :]
-        both = a | b
-        total += math.prod(sizes[l] for l in both)
-        terms = rest + [frozenset(l for l in both if any(l in r for r in rest))]
-    return total
-
-
 @settings(max_examples=6, deadline=None)
 @given(st.integers(10, 14).map(lambda n: 2 * n), st.integers(0, 10_000))
 def test_hq_is_valid_and_never_worse_than_greedy(n, seed):
@@ -220,7 +209,8 @@ def test_hq_is_valid_and_never_worse_than_greedy(n, seed):
     path = hq_optimize(inputs, frozenset(), sizes, seconds=0.5)
     assert len(path) == n - 1
     greedy = opt_einsum.paths.greedy(inputs, frozenset(), sizes)
-    assert _cost(inputs, sizes, path) <= _cost(inputs, sizes, greedy) * 1.0001
+    none = frozenset()
+    assert _path_cost(inputs, none, sizes, path) <= _path_cost(inputs, none, sizes, greedy) * 1.0001
 
 
 def test_hq_is_optimal_on_small_networks():
