@@ -6,10 +6,10 @@
 """
 
 from .api import Expression, einsum, expression, plan
-from .compare import compare
-from .diskcache import clear_cache, set_cache_dir
+from .caching import set_cache_size
+from .comparison import compare
 from .errors import ContractError
-from .jit import jit
+from .fusion import jit
 from .ops import (
     Lowering,
     batch_stats,
@@ -30,8 +30,8 @@ from .ops import (
     vecdot,
 )
 from .ops.reduce import BatchStats
-from .plan import OPTIMIZERS, Plan, Step, plan_cache_info
-from .slicing import SlicedPlan
+from .planner import OPTIMIZERS, Plan, SlicedPlan, Step, clear_caches, set_cache_dir
+from .planner import cache_info as plan_cache_info
 from .spec import Spec, parse
 
 __all__ = [
@@ -45,7 +45,7 @@ __all__ = [
     "Spec",
     "Step",
     "batch_stats",
-    "clear_cache",
+    "clear_caches",
     "compare",
     "conv",
     "cumsum",
@@ -62,6 +62,7 @@ __all__ = [
     "plan",
     "plan_cache_info",
     "set_cache_dir",
+    "set_cache_size",
     "std",
     "sum",
     "sum_pool",

@@ -22,95 +22,24 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import lax
 
-from .scale import fit, program
+from .backend import measure
+from .backend.program import program
+from .backend.sharded import check_mesh
+from .caching import LRU
 from .errors import ContractError
-from .plan import Plan, make_plan
+from .planner import Plan, SlicedPlan, make_plan, spread
 from .spec import Spec, from_sublists, parse
+from .validate import as_operand, check_precision, is_concrete, is_tracer, numeric_dtype
 
-__all__ = ["einsum", "plan", "expression", "Expression", "as_operand", "check_precision",
-           "numeric_dtype"]
+__all__ = ["einsum", "plan", "expression", "Expression"]
 
-_PRECISIONS = {
-    "default": lax.Precision.DEFAULT, "high": lax.Precision.HIGH,
-    "highest": lax.Precision.HIGHEST, "fastest": lax.Precision.DEFAULT,
-}
-_FAST_SIZE = 4096
-_COMPILED: dict[Any, Callable[..., jax.Array]] = {}
-
-
+# (plan, precision, mesh) -> the jax.jit'd program that runs it.
+_COMPILED: "LRU[Callable[..., jax.Array]]" = LRU("compiled plans")
 # Eager fast path: (spec text, options) -> one jax.jit'd function that plans
 # while it traces. jit's own C++ cache then dispatches on shapes and dtypes,
-# so a repeated call costs a jitted call plus this dict lookup.
-_EAGER: dict[Any, Callable[..., jax.Array]] = {}
-# Concrete operand classes that jit accepts as they are: Python scalars (weakly
-# typed, as as_operand makes them) and the non-tracer jax.Array classes seen so
-# far (numeric NumPy arrays are checked in _concrete). A type lookup costs
-# ~50 ns where isinstance(x, jax.Array), an ABC check, costs ~1.5 µs.
-_CONCRETE: set[type] = {float, int, complex, bool}
-
-
-def as_operand(x: Any, n: int) -> jax.Array:
-    """Convert one operand to a JAX array or raise a clear :class:`ContractError`.
-
-    >>> as_operand([1, 2], 0).dtype
-    dtype('int32')
-    >>> as_operand("ab", 1)
-    Traceback (most recent call last):
-    ...
-    contract.errors.ContractError: operand 1 is a str, not an array or number
-    """
-    if isinstance(x, (jax.Array, jax.core.Tracer)):
-        return x
-    if isinstance(x, (bool, int, float, complex)):
-        return jnp.asarray(x)  # weakly typed, as in jnp: 2.0 * bf16 stays bf16
-    if isinstance(x, (np.ndarray, np.generic, list, tuple)):
-        try:
-            arr = np.asarray(x)
-        except ValueError as e:
-            raise ContractError(f"operand {n} is not a rectangular array: {e}") from None
-        if arr.dtype.kind not in "biufc" and arr.dtype.name != "bfloat16":
-            raise ContractError(
-                f"operand {n} has dtype {arr.dtype}, which is not numeric"
-            )
-        return jnp.asarray(arr)
-    raise ContractError(f"operand {n} is a {type(x).__name__}, not an array or number")
-
-
-def check_precision(precision: Any) -> Any:
-    """Validate ``precision=``: None, a ``lax.Precision``, a name or a pair.
-
-    >>> check_precision("highest")
-    Precision.HIGHEST
-    """
-    if precision is None or isinstance(precision, lax.Precision):
-        return precision
-    if isinstance(precision, str) and precision.lower() in _PRECISIONS:
-        return _PRECISIONS[precision.lower()]
-    if isinstance(precision, tuple) and len(precision) == 2:
-        return tuple(check_precision(p) for p in precision)
-    raise ContractError(
-        f"unknown precision {precision!r}; use None, a jax.lax.Precision, or one of "
-        + ", ".join(repr(k) for k in _PRECISIONS)
-    )
-
-
-def numeric_dtype(dtype: Any, what: str) -> np.dtype:
-    """Validate a dtype argument named ``what``; its canonical (x64-aware) dtype.
-
-    >>> numeric_dtype("float64", "dtype")  # x64 is off: float64 means float32
-    dtype('float32')
-    """
-    try:
-        dt = jnp.dtype(dtype)
-    except TypeError:
-        raise ContractError(f"{what} {dtype!r} is not a dtype") from None
-    if dt.kind not in "biufc" and dt.name != "bfloat16":
-        raise ContractError(f"{what} {dt} is not numeric: use a bool, integer, float or "
-                            f"complex dtype")
-    return jax.dtypes.canonicalize_dtype(dt)
-
+# so a repeated call costs a jitted call plus this lookup.
+_EAGER: "LRU[Callable[..., jax.Array]]" = LRU("eager einsums")
 
 
 def _split(args: Sequence[Any]) -> tuple[Spec, list[Any]]:
@@ -121,8 +50,8 @@ def _split(args: Sequence[Any]) -> tuple[Spec, list[Any]]:
     return from_sublists(args)
 
 
-def _plan_for(spec: Spec, arrays: Sequence[jax.Array], optimize: Any,
-              preferred: Any, memory_limit: Any, mesh: Any = None) -> Plan:
+def _plan_for(spec: Spec, arrays: Sequence[Any], optimize: Any, preferred: Any,
+              memory_limit: Any, mesh: Any = None, precision: Any = None) -> Plan | SlicedPlan:
     bound = spec.bind([a.shape for a in arrays])
     dtypes = tuple(jax.dtypes.canonicalize_dtype(a.dtype).name for a in arrays)
     if preferred is not None:
@@ -136,18 +65,17 @@ def _plan_for(spec: Spec, arrays: Sequence[jax.Array], optimize: Any,
         # Arrays keep their weak type (a Python 2.0 does not promote bf16).
         kinds = [a if isinstance(a, (jax.Array, jax.core.Tracer)) else a.dtype for a in arrays]
         result = jax.dtypes.canonicalize_dtype(jnp.result_type(*kinds)).name
-    # memory_limit slices the plan (contract/slicing.py); mesh spreads it (contract/shard.py).
-    return fit(make_plan(bound, dtypes, result, optimize, memory_limit), mesh=mesh)
+    # memory_limit slices the plan (planner/slicing.py); "measure" times candidates
+    # compiled ahead of time, outside any trace (backend/measure.py).
+    p = make_plan(bound, dtypes, result, optimize, memory_limit,
+                  chooser=lambda plans: measure.fastest(plans, precision))
+    # A mesh shares the slices among its devices (backend/sharded.py).
+    return p if mesh is None else spread(p, check_mesh(mesh).size)
 
 
-def _compiled(plan: Plan, precision: Any, mesh: Any = None) -> Callable[..., jax.Array]:
-    key = (plan, precision, mesh)
-    fn = _COMPILED.get(key)
-    if fn is None:
-        if len(_COMPILED) > _FAST_SIZE:
-            _COMPILED.clear()
-        fn = _COMPILED[key] = jax.jit(program(plan, precision, mesh))
-    return fn
+def _compiled(plan: Plan | SlicedPlan, precision: Any, mesh: Any = None) -> Callable[..., jax.Array]:
+    return _COMPILED.get_or_make((plan, precision, mesh),
+                                 lambda: jax.jit(program(plan, precision, mesh)))
 
 
 def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
@@ -171,17 +99,13 @@ def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
     """
     if unsupported:
         raise _unsupported(unsupported)
-    if args and type(args[0]) is str and all(map(_concrete, args[1:])):
+    if args and type(args[0]) is str and all(map(is_concrete, args[1:])):
+        key = (args[0], optimize, precision, preferred_element_type, memory_limit, mesh)
         try:
-            key = (args[0], optimize, precision, preferred_element_type, memory_limit, mesh)
-            fn = _EAGER.get(key)
+            fn = _EAGER.get_or_make(key, lambda: _eager(*key))
         except TypeError:  # unhashable option (e.g. a list path): the slow path
             pass
         else:
-            if fn is None:
-                if len(_EAGER) >= _FAST_SIZE:
-                    _EAGER.clear()
-                fn = _EAGER[key] = _eager(*key)
             try:
                 return fn(*args[1:])
             except ContractError as e:
@@ -190,8 +114,8 @@ def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
     spec, raw = _split(args)
     arrays = [as_operand(x, n) for n, x in enumerate(raw)]
     prec = check_precision(precision)
-    p = _plan_for(spec, arrays, optimize, preferred_element_type, memory_limit, mesh)
-    if any(isinstance(a, jax.core.Tracer) for a in arrays):
+    p = _plan_for(spec, arrays, optimize, preferred_element_type, memory_limit, mesh, prec)
+    if any(map(is_tracer, arrays)):
         return program(p, prec, mesh)(*arrays)
     return _compiled(p, prec, mesh)(*arrays)
 
@@ -215,23 +139,6 @@ def _unsupported(kwargs: dict[str, Any]) -> ContractError:
     )
 
 
-def _concrete(x: Any) -> bool:
-    """Whether ``x`` can go straight to the jitted eager entry (not a tracer).
-
-    >>> _concrete(np.ones(2)), _concrete(2.0), _concrete(np.array(["a"])), _concrete([1])
-    (True, True, False, False)
-    """
-    t = type(x)
-    if t in _CONCRETE:
-        return True
-    if t is np.ndarray:  # non-numeric arrays take the slow path to a ContractError
-        return x.dtype.kind in "biufc"
-    if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
-        _CONCRETE.add(t)
-        return True
-    return False
-
-
 def _eager(spec: str, optimize: Any, precision: Any, preferred: Any, memory_limit: Any,
            mesh: Any) -> Callable[..., jax.Array]:
     """The jitted eager entry for one spec and option set: it plans at trace time
@@ -244,8 +151,9 @@ def _eager(spec: str, optimize: Any, precision: Any, preferred: Any, memory_limi
     def einsum(*operands: Any) -> jax.Array:
         parsed = parse(spec)
         arrays = [as_operand(x, n) for n, x in enumerate(operands)]
-        p = _plan_for(parsed, arrays, optimize, preferred, memory_limit, mesh)
-        return program(p, check_precision(precision), mesh)(*arrays)
+        prec = check_precision(precision)
+        p = _plan_for(parsed, arrays, optimize, preferred, memory_limit, mesh, prec)
+        return program(p, prec, mesh)(*arrays)
 
     return jax.jit(einsum)
 
@@ -280,8 +188,12 @@ def _spec_and_shapes(args: Sequence[Any], dtype: Any) -> tuple[Spec, list[Any]]:
 
 
 def plan(*args: Any, optimize: Any = "auto", dtype: Any = None, preferred_element_type: Any = None,
-         memory_limit: int | str | None = None, mesh: Any = None) -> Plan:
+         memory_limit: int | str | None = None, mesh: Any = None,
+         precision: Any = None) -> Plan | SlicedPlan:
     """Plan a contraction without running it; ``print()`` the result for a report.
+
+    Returns a :class:`~contract.planner.SlicedPlan` when ``memory_limit`` or
+    ``mesh`` makes it slice, else a :class:`~contract.planner.Plan`.
 
     Operands may be arrays, shapes (tuples of ints, with ``dtype=``, default
     float32) or ``jax.ShapeDtypeStruct``s.
@@ -291,7 +203,8 @@ def plan(*args: Any, optimize: Any = "auto", dtype: Any = None, preferred_elemen
     (((1, 2), (0, 1)), 5120)
     """
     spec, ops = _spec_and_shapes(args, dtype)
-    return _plan_for(spec, ops, optimize, preferred_element_type, memory_limit, mesh)
+    return _plan_for(spec, ops, optimize, preferred_element_type, memory_limit, mesh,
+                     check_precision(precision))
 
 
 class Expression:
@@ -303,7 +216,7 @@ class Expression:
     (2, 4)
     """
 
-    def __init__(self, plan: Plan, shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any],
+    def __init__(self, plan: Plan | SlicedPlan, shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any],
                  precision: Any, mesh: Any = None) -> None:
         self.plan = plan
         self._shapes = tuple(tuple(s) for s in shapes)
@@ -330,7 +243,7 @@ class Expression:
                     f"operand {n} has dtype {a.dtype} but expression '{self.plan.spec}' "
                     f"was built for {dt}; build another expression for it"
                 )
-        if any(isinstance(a, jax.core.Tracer) for a in arrays):
+        if any(map(is_tracer, arrays)):
             return program(self.plan, self._precision, self._mesh)(*arrays)
         return self._fn(*arrays)
 
@@ -346,7 +259,7 @@ def expression(*args: Any, dtype: Any = None, optimize: Any = "auto", precision:
     ``dtype`` is one dtype for every operand or a sequence, one per operand.
     """
     spec, ops = _spec_and_shapes(args, dtype)
-    p = _plan_for(spec, ops, optimize, preferred_element_type, memory_limit, mesh)
+    prec = check_precision(precision)
+    p = _plan_for(spec, ops, optimize, preferred_element_type, memory_limit, mesh, prec)
     return Expression(p, [o.shape for o in ops],
-                      [jax.dtypes.canonicalize_dtype(o.dtype) for o in ops], check_precision(precision),
-                      mesh)
+                      [jax.dtypes.canonicalize_dtype(o.dtype) for o in ops], prec, mesh)

@@ -19,12 +19,12 @@ Three spellings are accepted and all become the same ``Spec``:
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 import numpy as np
 
+from .caching import memoized
 from .errors import ContractError, caret
 
 __all__ = ["ELLIPSIS", "Spec", "Bound", "parse", "from_sublists"]
@@ -158,7 +158,7 @@ def _term(spec: Spec, term: tuple[str, ...]) -> str:
     return (" " if spec.named else "").join(term)
 
 
-@functools.lru_cache(maxsize=4096)
+@memoized("specs", 4096)
 def parse(text: str) -> Spec:
     """Parse a NumPy-style or named-axes einsum string into a :class:`Spec`.
 

@@ -1,4 +1,4 @@
-"""Tree annealing (contract.anneal) and the auto-hq search built on it: trees
+"""Tree annealing (contract.planner.optimizers.anneal) and the auto-hq search built on it: trees
 stay valid, tree costs match an independent count of the linear path, runs
 are reproducible, and the search finds optimal or near-optimal paths."""
 
@@ -13,8 +13,8 @@ import opt_einsum
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from contract.anneal import anneal
-from contract.hq import _linear, _Net, _optimal, optimize, tree_flops
+from contract.planner.optimizers.anneal import anneal
+from contract.planner.optimizers.hq import _linear, _Net, _optimal, optimize, tree_flops
 
 
 def _network(seed: int, n: int) -> tuple[list[frozenset], frozenset, dict]:

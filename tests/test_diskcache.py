@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 import contract
-from contract import diskcache
+from contract.planner import cache as diskcache
 
 SPEC, SHAPES = "ab,bc,cd->ad", [(3, 40), (40, 50), (50, 2)]
 
@@ -29,26 +29,22 @@ def _entries(d):
 def test_store_then_load_in_this_process(cache):
     p = contract.plan(SPEC, *SHAPES, optimize="branch-2", dtype="int8")
     (entry,) = _entries(cache)
-    from contract.plan import _CACHE
-
-    _CACHE.clear()  # force a miss in memory: the disk answers
+    contract.clear_caches(disk=False)  # force a miss in memory: the disk answers
     assert contract.plan(SPEC, *SHAPES, optimize="branch-2", dtype="int8") == p
     assert _entries(cache) == [entry]
     # Another dtype, option or shape is another entry.
     contract.plan(SPEC, *SHAPES, optimize="branch-2", dtype="float32")
     contract.plan(SPEC, *SHAPES, optimize="branch-1", dtype="int8")
     assert len(_entries(cache)) == 3
-    assert contract.clear_cache() == 3 and _entries(cache) == []
+    assert contract.clear_caches() == 3 and _entries(cache) == []
 
 
 def test_corrupted_entries_are_ignored_and_replaced(cache):
-    from contract.plan import _CACHE
-
     p = contract.plan(SPEC, *SHAPES, optimize="greedy")
     (entry,) = _entries(cache)
     for junk in (b"", b"{trunc", b'{"key": "other", "plan": "{}"}', b"\xff\xfe", b"[1, 2]"):
         entry.write_bytes(junk)
-        _CACHE.clear()
+        contract.clear_caches(disk=False)
         assert contract.plan(SPEC, *SHAPES, optimize="greedy") == p
         assert entry.read_bytes() != junk  # rewritten with the good plan
 
@@ -58,7 +54,7 @@ def test_environment_variable_and_off_switch(tmp_path, monkeypatch):
     monkeypatch.setattr(diskcache, "_dir", diskcache._UNSET)
     assert diskcache.cache_dir() == tmp_path
     contract.set_cache_dir(None)
-    assert diskcache.cache_dir() is None and contract.clear_cache() == 0
+    assert diskcache.cache_dir() is None and contract.clear_caches() == 0
     monkeypatch.setattr(diskcache, "_dir", diskcache._UNSET)
 
 
@@ -71,14 +67,14 @@ def test_unusable_directory_is_a_clear_error(tmp_path):
 
 _WORKER = textwrap.dedent("""
     import sys, contract
-    from contract.plan import plan_cache_info
+    from contract import plan_cache_info
     contract.set_cache_dir(sys.argv[1])
     n = int(sys.argv[2])
     plans = []
     for k in range(n):
         shapes = [(3, 4 + k), (4 + k, 5), (5, 2)]
         plans.append(contract.plan("ab,bc,cd->ad", *shapes, optimize="greedy"))
-    print(plan_cache_info()["misses"], sum(p.flops for p in plans))
+    print(plan_cache_info()["plans"]["misses"], sum(p.flops for p in plans))
 """)
 
 

@@ -21,8 +21,9 @@ import numpy as np
 import pytest
 
 import contract
-from contract.scale import program
-from contract.slicing import SlicedPlan, divisors, fit, slice_plan
+from contract.backend.program import program
+from contract.planner import SlicedPlan, fit, slice_plan
+from contract.planner.slicing import divisors
 
 # Networks whose unsliced peak is large against small budgets: a matrix
 # chain, a ring, a batched product, a diagonal, broadcasting ellipses, a

@@ -1,0 +1,8 @@
+"""The backend: the only place where plans meet JAX.
+
+:mod:`.jax` lowers a :class:`~contract.planner.Plan` to ``dot_general``s,
+:mod:`.sliced` runs a :class:`~contract.planner.SlicedPlan` as one
+``lax.scan``, :mod:`.sharded` spreads slices over a mesh, :mod:`.program`
+picks the runner for any plan, and :mod:`.measure` times compiled candidates
+for ``optimize="measure"``.
+"""

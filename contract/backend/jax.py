@@ -1,4 +1,4 @@
-"""Lower a :class:`~contract.plan.Plan` to JAX: one ``lax.dot_general`` per step.
+"""Lower a :class:`~contract.planner.Plan` to JAX: one ``lax.dot_general`` per step.
 
 Policy (see docs/dtypes.md):
 
@@ -7,12 +7,15 @@ Policy (see docs/dtypes.md):
   bfloat16 in bfloat16 and overflows int8 — this does not.
 * float32 (and complex64) contractions default to ``Precision.HIGHEST`` so GPUs do not drop to
   TF32 silently; ``precision=`` overrides.
+* On CPU a complex step with a GEMM in it runs as real GEMMs over the real
+  and imaginary parts, and a real operand of a complex plan stays real
+  (:mod:`.complex`); other platforms keep the complex ``dot_general``.
 * Repeated labels become a strided slice of a reshaped view (a diagonal is
   every (n+1)-th element of the flattened square), never a masked copy.
 
 >>> import numpy as np
 >>> from contract.spec import parse
->>> from contract.plan import make_plan
+>>> from contract.planner import make_plan
 >>> p = make_plan(parse("ii->i").bind([(3, 3)]), ("float32",), "float32")
 >>> execute(p, None, np.arange(9.0, dtype=np.float32).reshape(3, 3)).tolist()
 [0.0, 4.0, 8.0]
@@ -26,9 +29,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..plan import Plan, Prep
+from ..planner import Plan, Prep
+from .complex import complex_dot, real_dtype
 
-__all__ = ["execute", "program"]
+__all__ = ["execute"]
 
 
 def _diagonal(x: jax.Array, labels: list[str], label: str) -> tuple[jax.Array, list[str]]:
@@ -65,14 +69,18 @@ def _prepare(x: jax.Array, labels: Sequence[str], prep: Prep, cdtype: Any) -> ja
 def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
     """Run ``plan`` on ``operands`` (traceable: works under jit/grad/vmap)."""
     cdtype = jnp.dtype(plan.compute_dtype)
+    cplx = jnp.issubdtype(cdtype, jnp.complexfloating)
     arrays = []
     for x, labels, drop, prep in zip(operands, plan.inputs, plan.squeeze, plan.preps):
         x = jnp.asarray(x)
         if drop:
             x = lax.squeeze(x, drop)
-        if x.dtype != cdtype:
-            x = x.astype(cdtype)
-        arrays.append(_prepare(x, labels, prep, cdtype))
+        # In a complex plan a real operand stays real (in the real counterpart
+        # dtype): its steps then need half the real products or fewer (.complex).
+        dtype = real_dtype(cdtype) if cplx and not jnp.iscomplexobj(x) else cdtype
+        if x.dtype != dtype:
+            x = x.astype(dtype)
+        arrays.append(_prepare(x, labels, prep, dtype))
     if precision is None and cdtype in (jnp.float32, jnp.complex64):
         precision = lax.Precision.HIGHEST
     for step in plan.steps:
@@ -84,7 +92,11 @@ def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
              tuple(rhs.index(l) for l in step.contracted)),
             (tuple(lhs.index(l) for l in step.batch), tuple(rhs.index(l) for l in step.batch)),
         )
-        out = lax.dot_general(a, b, dims, precision=precision, preferred_element_type=cdtype)
+        if cplx and (jnp.iscomplexobj(a) or jnp.iscomplexobj(b)):
+            out = complex_dot(a, b, dims, precision, cdtype=cdtype)
+        else:
+            out = lax.dot_general(a, b, dims, precision=precision,
+                                  preferred_element_type=a.dtype if cplx else cdtype)
         arrays = arrays[:i] + arrays[i + 1 : j] + arrays[j + 1 :] + [out]
     (result,) = arrays
     if plan.final != plan.output:
@@ -93,12 +105,3 @@ def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
     if result.dtype != out_dtype:
         result = result != 0 if out_dtype == jnp.bool_ else result.astype(out_dtype)
     return result
-
-
-def program(plan: Plan, precision: Any = None) -> Any:
-    """The traceable function for ``plan``, named after its spec for profiles."""
-
-    def run(*operands: Any) -> jax.Array:
-        return execute(plan, precision, *operands)
-
-    return jax.named_call(run, name=plan.spec)

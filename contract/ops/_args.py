@@ -17,7 +17,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from ..api import as_operand, numeric_dtype
+from ..validate import as_operand, numeric_dtype
 from ..errors import ContractError
 
 __all__ = ["resolve_alias", "normalize_axes", "normalize_axis", "reject_out", "operand", "cast_dtype",

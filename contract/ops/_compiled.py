@@ -29,18 +29,18 @@ from typing import Any, Callable
 
 import jax
 
+from ..caching import LRU
 from ..errors import ContractError
+from ..validate import is_array, is_tracer
 
 __all__ = ["run", "call", "letters"]
 
 _LETTERS = string.ascii_letters
-_MAX_ENTRIES = 4096
 # (kernel, params) -> jitted program.
-_PROGRAMS: dict[Any, Callable[..., Any]] = {}
-# (args function, argument signature) -> jitted program: the eager fast path.
-_FAST: dict[Any, Callable[..., Any]] = {}
+_PROGRAMS: "LRU[Callable[..., Any]]" = LRU("op programs", 4096)
+# (args function, argument signature) -> (jitted program, where its arrays sit).
+_FAST: "LRU[tuple[Callable[..., Any], tuple[Any, ...]]]" = LRU("op fast path", 4096)
 _STATIC = frozenset({type(None), bool, int, float, str, type})
-_ARRAY = type(jax.numpy.zeros(()))  # the concrete jax.Array class (not a tracer)
 
 
 class _Dynamic(Exception):
@@ -54,10 +54,10 @@ def _static(a: Any) -> Any:
     share an entry: one may be an error where the other is not.
     """
     t = type(a)
-    if t is _ARRAY:
-        return (a.shape, a.dtype, a.weak_type)
     if t in _STATIC:
         return (t, a)
+    if is_array(a):
+        return (a.shape, a.dtype, a.weak_type)
     if t is tuple:
         return (t, tuple(map(_static, a)))
     raise _Dynamic  # lists, NumPy arrays, tracers, other scalars: checked each time
@@ -72,20 +72,16 @@ def _key(args_fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> An
 
 
 def _program(kernel: Callable[..., Any], params: dict[str, Any]) -> Callable[..., Any]:
-    key = (kernel, tuple(sorted(params.items())))
-    fn = _PROGRAMS.get(key)
-    if fn is None:
-        if len(_PROGRAMS) >= _MAX_ENTRIES:
-            _PROGRAMS.clear()
-
+    def make() -> Callable[..., Any]:
         # A closure, not functools.partial: jax.jit of a partial misses its
         # C++ dispatch fast path (~100 µs a call instead of ~20 µs).
         def program(*arrays: Any) -> Any:
             return kernel(*arrays, **params)
 
         program.__name__ = kernel.__name__.strip("_")
-        fn = _PROGRAMS[key] = jax.jit(program)
-    return fn
+        return jax.jit(program)
+
+    return _PROGRAMS.get_or_make((kernel, tuple(sorted(params.items()))), make)
 
 
 def call(kernel: Callable[..., Any], *arrays: Any, **params: Any) -> Any:
@@ -95,7 +91,7 @@ def call(kernel: Callable[..., Any], *arrays: Any, **params: Any) -> Any:
     >>> call(lambda x, *, k: x * k, jnp.arange(3), k=2).tolist()
     [0, 2, 4]
     """
-    if any(isinstance(a, jax.core.Tracer) for a in arrays):
+    if any(map(is_tracer, arrays)):
         return kernel(*arrays, **params)
     return _program(kernel, params)(*arrays)
 
@@ -110,7 +106,7 @@ def run(args_fn: Callable[..., tuple[list[Any], dict[str, Any]]], kernel: Callab
             fn, where = hit
             return fn(*(args[w] if type(w) is int else kwargs[w] for w in where))
     arrays, params = args_fn(*args, **kwargs)
-    if any(isinstance(a, jax.core.Tracer) for a in arrays):
+    if any(map(is_tracer, arrays)):
         return kernel(*arrays, **params)
     fn = _program(kernel, params)
     if key is not None:
@@ -119,9 +115,7 @@ def run(args_fn: Callable[..., tuple[list[Any], dict[str, Any]]], kernel: Callab
         named = [*enumerate(args), *kwargs.items()]
         where = [next((w for w, v in named if v is a), None) for a in arrays]
         if None not in where:
-            if len(_FAST) >= _MAX_ENTRIES:
-                _FAST.clear()
-            _FAST[key] = (fn, tuple(where))
+            _FAST.put(key, (fn, tuple(where)))
     return fn(*arrays)
 
 

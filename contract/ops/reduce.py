@@ -9,8 +9,8 @@ centring into one pass over ``x``).
 
 Result dtypes (x64 off, so the default integer is int32):
 
-* ``sum``: bool, int8, int16, uint8 and uint16 accumulate and return int32
-  (as NumPy and PyTorch promote small integers); float16/bfloat16 accumulate
+* ``sum``: bool, int8 and int16 accumulate and return int32, uint8 and uint16
+  uint32 (as ``jnp.sum``; PyTorch gives int64); float16/bfloat16 accumulate
   in float32 and return their own dtype; other dtypes keep theirs.
   ``dtype=`` casts the input first, then reduces, and is the result dtype.
 * ``mean``/``var``/``std``: integer and bool inputs give float32;
@@ -38,6 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..api import einsum
+from ..caching import memoized
 from ..errors import ContractError
 from ._args import dtype_arg, normalize_axes, operand, reject_out, resolve_alias
 from ._compiled import letters, run
@@ -126,7 +127,7 @@ class _Layout:
         return self.gemv
 
 
-@functools.lru_cache(maxsize=1024)
+@memoized("reduction layouts")
 def _layout(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool, op: str) -> _Layout:
     labels = letters(len(shape), op)
     out = "".join(l for a, l in enumerate(labels) if a not in axes)
@@ -149,13 +150,49 @@ def _common(op: str, x: Any, axis: Any, dim: Any, keepdims: Any, keepdim: Any,
     return x, _layout(tuple(x.shape), axes, bool(keep), op)
 
 
+def _keepdims_or_dtype(op: str, keepdims: Any, dtype: Any) -> tuple[Any, Any]:
+    """Read the third argument as PyTorch's ``keepdim`` or NumPy's ``dtype``.
+
+    ``sum(x, 1, True)`` is PyTorch's ``(x, dim, keepdim)``; ``sum(x, 1,
+    "int32")`` is NumPy's ``(x, axis, dtype)``: a bool (or None) is keepdims,
+    anything that names a dtype is the dtype.
+
+    >>> _keepdims_or_dtype("sum", True, None), _keepdims_or_dtype("sum", "int8", None)
+    ((True, None), (None, 'int8'))
+    """
+    if keepdims is None or isinstance(keepdims, (bool, np.bool_)):
+        return keepdims, dtype
+    if isinstance(keepdims, (int, float, np.number)) or (
+            isinstance(keepdims, str) and not _parses_as_dtype(keepdims)):
+        raise ContractError(f"{op}(): keepdims must be True or False, got {keepdims!r} "
+                            f"(a dtype there is read as dtype=, NumPy's order x, axis, dtype)")
+    if dtype is not None:
+        raise ContractError(
+            f"{op}(): the third argument {keepdims!r} is a dtype (NumPy's order x, axis, dtype) "
+            f"and {dtype!r} follows it; pass dtype= and keepdims= by keyword")
+    return None, keepdims
+
+
+def _parses_as_dtype(name: str) -> bool:
+    try:
+        jnp.dtype(name)
+    except TypeError:
+        return False
+    return True
+
+
 def sum_result_dtype(name: str) -> str:
     """The dtype :func:`sum` returns for an input dtype (without ``dtype=``).
 
-    >>> sum_result_dtype("uint8"), sum_result_dtype("bfloat16")
-    ('int32', 'bfloat16')
+    Small integers widen to the default integer of their kind, as in
+    ``jnp.sum``: bool, int8 and int16 to int32, uint8 and uint16 to uint32.
+
+    >>> sum_result_dtype("int8"), sum_result_dtype("uint8"), sum_result_dtype("bfloat16")
+    ('int32', 'uint32', 'bfloat16')
     """
-    return "int32" if name in _WIDENED else name
+    if name not in _WIDENED:
+        return name
+    return "uint32" if name.startswith("uint") else "int32"
 
 
 def _float_dtypes(name: str) -> tuple[str, str]:
@@ -188,6 +225,7 @@ def _notes(*parts: str) -> str:
 
 def _sum_args(x: Any, axis: Any = None, keepdims: Any = None, dtype: Any = None, *,
               dim: Any = None, keepdim: Any = None, out: Any = None) -> tuple[list, dict]:
+    keepdims, dtype = _keepdims_or_dtype("sum", keepdims, dtype)
     x, lay = _common("sum", x, axis, dim, keepdims, keepdim, out)
     dt = dtype_arg(dtype, "sum")
     cast = None if dt is None else dt.name
@@ -206,8 +244,10 @@ def sum(x: Any, axis: Any = None, keepdims: bool | None = None, dtype: Any = Non
     """Sum over ``axis`` (``dim=``; an int, a tuple or None for all axes).
 
     ``dtype=`` casts the input first, then reduces (PyTorch semantics).
-    Small integers and bool return int32; float16/bfloat16 accumulate in
-    float32.
+    Small integers and bool return int32 (unsigned: uint32) as ``jnp.sum``;
+    float16/bfloat16 accumulate in float32. The third argument is
+    ``keepdims`` when it is a bool (PyTorch's ``sum(x, dim, keepdim)``) and
+    ``dtype`` when it is a dtype (NumPy's ``sum(x, axis, dtype)``).
 
     >>> sum([[1, 2], [3, 4]], axis=1).tolist()
     [3, 7]
@@ -215,6 +255,8 @@ def sum(x: Any, axis: Any = None, keepdims: bool | None = None, dtype: Any = Non
     [[4, 6]]
     >>> sum([1.5, 2.5], dtype="int32").item()  # cast first: 1 + 2
     3
+    >>> sum([[1, 2], [3, 4]], 1, True).tolist(), sum([[1, 2], [3, 4]], 1, "float32").tolist()
+    ([[3], [7]], [3.0, 7.0])
     """
     return run(_sum_args, _sum_kernel, x, axis, keepdims, dtype, dim=dim, keepdim=keepdim,
                out=out)
@@ -266,15 +308,33 @@ def _squared_deviations(x: jax.Array, mean: jax.Array, pair: str, kept: tuple[in
     return einsum(pair, d, d, preferred_element_type=acc)
 
 
-def _correction(op: str, correction: Any, ddof: Any) -> float:
+def _correction(op: str, correction: Any, ddof: Any, unbiased: Any = None) -> float:
+    """The divisor's correction from ``correction=``, ``ddof=`` or PyTorch's ``unbiased=``."""
+    if unbiased is not None:
+        if not isinstance(unbiased, (bool, np.bool_)):
+            raise ContractError(f"{op}(): unbiased must be True or False, got {unbiased!r}")
+        given = "correction=" if correction is not None else "ddof=" if ddof is not None else ""
+        if given:
+            raise ContractError(f"{op}() got both unbiased= and {given}; pass only one "
+                                f"(unbiased=True is correction=1)")
+        correction = int(unbiased)
     c = resolve_alias("correction", correction, "ddof", ddof, op, 0)
     if isinstance(c, bool) or not isinstance(c, (int, float, np.integer, np.floating)) or c < 0:
         raise ContractError(f"{op}(): correction/ddof must be a non-negative number, got {c!r}")
     return float(c)
 
 
+def _divide(ss: jax.Array, count: int, correction: float) -> jax.Array:
+    """``ss / (N - correction)``; NaN where that is not positive, as ``jnp.var``
+    (NumPy and PyTorch give inf there)."""
+    if count - correction > 0:
+        return ss / (count - correction)
+    return jnp.full_like(ss, jnp.nan)
+
+
 def _mean_args(x: Any, axis: Any = None, keepdims: Any = None, dtype: Any = None, *,
                dim: Any = None, keepdim: Any = None, out: Any = None) -> tuple[list, dict]:
+    keepdims, dtype = _keepdims_or_dtype("mean", keepdims, dtype)
     x, lay, cast, acc, result = _moment_args("mean", x, axis, keepdims, dtype, dim, keepdim, out)
     return [x], dict(cast=cast, red=lay.reduction(x, cast or _name(x)), acc=acc, result=result,
                      count=lay.count, shape=lay.shape)
@@ -289,6 +349,9 @@ def _mean_kernel(x: jax.Array, *, cast: str | None, red: _Red, acc: str, result:
 def mean(x: Any, axis: Any = None, keepdims: bool | None = None, dtype: Any = None, *,
          dim: Any = None, keepdim: bool | None = None, out: Any = None) -> jax.Array:
     """Arithmetic mean over ``axis``: the sum einsum scaled by 1/N.
+
+    The third argument is ``keepdims`` (a bool) or ``dtype`` (a dtype), as
+    for :func:`sum`.
 
     >>> mean([[1, 2], [3, 4]], axis=0).tolist()
     [2.0, 3.0]
@@ -305,14 +368,18 @@ def _lower_mean(*args: Any, **kwargs: Any) -> Lowering:
         f"result {p['result']}", _kept(x, p)))
 
 
-def _var_args(op: str, x: Any, axis: Any = None, keepdims: Any = None, dtype: Any = None, *,
-              correction: Any = None, ddof: Any = None, dim: Any = None, keepdim: Any = None,
-              out: Any = None) -> tuple[list, dict]:
+def _var_args(op: str, x: Any, axis: Any = None, dtype: Any = None, *, keepdims: Any = None,
+              correction: Any = None, ddof: Any = None, unbiased: Any = None, dim: Any = None,
+              keepdim: Any = None, out: Any = None) -> tuple[list, dict]:
+    if isinstance(dtype, (bool, np.bool_)):
+        raise ContractError(
+            f"{op}(x, dim, {dtype}) is ambiguous: PyTorch reads a bool there as unbiased=, "
+            f"NumPy's third argument is dtype=; pass unbiased= or keepdims= by keyword")
     x, lay, cast, acc, result = _moment_args(op, x, axis, keepdims, dtype, dim, keepdim, out)
     real = "float32" if result == "complex64" else result
     return [x], dict(cast=cast, red=lay.reduction(x, cast or _name(x)), pair=lay.pair,
                      kept=lay.kept, acc=acc, result=real, count=lay.count, shape=lay.shape,
-                     correction=_correction(op, correction, ddof), root=op == "std")
+                     correction=_correction(op, correction, ddof, unbiased), root=op == "std")
 
 
 _VAR_ARGS = functools.partial(_var_args, "var")
@@ -324,37 +391,43 @@ def _var_kernel(x: jax.Array, *, cast: str | None, red: _Red, pair: str, kept: t
                 root: bool) -> jax.Array:
     x = _cast(x, cast)
     ss = _squared_deviations(x, _mean_of(x, red, acc, count), pair, kept, acc)
-    v = ss / max(count - correction, 0.0)
+    v = _divide(ss, count, correction)
     if root:
         v = jnp.sqrt(v)
     return _reshape(v.astype(result), shape)
 
 
-def var(x: Any, axis: Any = None, keepdims: bool | None = None, dtype: Any = None, *,
-        correction: float | None = None, ddof: float | None = None, dim: Any = None,
-        keepdim: bool | None = None, out: Any = None) -> jax.Array:
+def var(x: Any, axis: Any = None, dtype: Any = None, *, keepdims: bool | None = None,
+        correction: float | None = None, ddof: float | None = None,
+        unbiased: bool | None = None, dim: Any = None, keepdim: bool | None = None,
+        out: Any = None) -> jax.Array:
     """Variance over ``axis``, centred two-pass; divisor ``N - correction``.
 
-    ``correction=`` (array API, PyTorch) and ``ddof=`` (NumPy) are aliases;
-    the default 0 is the population variance, 1 the sample variance.
+    ``correction=`` (array API, PyTorch) and ``ddof=`` (NumPy) are aliases,
+    and PyTorch's ``unbiased=True``/``False`` means correction 1/0; the
+    default 0 is the population variance (``jnp.var``; PyTorch's default is
+    1). A divisor ``N - correction <= 0`` gives NaN, as ``jnp.var``.
+    Positional arguments follow NumPy, ``(x, axis, dtype)``; a bool in third
+    place is an error, since PyTorch reads it as ``unbiased``.
 
     >>> var([1.0, 2.0, 3.0, 4.0]).item(), round(var([1.0, 2.0, 3.0, 4.0], ddof=1).item(), 4)
     (1.25, 1.6667)
     """
-    return run(_VAR_ARGS, _var_kernel, x, axis, keepdims, dtype, correction=correction,
-               ddof=ddof, dim=dim, keepdim=keepdim, out=out)
+    return run(_VAR_ARGS, _var_kernel, x, axis, dtype, keepdims=keepdims, correction=correction,
+               ddof=ddof, unbiased=unbiased, dim=dim, keepdim=keepdim, out=out)
 
 
-def std(x: Any, axis: Any = None, keepdims: bool | None = None, dtype: Any = None, *,
-        correction: float | None = None, ddof: float | None = None, dim: Any = None,
-        keepdim: bool | None = None, out: Any = None) -> jax.Array:
+def std(x: Any, axis: Any = None, dtype: Any = None, *, keepdims: bool | None = None,
+        correction: float | None = None, ddof: float | None = None,
+        unbiased: bool | None = None, dim: Any = None, keepdim: bool | None = None,
+        out: Any = None) -> jax.Array:
     """Standard deviation: the square root of :func:`var` (same arguments).
 
     >>> std([1.0, 3.0]).item()
     1.0
     """
-    return run(_STD_ARGS, _var_kernel, x, axis, keepdims, dtype, correction=correction,
-               ddof=ddof, dim=dim, keepdim=keepdim, out=out)
+    return run(_STD_ARGS, _var_kernel, x, axis, dtype, keepdims=keepdims, correction=correction,
+               ddof=ddof, unbiased=unbiased, dim=dim, keepdim=keepdim, out=out)
 
 
 def _lower_var(op: str, *args: Any, **kwargs: Any) -> Lowering:
@@ -363,7 +436,8 @@ def _lower_var(op: str, *args: Any, **kwargs: Any) -> Lowering:
     return Lowering(op, (p["red"].stage(shape[0]), (p["pair"], shape * 2)), _notes(
         p["red"].note(),
         f"pass 1: mean = first einsum / {p['count']}",
-        f"pass 2: d = x - mean; second einsum (d, d) / max(N - {p['correction']:g}, 0)",
+        f"pass 2: d = x - mean; second einsum (d, d) / (N - {p['correction']:g}) "
+        "(NaN if not positive)",
         "sqrt" if p["root"] else "", f"accumulate in {p['acc']}, result {p['result']}"))
 
 
@@ -383,12 +457,13 @@ class BatchStats(NamedTuple):
 
 
 def _stats_args(x: Any, axis: Any = None, keepdims: Any = None, *, correction: Any = None,
-                ddof: Any = None, dim: Any = None, keepdim: Any = None) -> tuple[list, dict]:
+                ddof: Any = None, unbiased: Any = None, dim: Any = None,
+                keepdim: Any = None) -> tuple[list, dict]:
     x, lay, _, acc, result = _moment_args("batch_stats", x, axis, keepdims, None, dim, keepdim,
                                           None)
     return [x], dict(red=lay.reduction(x, _name(x)), pair=lay.pair, kept=lay.kept, count=lay.count,
                      shape=lay.shape, total=sum_result_dtype(_name(x)), acc=acc, result=result,
-                   correction=_correction("batch_stats", correction, ddof))
+                     correction=_correction("batch_stats", correction, ddof, unbiased))
 
 
 def _stats_kernel(x: jax.Array, *, red: _Red, pair: str, kept: tuple[int, ...], count: int,
@@ -398,14 +473,15 @@ def _stats_kernel(x: jax.Array, *, red: _Red, pair: str, kept: tuple[int, ...], 
     # XLA computes once; integer sums stay exact in int32.
     s = _reduce(x, red, total)
     m = _mean_of(x, red, acc, count)
-    v = _squared_deviations(x, m, pair, kept, acc) / max(count - correction, 0.0)
+    v = _divide(_squared_deviations(x, m, pair, kept, acc), count, correction)
     real = "float32" if result == "complex64" else result
     return BatchStats(_reshape(s, shape), _reshape(m.astype(result), shape),
                       _reshape(v.astype(real), shape))
 
 
 def batch_stats(x: Any, axis: Any = None, keepdims: bool | None = None, *,
-                correction: float | None = None, ddof: float | None = None, dim: Any = None,
+                correction: float | None = None, ddof: float | None = None,
+                unbiased: bool | None = None, dim: Any = None,
                 keepdim: bool | None = None) -> BatchStats:
     """Sum, mean and variance over ``axis`` in one compiled program.
 
@@ -420,7 +496,7 @@ def batch_stats(x: Any, axis: Any = None, keepdims: bool | None = None, *,
     ([4.0, 8.0], [2.0, 4.0], [1.0, 4.0])
     """
     return run(_stats_args, _stats_kernel, x, axis, keepdims, correction=correction, ddof=ddof,
-               dim=dim, keepdim=keepdim)
+               unbiased=unbiased, dim=dim, keepdim=keepdim)
 
 
 @register(batch_stats)

@@ -42,8 +42,9 @@ import numpy as np
 from jax import lax
 
 from ..api import einsum
+from ..caching import memoized
 from ..errors import ContractError
-from ..plan import compute_dtype
+from ..planner import compute_dtype
 from ._args import cast_dtype, normalize_axis, operand, reject_out, resolve_alias
 from ._compiled import call
 from .lowering import Lowering, register
@@ -73,23 +74,29 @@ def block_length(backend: str | None = None) -> int:
     return _BLOCK.get(backend or jax.default_backend(), _DEFAULT_BLOCK)
 
 
-def _result_dtype(dtype: Any) -> tuple[Any, Any]:
+def _result_dtype(dtype: Any, requested: Any = None) -> tuple[Any, Any]:
     """(accumulation dtype, result dtype) of a cumsum over ``dtype``.
 
     Integers and bool accumulate and return in at least 32 bits (as NumPy and
     PyTorch promote them to the default integer); bfloat16/float16 accumulate
-    in float32 and return in their own dtype.
+    in float32 and return in their own dtype. A ``requested`` dtype (the
+    ``dtype=`` argument) is the result dtype, as in NumPy, jnp and PyTorch:
+    an int8 scan wraps, a bool one is a running "any".
 
     >>> [str(d) for d in _result_dtype(jnp.dtype("int8"))]
     ['int32', 'int32']
+    >>> [str(d) for d in _result_dtype(jnp.dtype("int8"), "int8")]
+    ['int32', 'int8']
     >>> [str(d) for d in _result_dtype(jnp.dtype("bfloat16"))]
     ['float32', 'bfloat16']
     """
     acc = jnp.dtype(compute_dtype(jnp.dtype(dtype).name))
+    if requested is not None:
+        return acc, jnp.dtype(requested)
     return acc, (acc if jnp.dtype(dtype).kind in "biu" else jnp.dtype(dtype))
 
 
-@functools.lru_cache(maxsize=64)
+@memoized("cumsum triangles", 64)
 def _triangle(n: int, reverse: bool, strict: bool, dtype: str) -> np.ndarray:
     """``T[l, m] = 1`` where element ``l`` counts towards position ``m``.
 
@@ -195,7 +202,7 @@ def _kernel(x: jax.Array, *, axis: int | None, cast: str | None, reverse: bool, 
         x = x.astype(cast)
     if axis is None:
         x, axis = x.reshape(-1), 0
-    acc, result = _result_dtype(x.dtype)
+    acc, result = _result_dtype(x.dtype, cast)
     if x.dtype != acc:
         x = x.astype(acc)
     if x.size:
@@ -240,10 +247,12 @@ def cumsum(x: Any, axis: int | None = None, dtype: Any = None, reverse: bool = F
            dim: int | None = None, out: Any = None, block: int | None = None) -> jax.Array:
     """Cumulative sum along ``axis`` (``dim=`` alias), as a blocked triangular einsum.
 
-    ``axis=None`` scans the flattened array (NumPy). ``dtype=`` casts the input
-    first, then scans (PyTorch). bool and integers narrower than 32 bits
-    return int32 (uint8/uint16: uint32); bfloat16/float16 accumulate in
-    float32 and return in their own dtype. ``reverse=True`` sums from the end
+    ``axis=None`` scans the flattened array (NumPy; PyTorch requires ``dim``).
+    ``dtype=`` casts the input first, then scans (PyTorch), and is the result
+    dtype (NumPy, jnp and PyTorch: ``dtype="int8"`` wraps). Without it, bool
+    and integers narrower than 32 bits return int32 (uint8/uint16: uint32),
+    as NumPy and PyTorch widen them (``jnp.cumsum`` keeps them);
+    bfloat16/float16 accumulate in float32 and return in their own dtype. ``reverse=True`` sums from the end
     (``flip(cumsum(flip(x)))``). ``block`` overrides the block length ``L``
     (default :func:`block_length`); see :func:`contract.lower` for the stages.
 
@@ -274,7 +283,7 @@ def _lower_cumsum(x: Any, axis: int | None = None, dtype: Any = None, reverse: b
     blk, rev = params["block"], params["reverse"]
     shape = arr.shape if params["axis"] is not None else (arr.size,)
     ax = params["axis"] or 0
-    acc, result = _result_dtype(params["cast"] or arr.dtype)
+    acc, result = _result_dtype(params["cast"] or arr.dtype, params["cast"])
     stages: list[tuple[str, tuple[tuple[int, ...], ...]]] = []
 
     def record(spec: str, *operands: Any) -> jax.Array:

@@ -40,10 +40,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..api import check_precision, einsum, numeric_dtype
+from ..api import einsum
+from ..validate import check_precision, numeric_dtype
 from ..errors import ContractError
-from ..plan import compute_dtype
-from ._args import operand
+from ..planner import compute_dtype
+from ._args import operand, resolve_alias
 from ._compiled import run
 from .lowering import Lowering, register
 
@@ -64,17 +65,29 @@ class Window:
     >>> w = Window(size=7, kernel=3, stride=2, padding=1)
     >>> w.out, w.used, w.overlaps
     (4, 9, True)
+    >>> Window(size=5, kernel=2, stride=2, padding=0, ceil=True).out  # the last window is cut
+    3
     """
 
     size: int
     kernel: int
     stride: int
     padding: int
+    ceil: bool = False  # PyTorch's ceil_mode (pooling only)
 
     @property
     def out(self) -> int:
-        """Output length: ``floor((size + 2 * padding - kernel) / stride) + 1``."""
-        return (self.size + 2 * self.padding - self.kernel) // self.stride + 1
+        """Output length: ``floor((size + 2 * padding - kernel) / stride) + 1``.
+
+        With ``ceil`` the division rounds up, but (as in PyTorch) a last
+        window must start inside the input or its left padding; the windows
+        that reach past the padded input see zeros there.
+        """
+        span = self.size + 2 * self.padding - self.kernel
+        if not self.ceil:
+            return span // self.stride + 1
+        n = -(-span // self.stride) + 1
+        return n - 1 if (n - 1) * self.stride >= self.size + self.padding else n
 
     @property
     def used(self) -> int:
@@ -97,7 +110,9 @@ class Window:
     def describe(self) -> str:
         """One line for :func:`contract.lower`."""
         pad = f", zero-padded by {self.padding}" if self.padding else ""
-        return f"{self.size} -> {self.out} windows of {self.kernel}, stride {self.stride}{pad}"
+        ceil = ", ceil_mode" if self.ceil else ""
+        return (f"{self.size} -> {self.out} windows of {self.kernel}, stride {self.stride}"
+                f"{pad}{ceil}")
 
 
 def _ints(value: Any, nd: int, name: str, op: str, minimum: int) -> tuple[int, ...]:
@@ -122,12 +137,12 @@ def _ints(value: Any, nd: int, name: str, op: str, minimum: int) -> tuple[int, .
 
 
 def _windows(spatial: Sequence[int], kernel: Sequence[int], stride: Any, padding: Any,
-             op: str) -> tuple[Window, ...]:
+             op: str, ceil: bool = False) -> tuple[Window, ...]:
     """Validate stride/padding against the spatial sizes; one Window per axis."""
     nd = len(spatial)
     strides = _ints(stride, nd, "stride", op, 1)
     pads = _ints(padding, nd, "padding", op, 0)
-    wins = tuple(Window(n, k, s, p) for n, k, s, p in zip(spatial, kernel, strides, pads))
+    wins = tuple(Window(n, k, s, p, ceil) for n, k, s, p in zip(spatial, kernel, strides, pads))
     for d, w in enumerate(wins):
         if w.kernel > w.size + 2 * w.padding:
             raise ContractError(
@@ -211,9 +226,16 @@ def _shape_dtype(x: Any, op: str) -> tuple[tuple[int, ...], Any]:
 
 
 def _pool_geometry(shape: tuple[int, ...], dtype: Any, kernel: Any, stride: Any,
-                   padding: Any) -> tuple[tuple[Window, ...], str]:
+                   padding: Any, kernel_size: Any = None,
+                   ceil_mode: Any = False) -> tuple[tuple[Window, ...], str]:
     """Validated windows and the result dtype of ``sum_pool``."""
     op = "sum_pool"
+    kernel = resolve_alias("kernel", kernel, "kernel_size", kernel_size, op)
+    if kernel is None:
+        raise ContractError(f"{op}(): kernel must be an int or a tuple of ints (kernel_size= in "
+                            f"PyTorch's spelling), got None")
+    if not isinstance(ceil_mode, (bool, np.bool_)):
+        raise ContractError(f"{op}(): ceil_mode must be True or False, got {ceil_mode!r}")
     # The number of spatial dims comes from the first per-dim tuple given.
     nd = 2
     for v in (kernel, stride, padding):
@@ -231,7 +253,7 @@ def _pool_geometry(shape: tuple[int, ...], dtype: Any, kernel: Any, stride: Any,
             f"at least {nd} trailing spatial dims (NCHW)"
         )
     wins = _windows(shape[len(shape) - nd:], kernels, kernels if stride is None else stride,
-                    padding, op)
+                    padding, op, bool(ceil_mode))
     dt = jnp.dtype(dtype)
     if dt.kind not in "biufc" and dt.name != "bfloat16":
         raise ContractError(f"{op}(): x has dtype {dt}, which is not numeric")
@@ -241,10 +263,12 @@ def _pool_geometry(shape: tuple[int, ...], dtype: Any, kernel: Any, stride: Any,
     return wins, result
 
 
-def _pool_args(x: Any, kernel: Any, stride: Any = None,
-               padding: Any = 0) -> tuple[list[jax.Array], dict[str, Any]]:
+def _pool_args(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *,
+               kernel_size: Any = None,
+               ceil_mode: Any = False) -> tuple[list[jax.Array], dict[str, Any]]:
     x = operand(x, "sum_pool")
-    wins, result = _pool_geometry(tuple(x.shape), x.dtype, kernel, stride, padding)
+    wins, result = _pool_geometry(tuple(x.shape), x.dtype, kernel, stride, padding, kernel_size,
+                                  ceil_mode)
     return [x], {"wins": wins, "result": result}
 
 
@@ -253,15 +277,19 @@ def _pool(x: jax.Array, *, wins: tuple[Window, ...], result: str) -> jax.Array:
     return einsum(_pool_spec(wins), view, preferred_element_type=result)
 
 
-def sum_pool(x: Any, kernel: Any, stride: Any = None, padding: Any = 0) -> jax.Array:
+def sum_pool(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *,
+             kernel_size: Any = None, ceil_mode: bool = False) -> jax.Array:
     """Sum over windows of the trailing spatial dims (NCHW: ``H``, ``W``).
 
-    ``kernel``, ``stride`` (default: ``kernel``) and ``padding`` (zeros, both
-    sides) are an int for every spatial dim or a tuple, one per dim; a tuple
-    of length 1 or 3 pools 1 or 3 trailing dims. Output size per dim is
-    ``floor((size + 2 * padding - kernel) / stride) + 1``, as in PyTorch.
-    Equals ``avg_pool2d(x, k, s, p, divisor_override=1)`` and
-    ``lax.reduce_window(x, 0, lax.add, ...)``.
+    ``kernel`` (PyTorch's ``kernel_size=``), ``stride`` (default: ``kernel``)
+    and ``padding`` (zeros, both sides) are an int for every spatial dim or a
+    tuple, one per dim; a tuple of length 1 or 3 pools 1 or 3 trailing dims.
+    Output size per dim is ``floor((size + 2 * padding - kernel) / stride) +
+    1``, as in PyTorch; ``ceil_mode=True`` rounds up as PyTorch does (a last
+    window that starts in the right padding is dropped; the others sum the
+    zeros past the end). Equals ``avg_pool2d(x, k, s, p, ceil_mode,
+    divisor_override=1)`` and ``lax.reduce_window(x, 0, lax.add, ...)``;
+    unlike PyTorch, ``padding`` may exceed half the kernel.
 
     dtypes: floats keep their dtype (bfloat16/float16 sum in float32);
     bool and 8/16-bit integers sum exactly into (u)int32, like ``jnp.sum``.
@@ -271,14 +299,18 @@ def sum_pool(x: Any, kernel: Any, stride: Any = None, padding: Any = 0) -> jax.A
     [[[[4, 4], [4, 4]]]]
     >>> sum_pool(np.arange(5.0, dtype=np.float32), (2,), padding=1).tolist()
     [0.0, 3.0, 7.0]
+    >>> sum_pool(np.arange(5.0, dtype=np.float32), kernel_size=(2,), ceil_mode=True).tolist()
+    [1.0, 5.0, 4.0]
     """
-    return run(_pool_args, _pool, x, kernel, stride, padding)
+    return run(_pool_args, _pool, x, kernel, stride, padding, kernel_size=kernel_size,
+               ceil_mode=ceil_mode)
 
 
 @register(sum_pool)
-def _lower_sum_pool(x: Any, kernel: Any, stride: Any = None, padding: Any = 0) -> Lowering:
+def _lower_sum_pool(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *,
+                    kernel_size: Any = None, ceil_mode: bool = False) -> Lowering:
     shape, dtype = _shape_dtype(x, "sum_pool")
-    wins, result = _pool_geometry(shape, dtype, kernel, stride, padding)
+    wins, result = _pool_geometry(shape, dtype, kernel, stride, padding, kernel_size, ceil_mode)
     kernels = tuple(w.kernel for w in wins)
     lead = shape[: len(shape) - len(wins)]
     if _use_blocks(wins):

@@ -1,12 +1,17 @@
-"""Opt-in persistent plan cache: one JSON file per plan in a directory.
+"""The opt-in disk cache of plans, and the two functions that reach every cache.
 
-Off by default. Turn it on with ``contract.set_cache_dir(path)`` or the
-``CONTRACT_CACHE_DIR`` environment variable. Entries are keyed by a SHA-256
-of the canonical spec, shapes, dtypes, options and the library version, so
-an upgrade never reads an older plan. Writes go to a temporary file in the
-same directory and are published with ``os.replace`` (atomic on POSIX and
-Windows), so concurrent processes only ever see whole entries; an unreadable
-or corrupted entry is treated as a miss and overwritten.
+:func:`clear_caches` empties every in-memory LRU (:mod:`contract.caching`)
+and the disk cache; :func:`cache_info` reports them all.
+
+The disk cache is off by default. Turn it on with ``contract.set_cache_dir(path)``
+or the ``CONTRACT_CACHE_DIR`` environment variable. Entries are keyed by a
+SHA-256 of the canonical spec, shapes, dtypes and options *and* of
+:data:`PLANNER_VERSION`, the JSON format and the versions of the libraries
+whose output a plan stores (opt_einsum, cotengrust), so an upgrade never reads
+an older plan. Writes go to a temporary file in the same directory and are
+published with ``os.replace`` (atomic on POSIX and Windows), so concurrent
+processes only ever see whole entries; an unreadable or corrupted entry is
+treated as a miss and overwritten.
 
 >>> import tempfile, contract
 >>> with tempfile.TemporaryDirectory() as d:
@@ -20,6 +25,7 @@ or corrupted entry is treated as a miss and overwritten.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -28,13 +34,31 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from .errors import ContractError
+from .. import caching
+from ..errors import ContractError
 
-__all__ = ["set_cache_dir", "cache_dir", "clear_cache", "load", "store"]
+__all__ = ["PLANNER_VERSION", "cache_dir", "cache_info", "clear_caches", "load",
+           "set_cache_dir", "store"]
 
+# Bumped whenever a change of the planner can change the plan it returns for
+# the same input, so that disk entries written by an older planner are misses.
+PLANNER_VERSION = 3
 ENV = "CONTRACT_CACHE_DIR"
 _UNSET = object()
 _dir: Any = _UNSET  # set_cache_dir overrides the environment variable
+
+
+def cache_info() -> dict[str, Any]:
+    """Every in-memory cache's hits, misses, size and bound, and the disk cache.
+
+    >>> info = cache_info(); info["plans"]["maxsize"] > 0, "disk" in info
+    (True, True)
+    """
+    out: dict[str, Any] = caching.info()
+    d = cache_dir()
+    out["disk"] = {"dir": None if d is None else str(d),
+                   "entries": len(list(d.glob("*.json"))) if d is not None and d.is_dir() else 0}
+    return out
 
 
 def set_cache_dir(path: str | os.PathLike | None) -> None:
@@ -64,11 +88,12 @@ def cache_dir() -> Path | None:
     return Path(env) if env else None
 
 
-def clear_cache() -> int:
-    """Delete every entry (and stray temporary file) in the cache directory;
-    returns how many files were removed (0 when the cache is off)."""
+def clear_caches(disk: bool = True) -> int:
+    """Empty every in-memory cache and, with ``disk``, delete every entry (and stray
+    temporary file) of the disk cache; returns how many files were removed."""
+    caching.clear()
     d = cache_dir()
-    if d is None or not d.is_dir():
+    if not disk or d is None or not d.is_dir():
         return 0
     removed = 0
     for f in list(d.glob("*.json")) + list(d.glob("*.tmp")):
@@ -80,13 +105,27 @@ def clear_cache() -> int:
     return removed
 
 
+@functools.cache  # facts about the installed libraries: fixed for the process
+def _versions() -> tuple[Any, ...]:
+    """What a stored plan depends on besides its key: planner, format, libraries."""
+    from importlib import metadata
+
+    from .model import FORMAT
+
+    libs = []
+    for name in ("contract", "opt_einsum", "cotengrust"):
+        try:
+            libs.append((name, metadata.version(name)))
+        except metadata.PackageNotFoundError:
+            libs.append((name, None))
+    return (PLANNER_VERSION, FORMAT, tuple(libs))
+
+
 def _entry(key: Any) -> tuple[Path, str] | None:
     d = cache_dir()
     if d is None:
         return None
-    from . import __version__
-
-    ident = repr((__version__, key))
+    ident = repr((_versions(), key))
     return d / (hashlib.sha256(ident.encode()).hexdigest() + ".json"), ident
 
 
@@ -100,10 +139,10 @@ def load(key: Any) -> Any:
         doc = json.loads(path.read_text(encoding="utf-8"))
         if doc["key"] != ident:
             return None
-        from .serialize import from_json
+        from .model import load as from_json
 
         return from_json(doc["plan"])
-    except (OSError, ValueError, KeyError, TypeError):
+    except (OSError, ValueError, KeyError, TypeError):  # ContractError is a ValueError
         return None  # missing, truncated or foreign: a miss, store() replaces it
 
 

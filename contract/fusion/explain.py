@@ -14,8 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .jit_cluster import Cluster
-from .report import render
+from ..planner.report import render
+from .cluster import Cluster
 
 __all__ = ["Explanation"]
 

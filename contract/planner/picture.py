@@ -1,4 +1,4 @@
-"""``Plan.plot``: the contraction tree and per-step costs, drawn with matplotlib.
+"""``plan.plot()``: the contraction tree and per-step costs, drawn with matplotlib.
 
 Left panel: the tree, operands as boxes at the bottom, each pairwise step a
 disc whose area grows with log10(FLOPs) and whose colour is its kind. Right
@@ -19,11 +19,14 @@ from __future__ import annotations
 import math
 import os
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import ContractError
-from .plan import Plan
-from .report import costs, human, itemsize, ratio
+from ..errors import ContractError
+from .costs import costs, itemsize
+from .report import human, ratio
+
+if TYPE_CHECKING:
+    from .model import Plan, SlicedPlan
 
 __all__ = ["plot", "KIND_COLORS"]
 
@@ -38,7 +41,7 @@ KIND_COLORS = {
 _LABELLED = 40
 
 
-def _tree(plan: Plan) -> tuple[list[tuple[float, float]], list[tuple[int, int]]]:
+def _tree(plan: "Plan") -> tuple[list[tuple[float, float]], list[tuple[int, int]]]:
     """Node positions (operands first, then one per step) and parent edges.
 
     Leaves are spread along x in the order an in-order walk meets them, so
@@ -75,7 +78,7 @@ def _tree(plan: Plan) -> tuple[list[tuple[float, float]], list[tuple[int, int]]]
     return [(x[v], y[v]) for v in range(n + len(plan.steps))], edges
 
 
-def plot(plan: Plan, path: str | os.PathLike | None = None, *, title: str | None = None,
+def plot(plan: "Plan | SlicedPlan", path: str | os.PathLike | None = None, *, title: str | None = None,
          dpi: int = 150) -> Any:
     """Draw ``plan``; save to ``path`` (format from its suffix: .png, .svg,
     .pdf) when given. Returns the matplotlib Figure."""
@@ -101,7 +104,9 @@ def plot(plan: Plan, path: str | os.PathLike | None = None, *, title: str | None
     ax_size = fig.add_subplot(grid[1, 1], sharex=ax_flops)
     spec = plan.spec if len(plan.spec) <= 70 else f"{n} operands -> {join(plan.output) or '()'}"
     fig.suptitle(title or f"{spec}   ({plan.optimize}: {human(plan.flops)} FLOPs, "
-                 f"{ratio(plan.speedup)} fewer than naive, peak {human(plan.peak_bytes, 'B')})",
+                 f"{ratio(plan.speedup)} fewer than naive, peak {human(plan.peak_bytes, 'B')}"
+                 + (f", sliced {', '.join(plan.sliced)}: {plan.n_slices} slices" if plan.sliced else "")
+                 + ")",
                  fontsize=11)
 
     # Tree.
@@ -137,7 +142,7 @@ def plot(plan: Plan, path: str | os.PathLike | None = None, *, title: str | None
     for side in ("top", "right", "bottom"):
         ax_tree.spines[side].set_visible(False)
     ax_tree.yaxis.set_major_locator(MaxNLocator(integer=True))
-    rows = costs(plan)
+    rows = costs(plan.slice if plan.sliced else plan)  # type: ignore[attr-defined]
     kinds = list(dict.fromkeys(c.kind for c in rows))
     ax_tree.legend(handles=[Line2D([], [], marker="o", ls="", color=KIND_COLORS.get(k, "black"),
                                    markeredgecolor="black", label=k) for k in kinds]

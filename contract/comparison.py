@@ -12,8 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from .api import plan
+from .backend.measure import run_time
 from .errors import ContractError
-from .report import human
+from .planner.report import human
 
 __all__ = ["compare", "Comparison", "Entry", "DEFAULT_OPTIMIZERS"]
 
@@ -86,9 +88,6 @@ def compare(spec: str, *shapes: Any, optimizers: Sequence[Any] | None = None,
     each plan took to build, its FLOPs and peak bytes; ``measure=True``
     also compiles and times each plan. An optimizer that fails gets a row
     with its error instead of numbers."""
-    from .api import plan
-    from .measure import run_time
-
     # Spec and shape errors are the caller's, not an optimizer's: raise them.
     plan(spec, *shapes, optimize=False, dtype=dtype)
     if optimizers is None:

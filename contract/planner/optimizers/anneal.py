@@ -25,10 +25,10 @@ Sci. Technol. 1 (2020) 035001.
 The network is anything with ``legs`` (a leg bitset per leaf), ``size(bits)``
 (the product of the sizes of those legs) and ``join(a, b, leaves)`` (the legs
 left when two nodes with legs ``a`` and ``b`` and leaf bitset ``leaves`` merge),
-as ``contract.hq``'s network has.
+as ``contract.planner.optimizers.hq``'s network has.
 
 >>> import random
->>> from contract.hq import _Net, tree_flops
+>>> from contract.planner.optimizers.hq import _Net, tree_flops
 >>> net = _Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
 ...            {"a": 8, "b": 16, "c": 32, "d": 4})
 >>> tree = anneal(net, ((0, 1), 2), 2000, deadline=float("inf"), rng=random.Random(0))
@@ -45,7 +45,7 @@ from typing import Any
 
 __all__ = ["anneal"]
 
-Tree = Any  # an int (leaf) or a pair of trees, as in contract.hq
+Tree = Any  # an int (leaf) or a pair of trees, as in contract.planner.optimizers.hq
 
 
 class _Arrays:
@@ -105,10 +105,12 @@ class _Arrays:
 
 
 def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random,
-           hot: float = 3.0, cold: float = 0.05) -> Tree:
+           hot: float = 3.0, cold: float = 0.05, timed: bool = True) -> Tree:
     """The cheapest tree seen while annealing ``tree`` for ``moves`` proposed
-    rotations (fewer if ``time.perf_counter()`` passes ``deadline``; the
-    temperature then cools by whichever of moves or time is further along)."""
+    rotations (fewer if ``time.perf_counter()`` passes ``deadline``). With
+    ``timed`` the temperature cools by whichever of moves or time is further
+    along; without, by moves alone, so the result is a pure function of the
+    inputs unless the deadline (then only a fuse) cuts the run short."""
     t = _Arrays(net, tree)
     n = t.n
     if n < 3:
@@ -126,9 +128,9 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
         # run of +/- updates), keep a copy if it is the best so far.
         if done % 1000 == 0:
             now = time.perf_counter()
-            frac = max(done / moves, (now - start) / span)
-            if frac >= 1:
+            if now > deadline:
                 break
+            frac = max(done / moves, (now - start) / span) if timed else done / moves
             temp = hot * (cold / hot) ** frac
             total = t.total()
             if total < best_total:

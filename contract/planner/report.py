@@ -1,11 +1,12 @@
-"""How a :class:`~contract.plan.Plan` is shown: per-step costs and a text report.
+"""How a plan is shown: the text report and the Graphviz tree, sliced plans included.
 
-:func:`costs` lists one :class:`Cost` row per thing the compiled program does
-(operand reductions, pairwise steps, a final transpose) with its FLOPs, bytes
-moved and arithmetic intensity; :func:`render` turns them into the report that
-``str(plan)`` and ``plan.report()`` show. Past ``_MAX_ROWS`` rows the table
-keeps the costliest rows and adds a per-kind summary, so a 500-operand plan
-stays readable.
+:func:`render` turns the per-step :func:`~.costs.costs` rows (operand
+reductions, pairwise steps, a final transpose, with FLOPs, bytes moved and
+arithmetic intensity) into the report that ``str(plan)`` and
+``plan.report()`` show; a :class:`~.model.SlicedPlan` adds a ``slicing``
+section naming every sliced label. Past ``_MAX_ROWS`` rows the table keeps
+the costliest rows and adds a per-kind summary, so a 500-operand plan stays
+readable. :func:`to_dot` draws the contraction tree.
 
 >>> import contract
 >>> print(contract.plan("ij,jk->ik", (8, 16), (16, 4)))  # doctest: +ELLIPSIS
@@ -16,14 +17,14 @@ shapes      (8, 16), (16, 4)   float32 -> float32
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from .plan import Plan
+from .costs import Cost, costs, itemsize
 
-__all__ = ["Cost", "costs", "render", "human", "itemsize", "ratio"]
+if TYPE_CHECKING:
+    from .model import Plan, SlicedPlan
+
+__all__ = ["human", "ratio", "render", "to_dot"]
 
 # Past this many rows the table shows the costliest ones and a summary by kind.
 _MAX_ROWS = 40
@@ -50,71 +51,6 @@ def ratio(x: float) -> str:
     return f"{x:.1f}x" if x < 1e4 else f"{x:.2g}x"
 
 
-def itemsize(dtype: str) -> int:
-    """Bytes per element of a dtype name (bfloat16 included).
-
-    >>> itemsize("bfloat16"), itemsize("complex64")
-    (2, 8)
-    """
-    import numpy as np
-
-    return 2 if dtype == "bfloat16" else np.dtype(dtype).itemsize
-
-
-@dataclass(frozen=True)
-class Cost:
-    """What one operation of a plan costs.
-
-    ``name`` is ``"prep 2"`` (operand 2's diagonal/reduction), a step number,
-    or ``"final"`` (the closing transpose); ``inputs`` holds the label tuples
-    read, ``output`` the labels written. Bytes are in the compute dtype.
-    """
-
-    name: str
-    inputs: tuple[tuple[str, ...], ...]
-    output: tuple[str, ...]
-    kind: str
-    flops: int
-    bytes_read: int
-    bytes_written: int
-    size: int
-
-    @property
-    def intensity(self) -> float:
-        """FLOPs per byte moved (0 for pure data movement)."""
-        return self.flops / max(self.bytes_read + self.bytes_written, 1)
-
-
-def costs(plan: "Plan") -> list[Cost]:
-    """One :class:`Cost` per operation, in execution order.
-
-    >>> import contract
-    >>> [(c.name, c.kind, c.flops) for c in costs(contract.plan("ij,jk->ik", (2, 3), (3, 4)))]
-    [('0', 'GEMM', 48)]
-    """
-    sizes = dict(plan.sizes)
-    item = itemsize(plan.compute_dtype)
-
-    def count(labels: tuple[str, ...]) -> int:
-        return math.prod(sizes[l] for l in labels)
-
-    rows = []
-    for n, (term, prep) in enumerate(zip(plan.inputs, plan.preps)):
-        if prep.summed or prep.diagonal:
-            kind = "reduction" if prep.summed else "diagonal"
-            # A reduction adds every element it reads once; a diagonal only copies.
-            flops = count(tuple(dict.fromkeys(term))) if prep.summed else 0
-            rows.append(Cost(f"prep {n}", (term,), prep.labels, kind, flops,
-                             count(term) * item, count(prep.labels) * item, count(prep.labels)))
-    for k, s in enumerate(plan.steps):
-        rows.append(Cost(str(k), (s.lhs, s.rhs), s.output, s.kind, s.flops,
-                         (count(s.lhs) + count(s.rhs)) * item, s.size * item, s.size))
-    if plan.final != plan.output:
-        n = count(plan.output)
-        rows.append(Cost("final", (plan.final,), plan.output, "transpose", 0, n * item, n * item, n))
-    return rows
-
-
 def _labels(labels: tuple[str, ...], named: bool) -> str:
     return (" ".join(labels) if named else "".join(labels)) or "(scalar)"
 
@@ -126,7 +62,7 @@ def _table(rows: list[tuple[str, ...]], right: set[int]) -> list[str]:
             for row in rows]
 
 
-def render(plan: "Plan") -> str:
+def render(plan: "Plan | SlicedPlan") -> str:
     """The text report shown by ``str(plan)`` and ``plan.report()``.
 
     >>> import contract
@@ -140,6 +76,8 @@ def render(plan: "Plan") -> str:
        0  jk,kl->jl    GEMM  4.10 k  2.56 kB  256 B      1.45  80.0%
        1  ij,jl->il    GEMM  1.02 k  768 B    128 B      1.14  20.0%
     """
+    if plan.sliced:
+        return render(plan.base) + "\n" + "\n".join(_slicing(plan))  # type: ignore[union-attr]
     named = any(len(l) > 1 for t in plan.inputs for l in t)
     item = itemsize(plan.compute_dtype)
     shapes = ", ".join(str(s) for s in plan.shapes)
@@ -177,6 +115,27 @@ def render(plan: "Plan") -> str:
     return "\n".join(lines)
 
 
+def _slicing(sp: "SlicedPlan") -> list[str]:
+    """The report's slicing section: every sliced label, its chunks, FLOPs and memory."""
+    chunks = ", ".join(
+        f"{l} {dict(sp.base.sizes)[l]} -> {c} x {dict(sp.slice.sizes)[l]}"
+        for l, c in zip(sp.labels, sp.counts)
+    )
+    budget = ("" if sp.memory_limit is None
+              else f" (memory_limit {human(sp.memory_limit, 'B')})")
+    where = "one lax.scan" if sp.devices == 1 else (
+        f"one lax.scan per device on {sp.devices} devices "
+        f"({-(-sp.n_slices // sp.devices)} each), summed with psum")
+    return [
+        "slicing",
+        f"  sliced      {chunks}",
+        f"  slices      {sp.n_slices}, run as {where}",
+        f"  FLOPs       {human(sp.flops)} in all, overhead {sp.overhead:.2f}x",
+        f"  memory      peak per slice {human(sp.peak_bytes, 'B')}{budget},"
+        f" unsliced {human(sp.base.peak_bytes, 'B')}",
+    ]
+
+
 def _path(plan: "Plan") -> str:
     """The linear path, elided in the middle when long."""
     path = [tuple(p) for p in plan.path]
@@ -197,3 +156,47 @@ def _summary(rows: list[Cost], total: int) -> list[str]:
         table.append((kind, str(len(group)), human(flops), f"{100 * flops / total:.1f}%",
                       human(max(c.size for c in group))))
     return ["  " + line for line in _table(table, right={1, 3})]
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+def to_dot(plan: "Plan | SlicedPlan") -> str:
+    """Graphviz ``dot`` text of the contraction tree: operands are boxes, each
+    step an ellipse labelled with its kind and FLOPs, edges carry the labels."""
+    named = any(len(l) > 1 for t in plan.inputs for l in t)
+    join = " ".join if named else "".join
+    title = plan.spec
+    if plan.sliced:
+        sizes = dict(plan.sizes)
+        title += "\\nsliced " + ", ".join(
+            f"{l} {sizes[l]} -> {c} x {sizes[l] // c}"
+            for l, c in zip(plan.labels, plan.counts))  # type: ignore[union-attr]
+    lines = ["digraph plan {", "  rankdir=BT;", f"  label={_quote(title)};",
+             "  node [fontname=Helvetica];"]
+    live = []
+    for n, (labels, shape) in enumerate(zip(plan.inputs, plan.shapes)):
+        lines.append(f"  in{n} [shape=box, label={_quote(f'{n}: {join(labels)} {shape}')}];")
+        live.append(f"in{n}")
+    one = plan.slice if plan.sliced else plan  # type: ignore[union-attr]
+    for c in costs(one):
+        if c.name.startswith("prep"):
+            n = int(c.name.split()[1])
+            lines.append(f"  p{n} [label={_quote(f'{c.kind} -> {join(c.output)}')}];")
+            lines.append(f"  in{n} -> p{n};")
+            live[n] = f"p{n}"
+    for k, step in enumerate(one.steps):
+        i, j = step.operands
+        node = f"s{k}"
+        label = f"{k}: {step.kind}\\n{human(step.flops)} FLOPs"
+        lines.append(f"  {node} [label={_quote(label)}];")
+        for src, labels in ((live[i], step.lhs if not step.swap else step.rhs),
+                            (live[j], step.rhs if not step.swap else step.lhs)):
+            lines.append(f"  {src} -> {node} [label={_quote(join(labels) or '()')}];")
+        live = live[:i] + live[i + 1 : j] + live[j + 1 :] + [node]
+    lines.append(f"  out [shape=box, style=bold, label={_quote(f'out: {join(plan.output)}')}];")
+    if live:
+        lines.append(f"  {live[0]} -> out;")
+    lines.append("}")
+    return "\n".join(lines)

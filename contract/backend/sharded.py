@@ -1,6 +1,6 @@
 """Run a contraction over a ``jax.sharding.Mesh``: slices spread across devices.
 
-The unit of work is a slice (see :mod:`contract.slicing`). A plan that needs
+The unit of work is a slice (see :mod:`contract.planner.slicing`). A plan that needs
 no slicing for memory is sliced for the mesh instead, choosing the labels that
 minimise the FLOPs each device runs (an output/batch label with no FLOP
 overhead, when one divides evenly). Inside ``jax.shard_map`` every device
@@ -13,6 +13,7 @@ Nothing here is home-made distribution: the mesh, the per-device program
 on several hosts after ``jax.distributed.initialize()`` (docs/scaling.md).
 
 >>> import contract
+>>> from contract.planner import spread
 >>> sp = spread(contract.plan("ij,jk->ik", (8, 6), (6, 4)), 2)
 >>> sp.labels, sp.n_slices, sp.overhead
 (('i',), 2, 1.0)
@@ -27,11 +28,11 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec
 
-from .errors import ContractError
-from .plan import Plan
-from .slicing import SlicedPlan, cast_result, next_cuts, run_slices, slice_plan
+from ..errors import ContractError
+from ..planner import Plan, SlicedPlan, slice_plan
+from .sliced import cast_result, run_slices
 
-__all__ = ["check_mesh", "spread", "sharded"]
+__all__ = ["check_mesh", "sharded"]
 
 
 def check_mesh(mesh: Any) -> Mesh:
@@ -45,29 +46,6 @@ def check_mesh(mesh: Any) -> Mesh:
     if not isinstance(mesh, Mesh):
         raise ContractError(f"mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
     return mesh
-
-
-def _per_device(sp: SlicedPlan, devices: int) -> int:
-    return -(-sp.n_slices // devices) * sp.slice.flops
-
-
-def spread(plan: Plan | SlicedPlan, devices: int) -> Plan | SlicedPlan:
-    """Slice ``plan`` further so ``devices`` devices share the work evenly.
-
-    Greedy: add the slicing step that lowers the FLOPs of the busiest device
-    most (``ceil(slices / devices) * flops per slice``) until none does. A
-    memory-sliced plan keeps its slicing and its budget.
-    """
-    if devices <= 1:
-        return plan
-    cur = plan if isinstance(plan, SlicedPlan) else slice_plan(plan, {})
-    while True:
-        best = min(next_cuts(cur), key=lambda c: _per_device(c, devices), default=None)
-        if best is None or _per_device(best, devices) >= _per_device(cur, devices):
-            break
-        cur = best
-    limit = plan.memory_limit if isinstance(plan, SlicedPlan) else None
-    return SlicedPlan(cur.base, cur.slice, cur.labels, cur.counts, cur.peak_bytes, limit, devices)
 
 
 def _device_index(mesh: Mesh) -> jax.Array:

@@ -2,7 +2,7 @@
 
 :func:`build` flattens a closed jaxpr (inlining nested ``jit`` calls, which
 is how ``jnp.einsum`` and ``jax.jit``-wrapped helpers arrive), grows a
-:class:`~contract.jit_net.Net` equation by equation, and replaces each
+:class:`~contract.fusion.net.Net` equation by equation, and replaces each
 cluster worth planning by one :class:`Fused` step. A value read by two
 equations, or by a non-contraction one, ends its net (fusing through it
 would compute it twice). ``scan``/``while``/``cond`` bodies are rewritten
@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend.core import ClosedJaxpr, DropVar, Literal
 
-from .jit_cluster import Cluster, PlanOptions, make_cluster, run_cluster
-from .jit_net import ARITHMETIC, RULES, SCALAR, Labels, Net, eqn_flops, leaf
+from .cluster import Cluster, PlanOptions, make_cluster, run_cluster
+from .net import ARITHMETIC, RULES, SCALAR, Labels, Net, eqn_flops, leaf
 
 __all__ = ["Ref", "Op", "Fused", "Program", "build", "evaluate"]
 

@@ -26,15 +26,14 @@ from typing import Any, Callable, Sequence
 
 import jax
 
-from .api import check_precision
-from .errors import ContractError
-from .jit_cluster import PlanOptions
-from .jit_explain import Explanation
-from .jit_program import Program, build, evaluate
-from .plan import make_plan
-from .shard import check_mesh
-from .slicing import resolve_limit
-from .spec import parse
+from ..backend.sharded import check_mesh
+from ..errors import ContractError
+from ..planner import make_plan, resolve_limit
+from ..spec import parse
+from ..validate import check_precision
+from .cluster import PlanOptions
+from .explain import Explanation
+from .program import Program, build, evaluate
 
 __all__ = ["jit", "Jitted"]
 

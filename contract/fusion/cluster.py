@@ -1,6 +1,6 @@
 """One contraction cluster of :func:`contract.jit`: its spec, plan, decision and evaluation.
 
-A finished :class:`~contract.jit_net.Net` becomes a :class:`Cluster`. The
+A finished :class:`~contract.fusion.net.Net` becomes a :class:`Cluster`. The
 cluster is *rewritten* (its equations replaced by one planned einsum) only
 when that can help: it has at least two operands, a summed label, and two
 arithmetic equations, and the planned order costs fewer FLOPs than the
@@ -16,7 +16,7 @@ cluster's ``dot_general``s (``None`` counts as ``DEFAULT``); a cluster with no
 at ``HIGHEST``. ``contract.jit(f, precision=...)`` overrides both.
 
 >>> import numpy as np
->>> from contract.jit_net import Labels, leaf, RULES
+>>> from contract.fusion.net import Labels, leaf, RULES
 >>> L = Labels()
 >>> x, y = leaf(0, (2, 3), np.float32, L), leaf(1, (3, 4), np.float32, L)
 >>> n = RULES["dot_general"]({"dimension_numbers": (((1,), (0,)), ((), ()))}, [x, y], L)
@@ -35,11 +35,11 @@ import jax.numpy as jnp
 import opt_einsum
 from jax import lax
 
-from .scale import fit, program
-from .errors import ContractError
-from .jit_net import Labels, Net
-from .plan import Plan, make_plan
-from .spec import parse
+from ..backend.program import program
+from ..errors import ContractError
+from ..planner import Plan, fit, make_plan, spread
+from ..spec import parse
+from .net import Labels, Net
 
 __all__ = ["Cluster", "PlanOptions", "make_cluster", "run_cluster"]
 
@@ -121,7 +121,10 @@ def make_cluster(net: Net, primitives: tuple[str, ...], where: str, labels: Labe
 
     def done(plan: Plan | None, rewritten: bool, reason: str) -> Cluster:
         if rewritten and (options.memory_limit is not None or options.mesh is not None):
-            plan = fit(plan, options.memory_limit, options.mesh)  # slice / spread it
+            if options.memory_limit is not None:
+                plan = fit(plan, options.memory_limit)  # slice it
+            if options.mesh is not None:
+                plan = spread(plan, options.mesh.size)  # share the slices
         return Cluster(net, primitives, where, spec, shape, kept, plan, prec, rewritten, reason,
                        options.mesh)
 

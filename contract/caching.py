@@ -1,0 +1,146 @@
+"""Module-level state, one kind of it: named, bounded, thread-safe LRU caches.
+
+Plans, compiled eager programs, fast-path entries and memoized pure
+functions all live in :class:`LRU` caches registered here by name, so one call
+empties them (:func:`clear`, behind ``contract.clear_caches()``), one reports
+them (:func:`info`, behind ``contract.plan_cache_info()``) and one bounds them
+(``contract.set_cache_size()``). This module imports nothing of contract's
+but its error type, so every layer may use it.
+
+>>> c = LRU("doctest", 2)
+>>> c.put("a", 1); c.put("b", 2); c.get("a"); c.put("c", 3)
+1
+>>> c.get("b") is None, c.info()["size"]
+(True, 2)
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import OrderedDict
+from typing import Any, Callable, Generic, Hashable, TypeVar
+
+from .errors import ContractError
+
+__all__ = ["LRU", "clear", "info", "memoized", "set_cache_size"]
+
+DEFAULT_SIZE = 1024
+V = TypeVar("V")
+_REGISTRY: "dict[str, LRU[Any]]" = {}
+
+
+class LRU(Generic[V]):
+    """A bounded, thread-safe least-recently-used map with hit/miss counts.
+
+    Every instance registers under ``name`` so :func:`clear` and
+    :func:`info` reach it. Lookups and inserts take one lock: a
+    ``get`` that races an eviction sees a miss, never a half-made entry.
+    """
+
+    def __init__(self, name: str, maxsize: int = DEFAULT_SIZE) -> None:
+        self.name = name
+        self.maxsize = maxsize
+        self._data: "OrderedDict[Hashable, V]" = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+        _REGISTRY[name] = self
+
+    def get(self, key: Hashable) -> V | None:
+        """The value for ``key`` (now the most recent), or None."""
+        with self._lock:
+            try:
+                value = self._data[key]
+            except KeyError:
+                self.misses += 1
+                return None
+            self._data.move_to_end(key)
+            self.hits += 1
+            return value
+
+    def put(self, key: Hashable, value: V) -> None:
+        """Store ``value`` under ``key``, evicting the least recent past ``maxsize``."""
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.maxsize:
+                self._data.popitem(last=False)
+
+    def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
+        """``get(key)``, or ``make()`` stored under ``key``: made outside the lock, so a
+        slow ``make`` (planning, compiling) never blocks other keys."""
+        value = self.get(key)
+        if value is None:
+            value = make()
+            self.put(key, value)
+        return value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self.hits = self.misses = 0
+
+    def resize(self, maxsize: int) -> None:
+        with self._lock:
+            self.maxsize = maxsize
+            while len(self._data) > maxsize:
+                self._data.popitem(last=False)
+
+    def info(self) -> dict[str, int]:
+        with self._lock:
+            return {"hits": self.hits, "misses": self.misses, "size": len(self._data),
+                    "maxsize": self.maxsize}
+
+
+def memoized(name: str, maxsize: int = DEFAULT_SIZE) -> Callable[[Callable[..., V]], Callable[..., V]]:
+    """Decorator: cache a pure function of hashable positional arguments in an LRU.
+
+    >>> @memoized("doctest square")
+    ... def square(x): return x * x
+    >>> square(3), square(3), _REGISTRY["doctest square"].info()["hits"]
+    (9, 9, 1)
+    """
+
+    def wrap(fn: Callable[..., V]) -> Callable[..., V]:
+        lru: LRU[tuple[V]] = LRU(name, maxsize)
+
+        @functools.wraps(fn)
+        def cached(*args: Any) -> V:
+            hit = lru.get(args)
+            if hit is None:
+                hit = (fn(*args),)  # boxed: a None result is cached too
+                lru.put(args, hit)
+            return hit[0]
+
+        return cached
+
+    return wrap
+
+
+def info() -> dict[str, dict[str, int]]:
+    """Hits, misses, size and bound of every registered cache, by name."""
+    return {name: c.info() for name, c in sorted(_REGISTRY.items())}
+
+
+def clear() -> None:
+    """Empty every registered cache."""
+    for c in list(_REGISTRY.values()):
+        c.clear()
+
+
+def set_cache_size(maxsize: int) -> None:
+    """Bound every in-memory cache to ``maxsize`` entries (default 1024).
+
+    >>> set_cache_size(0)
+    Traceback (most recent call last):
+    ...
+    contract.errors.ContractError: set_cache_size() takes a positive int, got 0
+    """
+    if not isinstance(maxsize, int) or isinstance(maxsize, bool) or maxsize < 1:
+        raise ContractError(f"set_cache_size() takes a positive int, got {maxsize!r}")
+    for c in list(_REGISTRY.values()):
+        c.resize(maxsize)
+
+ENV = "CONTRACT_CACHE_DIR"
+_UNSET = object()
+_dir: Any = _UNSET  # set_cache_dir overrides the environment variable

@@ -1,0 +1,158 @@
+"""``optimize="auto"`` (past dp's range) and ``optimize="auto-hq"``.
+
+Both planners are a pure function of the network and the seed: their
+search is counted in trials and moves, never in seconds. A time fuse only
+stops a search that has run far past its expected length, and warns.
+
+1. **Starting trees** (:mod:`.starts`): cotengrust's randomised greedy
+   trials (Rust), opt_einsum's plain greedy, and for ``auto-hq`` recursive
+   bisections.
+2. **Simulated annealing** (:mod:`.anneal`) of the best starting trees by
+   local rotations, each move judged against the cost of the two nodes it
+   changes. Starting from a random-greedy tree is what makes ``auto`` beat
+   cotengra's ``RandomGreedyOptimizer(128)`` everywhere: greedy finds good
+   local structure, annealing repairs the few contractions near the root
+   that dominate the cost.
+3. **Subtree reconfiguration** (``auto-hq`` only, :func:`.tree._reconfigure`):
+   the ``k`` largest sub-contractions under every node re-ordered optimally.
+
+Small networks (up to ``k`` tensors) are solved optimally by DP.
+
+>>> ins = [frozenset("ab"), frozenset("bc"), frozenset("cd")]
+>>> optimize(ins, frozenset("ad"), {"a": 8, "b": 16, "c": 32, "d": 4})
+[(1, 2), (0, 1)]
+>>> annealed_greedy(ins, frozenset("ad"), {"a": 8, "b": 16, "c": 32, "d": 4})
+[(1, 2), (0, 1)]
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+import warnings
+from typing import Sequence
+
+from .anneal import anneal
+from .starts import _bisected, greedy_tree, random_greedy_trees
+from .tree import Tree, _Legs, _linear, _Net, _optimal, _reconfigure, tree_flops
+
+__all__ = ["annealed_greedy", "optimize", "tree_flops"]
+
+Path = list[tuple[int, ...]]
+
+
+def _trivial(n: int) -> Path | None:
+    return [(0,)] if n == 1 else [(0, 1)] if n == 2 else [] if n == 0 else None
+
+
+def _width(net: _Net, tree: Tree, legs: _Legs) -> float:
+    """log2 of the largest intermediate of ``tree``."""
+    biggest, stack = 1.0, [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, int):
+            biggest = max(biggest, net.size(legs(node)))
+            stack += [node[0], node[1]]
+    return math.log2(biggest)
+
+
+def _best(net: _Net, trees: list[Tree]) -> tuple[Tree, _Legs]:
+    legs = _Legs(net)
+    return min(trees, key=lambda t: tree_flops(net, t, legs)), legs
+
+
+def _fused(label: str, fuse: float, start: float) -> None:
+    if time.perf_counter() - start > fuse:
+        warnings.warn(f"{label}: the {fuse:g} s time fuse stopped the search early; this plan "
+                      "depends on the machine's speed (pass fuse= to allow more)", stacklevel=3)
+
+
+def _schedule(n: int, width: float) -> tuple[int, int]:
+    """(random greedy trials, annealing moves) for ``auto``.
+
+    Trials shrink with the network (cotengrust's trial costs grow faster than
+    its size); moves grow with the start tree's width (log2 of its largest
+    intermediate): wide networks are where the greedy tree is far from the
+    best and annealing pays, and where random greedy itself is slow.
+    """
+    trials = max(4, min(32, 16_000 // n))
+    per_tensor = max(60.0, min(1000.0, 4 * width))
+    return trials, min(int(per_tensor * n), 2_000_000)
+
+
+def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
+                    memory_limit: int | None = None, *, seed: int = 0,
+                    fuse: float = 60.0) -> Path:
+    """``optimize="auto"``'s choice past ``dp``'s range.
+
+    The cheapest of cotengrust's random greedy trials and opt_einsum's greedy,
+    annealed (see :func:`_schedule` for how many trials and moves). Never
+    worse than opt_einsum's greedy (for up to 2,000 tensors, where it is part
+    of the start), deterministic for a given ``seed``. ``fuse`` seconds stop
+    a run that is far slower than expected (with a warning). ``memory_limit``
+    is accepted for the interface and not used.
+
+    >>> ins = [frozenset("ab"), frozenset("bc"), frozenset("cd")]
+    >>> annealed_greedy(ins, frozenset("ad"), {"a": 8, "b": 16, "c": 32, "d": 4})
+    [(1, 2), (0, 1)]
+    """
+    n = len(inputs)
+    trivial = _trivial(n)
+    if trivial is not None:
+        return trivial
+    start = time.perf_counter()
+    net = _Net(inputs, output, sizes)
+    trials, _ = _schedule(n, 0.0)
+    candidates = random_greedy_trees(net, trials, seed)
+    if n <= 2000:  # opt_einsum's greedy is quadratic past that
+        candidates.append(greedy_tree(net))
+    tree, legs = _best(net, candidates)
+    _, moves = _schedule(n, _width(net, tree, legs))
+    tree = anneal(net, tree, moves, start + fuse, random.Random(seed), hot=0.3, cold=0.02,
+                  timed=False)
+    _fused("optimize='auto'", fuse, start)
+    return _linear(tree, n)
+
+
+def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
+             memory_limit: int | None = None, *, chains: int = 4, moves: int = 2000,
+             k: int = 8, seconds: float | None = None, seed: int = 0) -> Path:
+    """``optimize="auto-hq"``: see the module docstring.
+
+    ``chains`` annealing runs of ``moves`` rotations per tensor each, from
+    the best random greedy trees (cotengrust, 128 trials per chain) and a
+    recursive bisection, then reconfiguration with ``k`` parts.
+    ``seconds`` (default 600) is only a fuse. Deterministic for a given
+    ``seed``. ``memory_limit`` is accepted for the interface and not used.
+
+    >>> ins = [frozenset("ab"), frozenset("bc"), frozenset("cd")]
+    >>> optimize(ins, frozenset("ad"), {"a": 8, "b": 16, "c": 32, "d": 4})
+    [(1, 2), (0, 1)]
+    """
+    n = len(inputs)
+    if n < 2:
+        return [(0,)] if n == 1 else []
+    net = _Net(inputs, output, sizes)
+    if n <= k:
+        return _linear(_optimal(net.legs, net.out, net.size)[1], n)
+    fuse = 600.0 if seconds is None else seconds
+    start = time.perf_counter()
+    rng = random.Random(seed)
+    found = []
+    for c in range(chains):
+        # Different kinds of starting tree explore different parts of the
+        # space: random greedy (each chain its own seed), plain greedy, a
+        # bisection.
+        if c == 1:
+            tree = greedy_tree(net)
+        elif c == 2:
+            tree = _bisected(net, rng, 6, rng.uniform(0.02, 0.25))
+        else:
+            tree, _ = _best(net, random_greedy_trees(net, 128, seed + c))
+        found.append(anneal(net, tree, moves * n, start + fuse, rng, hot=3.0, cold=0.05,
+                            timed=False))
+    best, _ = _best(net, found)
+    best = _reconfigure(net, best, k, start + fuse)
+    _fused("optimize='auto-hq'", fuse, start)
+    return _linear(best, n)

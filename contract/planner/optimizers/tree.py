@@ -1,0 +1,374 @@
+"""The contraction-tree model shared by the planners: legs as bitsets.
+
+A network is a :class:`_Net` (each tensor's legs as a bitset over the sorted
+labels, their log2 sizes, who holds each hyperedge); a contraction tree is a
+leaf (operand index) or a pair of trees. This module counts a tree's cost,
+converts trees to and from opt_einsum's linear paths and cotengrust's SSA
+paths, orders small groups exactly (:func:`_optimal`, DP over subsets) and
+rewrites subtrees with that DP (:func:`_reconfigure`).
+
+>>> net = _Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
+...            {"a": 8, "b": 16, "c": 32, "d": 4})
+>>> tree = tree_of_linear([(1, 2), (0, 1)], 3)
+>>> tree, tree_flops(net, tree), _linear(tree, 3)
+((0, (1, 2)), 2560.0, [(1, 2), (0, 1)])
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Callable, Sequence
+
+__all__ = ["tree_flops", "tree_of_linear", "tree_of_ssa"]
+
+# A contraction tree: a leaf (operand index) or a pair of trees.
+Tree = Any
+
+# Sizes are floats capped here (2^1000): a contraction that large can never
+# run, and the cap keeps sums over 10^4 nodes finite where 2.0**1100 would
+# raise OverflowError.
+_BIG = 2.0 ** 1000
+
+
+class _Net:
+    """Legs as bit positions, their log2 sizes, and how many tensors hold each."""
+
+    def __init__(self, inputs: Sequence[frozenset], output: frozenset, sizes: dict) -> None:
+        labels = sorted(set().union(*inputs) | set(output), key=str)
+        self.index = {l: n for n, l in enumerate(labels)}
+        self.log = [math.log2(max(sizes[l], 1)) for l in labels]
+        self.legs = [self.bits(t) for t in inputs]
+        self.out = self.bits(output)
+        self.count = [0] * len(labels)
+        for t in inputs:
+            for l in t:
+                self.count[self.index[l]] += 1
+        self.hyper = sum(1 << n for n, c in enumerate(self.count) if c > 2)
+        # Legs on one tensor only (and not in the output) are summed at its
+        # first contraction.
+        self.single = sum(1 << n for n, c in enumerate(self.count) if c == 1)
+        # For each hyperedge (3+ holders), the leaves holding it.
+        self.holders: dict[int, int] = {}
+        for v, t in enumerate(inputs):
+            for l in t:
+                n = self.index[l]
+                if self.count[n] > 2:
+                    self.holders[n] = self.holders.get(n, 0) | 1 << v
+        self.size = _size_function(self.log)
+
+    def bits(self, labels: Any) -> int:
+        b = 0
+        for l in labels:
+            b |= 1 << self.index[l]
+        return b
+
+    def join(self, a: int, b: int, leaves: int) -> int:
+        """Legs of the merge of nodes with legs ``a`` and ``b``, ``leaves``
+        being the leaves under both: those in the output or held elsewhere."""
+        # An ordinary leg (two holders) closes when both holders are inside,
+        # a single-holder leg at once; a hyperedge when all its holders are
+        # among ``leaves``.
+        closed = ((a & b) | ((a | b) & self.single)) & ~self.out & ~self.hyper
+        for l in _bit_list((a | b) & self.hyper & ~self.out):
+            if self.holders[l] & ~leaves == 0:
+                closed |= 1 << l
+        return (a | b) & ~closed
+
+
+def _bit_list(bits: int) -> list[int]:
+    """Positions of the set bits, lowest first: one step per set bit (not per
+    position), which matters on networks with thousands of labels.
+
+    >>> _bit_list(0b101001)
+    [0, 3, 5]
+    """
+    out = []
+    while bits:
+        low = bits & -bits
+        out.append(low.bit_length() - 1)
+        bits ^= low
+    return out
+
+
+class _Legs:
+    """Output legs of every node of a tree, computed bottom-up and memoised.
+
+    Internal nodes are keyed by ``id``; the node itself is stored alongside
+    so its id cannot be reused while the entry lives.
+    """
+
+    def __init__(self, net: _Net) -> None:
+        self.net = net
+        self.memo: dict[int, tuple[Tree, int, int]] = {}
+
+    def __call__(self, node: Tree) -> int:
+        if isinstance(node, int):
+            return self.net.legs[node]
+        hit = self.memo.get(id(node))
+        if hit is not None:
+            return hit[1]
+        stack = [node]
+        while stack:  # iterative post-order: trees can be deep
+            top = stack[-1]
+            todo = [c for c in top if not isinstance(c, int) and id(c) not in self.memo]
+            if todo:
+                stack += todo
+                continue
+            stack.pop()
+            a, b = top
+            leaves = (1 << a if isinstance(a, int) else self.memo[id(a)][2]) | \
+                (1 << b if isinstance(b, int) else self.memo[id(b)][2])
+            self.memo[id(top)] = (top, self.net.join(self(a), self(b), leaves), leaves)
+        return self.memo[id(node)][1]
+
+
+def tree_flops(net: _Net, tree: Tree, legs: "_Legs | None" = None) -> float:
+    """Total pairwise-contraction cost (products of sizes) of a tree."""
+    legs = legs or _Legs(net)
+    total = 0.0
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, int):
+            continue
+        total += net.size(legs(node[0]) | legs(node[1]))
+        stack += [node[0], node[1]]
+    return total
+
+def _optimal(tensors: list[int], out: int, size: Any) -> tuple[float, Tree]:
+    """DP over subsets: the cheapest tree over ``tensors`` (leg bitsets) whose
+    result keeps ``out``; leaves of the returned tree are positions."""
+    k = len(tensors)
+    full = (1 << k) - 1
+    union = [0] * (1 << k)
+    for s in range(1, 1 << k):
+        low = s & -s
+        union[s] = union[s ^ low] | tensors[low.bit_length() - 1]
+    # A subset's result keeps legs that its complement or the output needs;
+    # a single tensor is taken as it is (its own legs are summed when it is
+    # first contracted, as ``tree_flops`` counts them).
+    result = [union[s] & (union[full ^ s] | out) if s & (s - 1) else union[s]
+              for s in range(1 << k)]
+    best: list[float] = [0.0] * (1 << k)
+    choice: list[int] = [0] * (1 << k)
+    for s in range(1, 1 << k):
+        if s & (s - 1) == 0:
+            continue
+        low = s & -s
+        top = s ^ low
+        cheapest, pick = math.inf, 0
+        sub = top
+        # Enumerate splits A | B = s with the lowest bit in A (each split once).
+        while True:
+            a = low | sub
+            b = s ^ a
+            if b:
+                c = best[a] + best[b]
+                if c < cheapest:
+                    c += size(result[a] | result[b])
+                    if c < cheapest:
+                        cheapest, pick = c, a
+            if sub == 0:
+                break
+            sub = (sub - 1) & top
+        best[s], choice[s] = cheapest, pick
+
+    def build(s: int) -> Tree:
+        if s & (s - 1) == 0:
+            return s.bit_length() - 1
+        return (build(choice[s]), build(s ^ choice[s]))
+
+    return best[full], build(full)
+
+
+def _size_function(log: list[float]) -> Callable[[int], float]:
+    """Size (product of leg sizes) of a leg bitset, given each leg's log2
+    size: one mask per distinct size, so a lookup is a popcount and a power
+    per distinct size (networks rarely have more than a few), whatever the
+    number of legs. Capped at ``_BIG``.
+
+    >>> _size_function([1.0, 0.0, 3.0, 1.0])(0b1101)
+    32.0
+    >>> _size_function([1.0] * 1500)((1 << 1500) - 1) == _BIG
+    True
+    """
+    masks: dict[float, int] = {}
+    for n, x in enumerate(log):
+        if x:  # size-1 legs cost nothing
+            masks[2.0 ** x] = masks.get(2.0 ** x, 0) | 1 << n
+    if not masks:
+        return lambda bits: 1.0
+    caps = {base: int(1000 / math.log2(base)) for base in masks}
+    if len(masks) == 1:  # the common case: one bond dimension
+        (base, mask), = masks.items()
+        cap = caps[base]
+        return lambda bits: base ** min((bits & mask).bit_count(), cap)
+    pairs = [(base, mask, caps[base]) for base, mask in masks.items()]
+
+    def size(bits: int) -> float:
+        total = 1.0
+        for base, mask, cap in pairs:
+            total *= base ** min((bits & mask).bit_count(), cap)
+        return min(total, _BIG)
+
+    return size
+
+
+def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 1e-4) -> Tree:
+    """Rewrite subtrees with optimal orders of their ``k`` costliest parts,
+    skipping subtrees that cost less than ``floor`` of the whole."""
+    size = net.size
+    legs = _Legs(net)
+
+    def cost(node: Tree) -> float:
+        return 0.0 if isinstance(node, int) else size(legs(node[0]) | legs(node[1]))
+
+    # Keyed by id, holding the node so the id stays unique while memoised.
+    totals: dict[int, tuple[Tree, float]] = {}
+    skip = 0.0
+
+    def total(node: Tree) -> float:
+        if isinstance(node, int):
+            return 0.0
+        hit = totals.get(id(node))
+        if hit is None:  # children are always visited (and memoised) first
+            hit = totals[id(node)] = (node, cost(node) + total(node[0]) + total(node[1]))
+        return hit[1]
+
+    def visit(node: Tree) -> Tree:
+        if isinstance(node, int):
+            return node
+        a, b = visit(node[0]), visit(node[1])
+        if a is not node[0] or b is not node[1]:
+            node = (a, b)
+        # Subtrees costing a sliver of the whole cannot change the total
+        # much: skipping them saves most of the DP work.
+        if time.perf_counter() > deadline or total(node) < skip:
+            return node
+        frontier = [node[0], node[1]]
+        while len(frontier) < k:
+            inner = [f for f in frontier if not isinstance(f, int)]
+            if not inner:
+                break
+            big = max(inner, key=cost)
+            frontier.remove(big)
+            frontier += [big[0], big[1]]
+        if len(frontier) >= 3:
+            old = total(node) - sum(total(f) for f in frontier)
+            new, sub = _optimal([legs(f) for f in frontier], legs(node), size)
+            if new < old * (1 - 1e-9):
+                node = _replace(sub, frontier)
+        total(node)
+        return node
+
+    previous = math.inf
+    while time.perf_counter() < deadline:
+        skip = total(tree) * floor
+        tree = visit(tree)
+        now = total(tree)
+        if now >= previous * (1 - 1e-9):
+            break
+        previous = now
+    return tree
+
+def _replace(sub: Tree, frontier: list[Tree]) -> Tree:
+    if isinstance(sub, int):
+        return frontier[sub]
+    return (_replace(sub[0], frontier), _replace(sub[1], frontier))
+
+
+def _linear(tree: Tree, n: int) -> list[tuple[int, int]]:
+    """A tree over leaves 0..n-1 as opt_einsum's linear path (iterative:
+    greedy trees of large networks are thousands of levels deep)."""
+    if isinstance(tree, int):
+        return [(0,)] if n == 1 else []
+    order: list[Tree] = []  # internal nodes, children before parents
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, int):
+            order.append(node)
+            stack += [node[0], node[1]]
+    order.reverse()
+    # Each node gets an SSA id; a linear position is the id's rank among the
+    # ids still alive, which a Fenwick tree over ids answers in log time.
+    ids: dict[int, int] = {}
+    alive = _Fenwick(2 * n)
+    for v in range(n):
+        alive.add(v, 1)
+    path: list[tuple[int, int]] = []
+    for k, node in enumerate(order):
+        a, b = (c if isinstance(c, int) else ids[id(c)] for c in node)
+        i, j = sorted((alive.prefix(a), alive.prefix(b)))
+        path.append((i, j))
+        alive.add(a, -1)
+        alive.add(b, -1)
+        ids[id(node)] = n + k
+        alive.add(n + k, 1)
+    return path
+
+
+class _Fenwick:
+    """Prefix sums over positions ``0..size-1`` with point updates."""
+
+    def __init__(self, size: int) -> None:
+        self.tree = [0] * (size + 1)
+
+    def add(self, i: int, delta: int) -> None:
+        i += 1
+        while i < len(self.tree):
+            self.tree[i] += delta
+            i += i & -i
+
+    def prefix(self, i: int) -> int:
+        """Sum over positions ``0..i-1``."""
+        total = 0
+        while i > 0:
+            total += self.tree[i]
+            i -= i & -i
+        return total
+
+
+def tree_of_linear(path: Sequence[Sequence[int]], n: int) -> Tree:
+    """The tree of an opt_einsum linear path (entries of one operand keep it,
+    n-ary entries are folded left to right).
+
+    >>> tree_of_linear([(0, 2), (0, 1)], 3)
+    (1, (0, 2))
+    """
+    live: list[Tree] = list(range(n))
+    for entry in path:
+        picked = [live[i] for i in entry]
+        for i in sorted(entry, reverse=True):
+            del live[i]
+        node = picked[0]
+        for other in picked[1:]:
+            node = (node, other)
+        live.append(node)
+    return _fold(live)
+
+
+def tree_of_ssa(path: Sequence[Sequence[int]], n: int) -> Tree:
+    """The tree of a path in SSA form (every result appended as a new id).
+
+    >>> tree_of_ssa([(0, 2), (1,), (3, 4)], 3)
+    ((0, 2), 1)
+    """
+    nodes: list[Tree] = list(range(n))
+    used: set[int] = set()
+    for entry in path:
+        used.update(entry)
+        node = nodes[entry[0]]
+        for other in entry[1:]:
+            node = (node, nodes[other])
+        nodes.append(node)
+    return _fold([t for i, t in enumerate(nodes) if i not in used])
+
+
+def _fold(roots: list[Tree]) -> Tree:
+    """Join what a path left apart (outer products), in order."""
+    tree = roots[0]
+    for other in roots[1:]:
+        tree = (tree, other)
+    return tree
