@@ -12,6 +12,7 @@ spec        ij,jk->ik
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
@@ -57,6 +58,34 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return dims
 
 
+def _limit(text: str) -> int | str:
+    """``--memory-limit``: bytes, or ``max_input``.
+
+    >>> _limit("4096"), _limit("max_input")
+    (4096, 'max_input')
+    """
+    if text == "max_input":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of bytes: {text!r}") from None
+
+
+_PLOT_FORMATS = (".png", ".svg", ".pdf", ".jpg", ".jpeg", ".eps", ".ps", ".webp", ".tif", ".tiff")
+
+
+def _check_output(path: str | None, what: str, formats: tuple[str, ...] = ()) -> None:
+    """Refuse an output file that cannot be written *before* anything is printed."""
+    if path is None:
+        return
+    if formats and os.path.splitext(path)[1].lower() not in formats:
+        raise ContractError(f"cannot draw {path}: {what} takes one of {', '.join(formats)}")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise ContractError(f"cannot write {path}: {folder} is not a writable directory")
+
+
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="contract", description="Plan, inspect and compare einsum contractions.",
                 epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -67,8 +96,9 @@ def _parser() -> argparse.ArgumentParser:
                         help="one shape per operand: 8x16, 5, or scalar")
     common.add_argument("--dtype", default="float32",
                         help="operand dtype (default float32), e.g. bfloat16, int8")
-    common.add_argument("--memory-limit", type=int, default=None, metavar="BYTES",
-                        help="refuse plans whose peak live memory exceeds BYTES")
+    common.add_argument("--memory-limit", type=_limit, default=None, metavar="BYTES",
+                        help="slice the plan until one slice's peak live memory fits BYTES "
+                             "(a number of bytes, or max_input); the report shows the slicing")
     plan = sub.add_parser("plan", parents=[common], help="plan one contraction and report it",
                           epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     plan.add_argument("--optimize", default="auto",
@@ -85,7 +115,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status (errors exit with 2)."""
+    """Run the command line; returns the exit status (errors exit with 2).
+
+    Output cut short by the reader (``contract plan ... | head -1``) is not
+    an error: the command stops quietly with status 0.
+    """
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # The reader is gone: point stdout at devnull so the interpreter's
+        # final flush does not raise again, and stop quietly.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
         import contract
@@ -94,11 +138,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "compare":
             print(contract.compare(args.spec, *shapes, optimizers=args.optimizers,
                                    measure=args.measure, dtype=args.dtype,
-                                   memory_limit=args.memory_limit))
+                                   memory_limit=args.memory_limit), flush=True)
             return 0
+        _check_output(getattr(args, "plot", None), "--plot", _PLOT_FORMATS)
+        _check_output(getattr(args, "dot", None), "--dot")
         p = contract.plan(args.spec, *shapes, optimize=args.optimize, dtype=args.dtype,
                           memory_limit=args.memory_limit)
-        print(p.to_json(indent=1) if args.json else p)
+        print(p.to_json(indent=1) if args.json else p, flush=True)
         if args.dot:
             with open(args.dot, "w", encoding="utf-8") as f:
                 f.write(p.to_dot() + "\n")
@@ -107,6 +153,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ContractError as e:
         # One line: caret diagrams drop their caret row and keep the spec.
         _fail(" ".join(l.strip() for l in str(e).splitlines() if l.strip(" ^")))
+    except BrokenPipeError:
+        raise  # the reader left: main() stops quietly
     except OSError as e:
         _fail(f"cannot write {e.filename}: {e.strerror}")
     except ValueError as e:  # matplotlib: unknown image format

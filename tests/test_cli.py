@@ -81,9 +81,48 @@ def test_help_has_examples_and_console_script(capsys):
     assert exit.value.code == 0 and "examples:" in out and "contract compare" in out
     assert main(["plan", "i,i->", "--shapes", "5", "5"]) == 0
     assert "planned 10" in capsys.readouterr().out
+    # The README's install puts the console script beside the interpreter.
     script = shutil.which("contract", path=os.path.dirname(sys.executable))
-    if script is None:
-        pytest.skip("console script not installed")
+    assert script is not None, "console script not installed next to " + sys.executable
     r = subprocess.run([script, "plan", "ij->ji", "--shapes", "2x3"], capture_output=True,
                        text=True, timeout=120)
     assert r.returncode == 0 and "transpose" in r.stdout
+
+
+def test_output_cut_short_by_the_reader_is_not_an_error():
+    # A report long enough to overflow the pipe buffer, read one line, pipe closed.
+    spec = ",".join(f"{a}{b}" for a, b in zip("abcdefghijklmnopqrst", "bcdefghijklmnopqrstu"))
+    cmd = [sys.executable, "-m", "contract", "plan", spec + "->au", "--shapes", *["4x4"] * 20,
+           "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 0 and "Broken pipe" not in err and "Traceback" not in err
+
+
+def test_bad_plot_path_fails_before_printing_anything(tmp_path):
+    for bad, why in ((str(tmp_path / "missing" / "p.png"), "not a writable directory"),
+                     (str(tmp_path / "p.unknown"), "--plot takes one of")):
+        r = _run("plan", "ij,jk->ik", "--shapes", "2x3", "3x4", "--plot", bad)
+        assert r.returncode == 2 and r.stdout == "" and why in r.stderr
+
+
+def test_memory_limit_slices_and_help_says_so(capsys):
+    from contract.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["plan", "--help"])
+    assert "slice the plan" in " ".join(capsys.readouterr().out.split())
+    assert main(["plan", "ab,bc,cd->ad", "--shapes", "64x64", "64x64", "64x64",
+                 "--memory-limit", "max_input"]) == 0
+    assert "slicing" in capsys.readouterr().out
+
+
+def test_huge_flop_counts_print_in_scientific_notation(capsys):
+    from contract.cli import main
+
+    assert main(["plan", "abcdefgh,abcdefgh->", "--shapes", *["1000x1000x1000x1000x100x100x100x100"] * 2]) == 0
+    out = capsys.readouterr().out
+    flops = next(line for line in out.splitlines() if line.startswith("FLOPs"))
+    assert "e+" in flops and " P" not in flops

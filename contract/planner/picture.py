@@ -161,14 +161,23 @@ def plot(plan: "Plan | SlicedPlan", path: str | os.PathLike | None = None, *, ti
     for ax, exact, label, unit in panels:
         if not rows:
             break
-        values = [max(v, 1) for v in exact]  # a copy (0 FLOPs) still shows on a log axis
+        # A pure copy (a final transpose, a diagonal: 0 FLOPs) gets no bar, only
+        # its name: a bar of height "1" on a log axis would claim work it does not do.
+        values = [v if v > 0 else float("nan") for v in exact]
+        shown = [v for v in exact if v > 0] or [1]
         bars = ax.bar(xs, values, color=colors, edgecolor="black", lw=0.4)
         ax.set_yscale("log")
-        ax.set_ylim(min(values) / 10, max(values) * 4)
+        ax.set_ylim(min(shown) / 10, max(shown) * 4)
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
         if len(rows) <= 10:  # more value labels than this overlap
-            ax.bar_label(bars, [human(v, unit) for v in exact], fontsize=7, padding=2)
+            ax.bar_label(bars, [human(v, unit) if v > 0 else "" for v in exact], fontsize=7,
+                         padding=2)
+        for x, v, c in zip(xs, exact, rows):
+            if v <= 0:
+                ax.annotate(f"{c.kind}, no FLOPs" if unit == "" else "", (x, min(shown) / 10),
+                            xytext=(0, 3), textcoords="offset points", ha="center",
+                            fontsize=7, rotation=90, va="bottom")
     ax_flops.set_title("per step", fontsize=10)
     ax_flops.tick_params(labelbottom=False)
     ax_size.set_xlabel("step")

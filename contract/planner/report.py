@@ -33,9 +33,13 @@ _MAX_ROWS = 40
 def human(n: float, unit: str = "") -> str:
     """Short engineering notation: ``human(1.5e9, "B")`` → ``'1.50 GB'``.
 
-    >>> human(1.5e9, "B"), human(512)
-    ('1.50 GB', '512')
+    Past peta the prefixes run out: scientific notation instead.
+
+    >>> human(1.5e9, "B"), human(512), human(3.04e16), human(3.04e19)
+    ('1.50 GB', '512', '30.40 P', '3.04e+19')
     """
+    if abs(n) >= 1e18:
+        return f"{n:.2e}{' ' + unit if unit else ''}"
     for scale, prefix in ((1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
         if abs(n) >= scale:
             return f"{n / scale:.2f} {prefix}{unit}"
