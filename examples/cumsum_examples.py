@@ -33,6 +33,13 @@ print(contract.cumsum([1, 2, 3, 4], reverse=True))  # [10  9  7  4]
 # axis=None scans the flattened array, as NumPy does.
 print(contract.cumsum(x))  # [ 5 11 18 19 21 24]
 
+# Every line above agrees with NumPy (cast first where dtype= is given).
+np.testing.assert_array_equal(contract.cumsum(x, axis=1), np.cumsum(x, 1))
+np.testing.assert_array_equal(contract.cumsum([1.5, 2.5, 3.5], 0, dtype=jnp.int32), [1, 3, 6])
+np.testing.assert_array_equal(contract.cumsum(np.full(4, 100, np.int8)), [100, 200, 300, 400])
+np.testing.assert_array_equal(contract.cumsum([1, 2, 3, 4], reverse=True), [10, 9, 7, 4])
+assert float(contract.cumsum(jnp.ones(1000, jnp.bfloat16))[-1]) == 1000
+
 # It composes with JAX transformations.
 print(jax.jit(lambda v: contract.cumsum(v, axis=1))(x.astype(np.float32)))
 print(jax.grad(lambda v: contract.cumsum(v)[-2])(jnp.arange(4.0)))  # [1. 1. 1. 0.]

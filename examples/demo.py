@@ -35,6 +35,7 @@ def main() -> None:
     reference = np.einsum(spec, *[np.asarray(x, np.float64) for x in ops], optimize=True)
     print(f"contract.einsum({spec!r}) -> shape {result.shape}, "
           f"max |error| vs numpy float64 {float(np.abs(result - reference).max()):.2e}\n")
+    np.testing.assert_allclose(result, reference, rtol=1e-4, atol=1e-3)
     print(contract.plan(spec, *ops))
 
     naive = jax.jit(lambda *xs: jnp.einsum(spec, *xs, optimize=False))

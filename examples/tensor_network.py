@@ -55,6 +55,7 @@ def main() -> None:
     reference = float(np.einsum(spec, *[t.astype(np.float64) for t in tensors],
                                 optimize=["einsum_path", *plan.path]))
     print(f"\n<psi|psi> = {value:.6g} (numpy float64: {reference:.6g})")
+    np.testing.assert_allclose(value, reference, rtol=1e-3)
 
     out = args.plot or Path(tempfile.mkdtemp()) / "tensor_network_plan.png"
     plan.plot(out)

@@ -15,6 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from contract.planner.optimizers.anneal import anneal
 from contract.planner.optimizers.hq import _linear, _Net, _optimal, optimize, tree_flops
+from tests._helpers import path_cost, ring_graph
 
 
 def _network(seed: int, n: int) -> tuple[list[frozenset], frozenset, dict]:
@@ -27,20 +28,6 @@ def _network(seed: int, n: int) -> tuple[list[frozenset], frozenset, dict]:
     used = sorted(set().union(*inputs))
     output = frozenset(l for l in used if rng.random() < 0.2)
     return inputs, output, {l: int(rng.integers(1, 5)) for l in letters}
-
-
-def _path_cost(inputs, output, sizes, path) -> float:
-    """Independent count over a linear path: each pairwise step costs the
-    product of the sizes of every label of its two operands."""
-    terms = list(inputs)
-    total = 0.0
-    for i, j in path:
-        a, b = terms[i], terms[j]
-        rest = terms[:i] + terms[i + 1 : j] + terms[j + 1 :]
-        both = a | b
-        total += math.prod(sizes[l] for l in both)
-        terms = rest + [frozenset(l for l in both if l in output or any(l in r for r in rest))]
-    return total
 
 
 def _leaves(tree) -> list[int]:
@@ -67,7 +54,7 @@ def test_anneal_keeps_a_valid_tree_and_never_raises_the_cost(seed, n):
     cost = tree_flops(net, tree)
     assert cost <= tree_flops(net, start)
     # The incremental costs kept while annealing equal a count from scratch.
-    assert cost == pytest.approx(_path_cost(inputs, output, sizes, _linear(tree, n)))
+    assert cost == pytest.approx(path_cost(inputs, output, sizes, _linear(tree, n)))
 
 
 def test_anneal_is_reproducible_and_stops_at_its_deadline():
@@ -88,19 +75,17 @@ def test_hq_finds_the_optimum_of_12_tensor_networks(seed):
     inputs, output, sizes = _network(seed, 12)
     net = _Net(inputs, output, sizes)
     best, tree = _optimal(net.legs, net.out, net.size)
-    assert best == pytest.approx(_path_cost(inputs, output, sizes, _linear(tree, 12)))
+    assert best == pytest.approx(path_cost(inputs, output, sizes, _linear(tree, 12)))
     path = optimize(inputs, output, sizes, seconds=1000, moves=2000)
-    assert _path_cost(inputs, output, sizes, path) == pytest.approx(best)
+    assert path_cost(inputs, output, sizes, path) == pytest.approx(best)
 
 
 def test_hq_beats_greedy_and_random_greedy_on_a_random_regular_graph():
-    from tests.test_report import _ring_graph
-
-    inputs, sizes = _ring_graph(80, 2)
+    inputs, sizes = ring_graph(80, 2)
     out = frozenset()
-    hq = _path_cost(inputs, out, sizes, optimize(inputs, out, sizes, seconds=1000, moves=2000))
-    greedy = _path_cost(inputs, out, sizes, opt_einsum.paths.greedy(inputs, out, sizes))
-    sampled = _path_cost(inputs, out, sizes,
+    hq = path_cost(inputs, out, sizes, optimize(inputs, out, sizes, seconds=1000, moves=2000))
+    greedy = path_cost(inputs, out, sizes, opt_einsum.paths.greedy(inputs, out, sizes))
+    sampled = path_cost(inputs, out, sizes,
                          opt_einsum.path_random.RandomGreedy(max_repeats=32)(inputs, out, sizes))
     # Measured: 2^14.8 against greedy's 2^20.7 and random-greedy-128's 2^16.5.
     assert hq < greedy / 16 and hq < sampled

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 
 import contract
+from tests._helpers import NETWORKS, operands
 from contract.backend.program import program
 from contract.planner import SlicedPlan, fit, slice_plan
 from contract.planner.slicing import divisors
@@ -28,34 +29,10 @@ from contract.planner.slicing import divisors
 # Networks whose unsliced peak is large against small budgets: a matrix
 # chain, a ring, a batched product, a diagonal, broadcasting ellipses, a
 # transposed output and an outer product.
-NETWORKS = [
-    ("ab,bc,cd->ad", [(32, 32), (32, 32), (32, 32)]),
-    ("abc,cde,efg,gha->bdfh", [(4, 8, 4), (4, 8, 4), (4, 8, 4), (4, 8, 4)]),
-    ("bij,bjk->bik", [(16, 8, 8), (16, 8, 8)]),
-    ("iij,jk->ki", [(16, 16, 8), (8, 12)]),
-    ("...ij,...jk->...ik", [(4, 1, 8, 8), (1, 6, 8, 8)]),
-    ("ijk,kl->lji", [(8, 8, 8), (8, 8)]),
-    ("ijk,ikl->jl", [(8, 8, 8), (8, 8, 8)]),
-    ("ab,cd->abcd", [(8, 8), (8, 8)]),
-]
-
-
-def _operands(shapes, dtype="float32", seed=0):
-    rng = np.random.default_rng(seed)
-    if dtype == "bool":
-        return [rng.random(s) < 0.5 for s in shapes]
-    if np.dtype(dtype).kind in "iu":
-        return [rng.integers(-3, 4, s).astype(dtype) for s in shapes]
-    if np.dtype(dtype).kind == "c":
-        return [(rng.standard_normal(s) + 1j * rng.standard_normal(s)).astype(dtype)
-                for s in shapes]
-    return [rng.standard_normal(s).astype(np.float32) for s in shapes]
-
-
 @pytest.mark.parametrize("ratio", [8, 64])
 @pytest.mark.parametrize("spec,shapes", NETWORKS)
 def test_sliced_matches_numpy(spec, shapes, ratio):
-    ops = _operands(shapes)
+    ops = operands(shapes)
     base = contract.plan(spec, *shapes)
     limit = base.peak_bytes // ratio
     sp = contract.plan(spec, *shapes, memory_limit=limit)
@@ -73,7 +50,7 @@ def test_sliced_matches_numpy(spec, shapes, ratio):
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16", "int8", "int32", "bool", "complex64"])
 def test_sliced_dtypes_match_unsliced(dtype):
     spec, shapes = NETWORKS[1]
-    ops = _operands(shapes, "float32" if dtype in ("bfloat16", "float16") else dtype, seed=1)
+    ops = operands(shapes, "float32" if dtype in ("bfloat16", "float16") else dtype, seed=1)
     ops = [jnp.asarray(x, dtype) for x in ops]
     limit = contract.plan(spec, *ops).peak_bytes // 16
     sliced = contract.einsum(spec, *ops, memory_limit=limit)
@@ -91,7 +68,7 @@ def test_sliced_dtypes_match_unsliced(dtype):
 
 def test_grad_through_slices():
     spec, shapes = NETWORKS[1]
-    ops = _operands(shapes, seed=2)
+    ops = operands(shapes, seed=2)
     limit = contract.plan(spec, *shapes).peak_bytes // 8
 
     def loss(a):
@@ -105,7 +82,7 @@ def test_grad_through_slices():
 
 def test_slices_lower_compiled_temp_memory():
     spec, shapes = NETWORKS[1]
-    ops = _operands(shapes)
+    ops = operands(shapes)
     base = contract.plan(spec, *shapes)
     sp = contract.plan(spec, *shapes, memory_limit=base.peak_bytes // 8)
 
@@ -159,7 +136,7 @@ def test_max_input_budget():
     shapes = [(64, 64), (64, 64), (64, 64)]
     sp = contract.plan("ab,bc,cd->ad", *shapes, memory_limit="max_input")
     assert sp.peak_bytes <= 64 * 64 * 4 == sp.memory_limit
-    ops = _operands(shapes)
+    ops = operands(shapes)
     np.testing.assert_allclose(contract.einsum("ab,bc,cd->ad", *ops, memory_limit="max_input"),
                                np.einsum("ab,bc,cd->ad", *ops), rtol=1e-4, atol=1e-3)
 
@@ -200,7 +177,7 @@ def _random_network(rng):
 def test_random_networks_sliced_or_refused(seed):
     rng = np.random.default_rng(seed)
     spec, shapes = _random_network(rng)
-    ops = _operands(shapes, seed=seed)
+    ops = operands(shapes, seed=seed)
     limit = max(1, contract.plan(spec, *shapes).peak_bytes // int(rng.choice([2, 8, 32])))
     try:
         sp = contract.plan(spec, *shapes, memory_limit=limit)
@@ -219,14 +196,14 @@ def test_random_networks_sliced_or_refused(seed):
 def test_one_device_mesh_in_process():
     mesh = jax.sharding.Mesh(np.array(jax.devices()[:1]), ("d",))
     spec, shapes = NETWORKS[0]
-    ops = _operands(shapes)
+    ops = operands(shapes)
     assert not isinstance(contract.plan(spec, *shapes, mesh=mesh), SlicedPlan)
     np.testing.assert_allclose(contract.einsum(spec, *ops, mesh=mesh), contract.einsum(spec, *ops),
                                rtol=1e-6, atol=1e-5)
 
 
 def test_contract_jit_slices_clusters_to_the_budget():
-    a, b, c = _operands([(64, 48), (48, 64), (64, 32)])
+    a, b, c = operands([(64, 48), (48, 64), (64, 32)])
     chain = lambda a, b, c: jnp.tanh((a @ b @ c).sum(1))
     budget = contract.plan("ij,jk,kl->il", a, b, c).peak_bytes // 8
     fitted = contract.jit(chain, memory_limit=budget)
@@ -273,7 +250,7 @@ _MESH_SCRIPT = textwrap.dedent(
             errors.append(name)
 
     for n, (spec, shapes) in enumerate(NETWORKS):
-        ops = _operands(shapes)
+        ops = operands(shapes)
         whole = contract.einsum(spec, *ops)
         limit = contract.plan(spec, *shapes).peak_bytes // 8
         mesh = meshes["1d"]
@@ -291,14 +268,14 @@ _MESH_SCRIPT = textwrap.dedent(
               contract.expression(spec, *shapes, mesh=mesh, memory_limit=limit)(*ops), whole, 1e-5)
 
     spec, shapes = NETWORKS[1]
-    ops = _operands(shapes, "int32")
+    ops = operands(shapes, "int32")
     check("int32", contract.einsum(spec, *ops, mesh=meshes["1d"]), contract.einsum(spec, *ops), 0)
-    ops = _operands(shapes)
+    ops = operands(shapes)
     loss = lambda a, **kw: (contract.einsum(spec, a, *ops[1:], **kw) ** 2).sum()
     check("grad", jax.jit(jax.grad(lambda a: loss(a, mesh=meshes["2x2"])))(ops[0]),
           jax.jit(jax.grad(loss))(ops[0]), 1e-4)
     # contract.jit: a written chain whose planned cluster is sliced and spread.
-    a, b, c = _operands([(64, 32), (32, 64), (64, 16)])
+    a, b, c = operands([(64, 32), (32, 64), (64, 16)])
     chain = lambda a, b, c: (a @ b @ c).sum(1)
     spread = contract.jit(chain, mesh=meshes["1d"], memory_limit=64 * 16 * 4 // 2)
     check("contract.jit mesh", spread(a, b, c), jax.jit(chain)(a, b, c), 1e-4)

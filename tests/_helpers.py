@@ -1,0 +1,61 @@
+"""Helpers shared by the test modules (no test module imports another)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import opt_einsum
+
+__all__ = ["NETWORKS", "operands", "path_cost", "ring_graph"]
+
+
+def path_cost(inputs, output, sizes, path) -> float:
+    """Independent count over a linear path: each pairwise step costs the
+    product of the sizes of every label of its two operands."""
+    terms = list(inputs)
+    total = 0.0
+    for i, j in path:
+        a, b = terms[i], terms[j]
+        rest = terms[:i] + terms[i + 1 : j] + terms[j + 1 :]
+        both = a | b
+        total += math.prod(sizes[l] for l in both)
+        terms = rest + [frozenset(l for l in both if l in output or any(l in r for r in rest))]
+    return total
+
+
+def ring_graph(n: int, seed: int) -> tuple[list[frozenset], dict[str, int]]:
+    """A 3-regular graph: a ring plus a random perfect matching of chords."""
+    rng = np.random.default_rng(seed)
+    edges = [(k, (k + 1) % n) for k in range(n)]
+    perm = rng.permutation(n)
+    edges += [(int(perm[k]), int(perm[k + 1])) for k in range(0, n, 2)]
+    legs: list[set] = [set() for _ in range(n)]
+    for e, (u, v) in enumerate(edges):
+        legs[u].add(opt_einsum.get_symbol(e))
+        legs[v].add(opt_einsum.get_symbol(e))
+    return [frozenset(t) for t in legs], {opt_einsum.get_symbol(e): 2 for e in range(len(edges))}
+
+
+NETWORKS = [
+    ("ab,bc,cd->ad", [(32, 32), (32, 32), (32, 32)]),
+    ("abc,cde,efg,gha->bdfh", [(4, 8, 4), (4, 8, 4), (4, 8, 4), (4, 8, 4)]),
+    ("bij,bjk->bik", [(16, 8, 8), (16, 8, 8)]),
+    ("iij,jk->ki", [(16, 16, 8), (8, 12)]),
+    ("...ij,...jk->...ik", [(4, 1, 8, 8), (1, 6, 8, 8)]),
+    ("ijk,kl->lji", [(8, 8, 8), (8, 8)]),
+    ("ijk,ikl->jl", [(8, 8, 8), (8, 8, 8)]),
+    ("ab,cd->abcd", [(8, 8), (8, 8)]),
+]
+
+
+def operands(shapes, dtype="float32", seed=0):
+    rng = np.random.default_rng(seed)
+    if dtype == "bool":
+        return [rng.random(s) < 0.5 for s in shapes]
+    if np.dtype(dtype).kind in "iu":
+        return [rng.integers(-3, 4, s).astype(dtype) for s in shapes]
+    if np.dtype(dtype).kind == "c":
+        return [(rng.standard_normal(s) + 1j * rng.standard_normal(s)).astype(dtype)
+                for s in shapes]
+    return [rng.standard_normal(s).astype(np.float32) for s in shapes]
