@@ -24,11 +24,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from .backend import measure
+from .backend.layout import Found, read
 from .backend.program import program
-from .backend.sharded import check_mesh
+from .backend.sharded import check_mesh, in_shardings
 from .caching import LRU
 from .errors import ContractError
-from .planner import Plan, SlicedPlan, make_plan, spread
+from .planner import Plan, SlicedPlan, make_plan, shard
 from .spec import Spec, from_sublists, parse
 from .validate import as_operand, check_precision, is_concrete, is_tracer, numeric_dtype
 
@@ -51,7 +52,8 @@ def _split(args: Sequence[Any]) -> tuple[Spec, list[Any]]:
 
 
 def _plan_for(spec: Spec, arrays: Sequence[Any], optimize: Any, preferred: Any,
-              memory_limit: Any, mesh: Any = None, precision: Any = None) -> Plan | SlicedPlan:
+              memory_limit: Any, mesh: Any = None, precision: Any = None,
+              layout: Found | None = None) -> Plan | SlicedPlan:
     bound = spec.bind([a.shape for a in arrays])
     dtypes = tuple(jax.dtypes.canonicalize_dtype(a.dtype).name for a in arrays)
     if preferred is not None:
@@ -67,15 +69,45 @@ def _plan_for(spec: Spec, arrays: Sequence[Any], optimize: Any, preferred: Any,
         result = jax.dtypes.canonicalize_dtype(jnp.result_type(*kinds)).name
     # memory_limit slices the plan (planner/slicing.py); "measure" times candidates
     # compiled ahead of time, outside any trace (backend/measure.py).
-    p = make_plan(bound, dtypes, result, optimize, memory_limit,
-                  chooser=lambda plans: measure.fastest(plans, precision))
-    # A mesh shares the slices among its devices (backend/sharded.py).
-    return p if mesh is None else spread(p, check_mesh(mesh).size)
+    p = make_plan(bound, dtypes, result, optimize, memory_limit, measure.chooser(precision))
+    # Sharded operands and meshes shard the plan (planner/sharding.py). Auto
+    # mesh axes count only where there is something to decide (a budget, a
+    # mesh); otherwise XLA places the work as it does for jnp.
+    if mesh is not None:
+        check_mesh(mesh)
+    if layout is None:
+        layout = read(arrays, mesh, auto=mesh is not None or memory_limit is not None)
+    return p if layout is None else shard(p, layout[0], mesh is not None)
 
 
-def _compiled(plan: Plan | SlicedPlan, precision: Any, mesh: Any = None) -> Callable[..., jax.Array]:
-    return _COMPILED.get_or_make((plan, precision, mesh),
-                                 lambda: jax.jit(program(plan, precision, mesh)))
+def _hint(arrays: Sequence[Any], mesh: Any) -> Found | None:
+    """The layout of concrete operands (auto axes included), which a trace hides."""
+    return read(arrays, mesh, auto=True)
+
+
+def _run(p: Plan | SlicedPlan, precision: Any, mesh: Any, arrays: list[Any]) -> jax.Array:
+    """Run ``p`` on concrete or traced operands; with ``mesh=`` concrete ones are
+    first put where the plan holds them (each device receives its blocks only)."""
+    if any(map(is_tracer, arrays)):
+        return program(p, precision, mesh)(*arrays)
+    layout = None
+    if mesh is not None or isinstance(p, SlicedPlan):
+        if mesh is not None and isinstance(p, SlicedPlan) and p.mesh:
+            arrays = [x if isinstance(x, jax.Array) and _on(x, mesh) else jax.device_put(x, s)
+                      for x, s in zip(arrays, in_shardings(p, mesh))]
+        layout = _hint(arrays, mesh)
+    return _compiled(p, precision, mesh, layout)(*arrays)
+
+
+def _on(x: jax.Array, mesh: Any) -> bool:
+    s = x.sharding
+    return isinstance(s, jax.sharding.NamedSharding) and s.mesh == mesh
+
+
+def _compiled(plan: Plan | SlicedPlan, precision: Any, mesh: Any = None,
+              layout: Found | None = None) -> Callable[..., jax.Array]:
+    return _COMPILED.get_or_make((plan, precision, mesh, layout),
+                                 lambda: jax.jit(program(plan, precision, mesh, layout)))
 
 
 def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
@@ -88,8 +120,10 @@ def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
     ``"branch-all"``/``"branch-2"``/``"branch-1"``, ``"random-greedy"``,
     ``"auto-hq"``, an explicit linear path, or ``False`` (left to right).
     ``memory_limit`` (bytes or ``"max_input"``) slices a plan whose peak is
-    over it; ``mesh`` (a ``jax.sharding.Mesh``) shares the slices among its
-    devices (docs/scaling.md).
+    over it (per device when the operands are sharded); ``mesh`` (a
+    ``jax.sharding.Mesh``) shards the operands across its devices along
+    labels the planner chooses (docs/scaling.md). Sharded operands give a
+    result sharded as ``jnp.einsum``'s would be.
 
     >>> import numpy as np
     >>> einsum("ii", np.eye(3, dtype=np.float32)).item()
@@ -99,8 +133,10 @@ def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
     """
     if unsupported:
         raise _unsupported(unsupported)
-    if args and type(args[0]) is str and all(map(is_concrete, args[1:])):
-        key = (args[0], optimize, precision, preferred_element_type, memory_limit, mesh)
+    if mesh is None and args and type(args[0]) is str and all(map(is_concrete, args[1:])):
+        # A budget on auto-sharded arrays needs their layout, which the trace hides.
+        hint = None if memory_limit is None else _hint(args[1:], None)
+        key = (args[0], optimize, precision, preferred_element_type, memory_limit, hint)
         try:
             fn = _EAGER.get_or_make(key, lambda: _eager(*key))
         except TypeError:  # unhashable option (e.g. a list path): the slow path
@@ -112,12 +148,15 @@ def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
                 # Raised while jax.jit traced the planner: drop JAX's frames and note.
                 raise ContractError(*e.args) from None
     spec, raw = _split(args)
-    arrays = [as_operand(x, n) for n, x in enumerate(raw)]
+    # With a mesh, host arrays go straight to their devices' blocks (no copy on one device).
+    arrays = [x if mesh is not None and _host(x) else as_operand(x, n) for n, x in enumerate(raw)]
     prec = check_precision(precision)
     p = _plan_for(spec, arrays, optimize, preferred_element_type, memory_limit, mesh, prec)
-    if any(map(is_tracer, arrays)):
-        return program(p, prec, mesh)(*arrays)
-    return _compiled(p, prec, mesh)(*arrays)
+    return _run(p, prec, mesh, arrays)
+
+
+def _host(x: Any) -> bool:
+    return type(x) is np.ndarray and (x.dtype.kind in "biufc" or x.dtype.name == "bfloat16")
 
 
 def _unsupported(kwargs: dict[str, Any]) -> ContractError:
@@ -140,9 +179,10 @@ def _unsupported(kwargs: dict[str, Any]) -> ContractError:
 
 
 def _eager(spec: str, optimize: Any, precision: Any, preferred: Any, memory_limit: Any,
-           mesh: Any) -> Callable[..., jax.Array]:
+           layout: Found | None) -> Callable[..., jax.Array]:
     """The jitted eager entry for one spec and option set: it plans at trace time
-    (once per operand signature) and runs the plan inline.
+    (once per operand signature) and runs the plan inline. ``layout`` is the
+    operands' layout read before the trace (only needed for auto mesh axes).
 
     >>> _eager("i,i->", "auto", None, None, None, None)(np.ones(3), np.ones(3)).item()
     3.0
@@ -152,8 +192,8 @@ def _eager(spec: str, optimize: Any, precision: Any, preferred: Any, memory_limi
         parsed = parse(spec)
         arrays = [as_operand(x, n) for n, x in enumerate(operands)]
         prec = check_precision(precision)
-        p = _plan_for(parsed, arrays, optimize, preferred, memory_limit, mesh, prec)
-        return program(p, prec, mesh)(*arrays)
+        p = _plan_for(parsed, arrays, optimize, preferred, memory_limit, None, prec, layout)
+        return program(p, prec, None, layout)(*arrays)
 
     return jax.jit(einsum)
 
@@ -224,6 +264,10 @@ class Expression:
         self._precision = precision
         self._mesh = mesh
         self._fn = _compiled(plan, precision, mesh)
+        # Where each operand should live for mesh= (jax.device_put them there first
+        # and no call moves data onto the devices), else None.
+        self.in_shardings = (in_shardings(plan, mesh) if mesh is not None
+                             and isinstance(plan, SlicedPlan) and plan.mesh else None)
 
     def __call__(self, *operands: Any) -> jax.Array:
         if len(operands) != len(self._shapes):
@@ -243,9 +287,11 @@ class Expression:
                     f"operand {n} has dtype {a.dtype} but expression '{self.plan.spec}' "
                     f"was built for {dt}; build another expression for it"
                 )
-        if any(map(is_tracer, arrays)):
-            return program(self.plan, self._precision, self._mesh)(*arrays)
-        return self._fn(*arrays)
+        if self._mesh is None and not isinstance(self.plan, SlicedPlan):
+            if any(map(is_tracer, arrays)):
+                return program(self.plan, self._precision)(*arrays)
+            return self._fn(*arrays)
+        return _run(self.plan, self._precision, self._mesh, arrays)
 
     def __repr__(self) -> str:
         return f"Expression({self.plan.spec!r}, shapes={self._shapes})"

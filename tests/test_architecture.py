@@ -188,6 +188,12 @@ def test_measure_picks_the_same_plan_eagerly_under_jit_and_from_plan() -> None:
     greedy = contract.plan(M_SPEC, *M_SHAPES, optimize="greedy")
     assert paths[0][0].startswith("measure:") and paths[0][1] != greedy.path
     assert paths == [paths[0]] * 3
+    # contract.jit measures its clusters the same way (its labels and operand order differ).
+    measured = contract.plan(M_SPEC, *M_SHAPES, optimize="measure")
+    f = contract.jit(lambda *x: jnp.einsum(M_SPEC, *x, optimize="greedy"), optimize="measure")
+    np.testing.assert_allclose(f(*ops), want, rtol=1e-3, atol=1e-2)
+    (cluster,) = f.explain(*ops).rewritten
+    assert cluster.plan.optimize == measured.optimize and cluster.plan.flops == measured.flops
 
 
 def test_caches_are_bounded_and_thread_safe() -> None:

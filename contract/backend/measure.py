@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from ..planner import Plan, SlicedPlan
 from .program import program
 
-__all__ = ["fastest", "run_time"]
+__all__ = ["chooser", "fastest", "run_time"]
 
 _MEASURE_FLOPS = 2e10
 # Nominal machine balance for the cost_analysis roofline (FLOP/s, bytes/s).
@@ -81,6 +81,11 @@ def _estimate(plan: Plan | SlicedPlan, precision: Any) -> float:
         cost = cost[0] if cost else {}
     return max(float(cost.get("flops", plan.flops)) / _PEAK_FLOPS,
                float(cost.get("bytes accessed", 0.0)) / _PEAK_BYTES)
+
+
+def chooser(precision: Any = None) -> Callable[[Sequence[Plan | SlicedPlan]], Plan | SlicedPlan]:
+    """The ``chooser`` that ``make_plan(optimize="measure")`` needs: :func:`fastest`."""
+    return lambda plans: fastest(plans, precision)
 
 
 def fastest(plans: Sequence[Plan | SlicedPlan], precision: Any = None) -> Plan | SlicedPlan:
