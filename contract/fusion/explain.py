@@ -35,6 +35,20 @@ def _replaced(prims: Sequence[str]) -> str:
     return ", ".join(p if n == 1 else f"{p} x{n}" for p, n in counts.items())
 
 
+def _change(written: int, planned: int) -> str:
+    """How the planned FLOPs compare with the code as written, in words.
+
+    >>> _change(400, 100), _change(100, 100), _change(100, 130), _change(1000, 999)
+    ('4x fewer', 'the same', '1.3x more', '0.1% fewer')
+    """
+    if planned == written:
+        return "the same"
+    if planned > written:
+        return f"{planned / max(written, 1):.3g}x more"
+    ratio = written / max(planned, 1)
+    return f"{ratio:.3g}x fewer" if ratio >= 1.01 else f"{100 * (written - planned) / written:.2g}% fewer"
+
+
 def _cluster(n: int, c: Cluster) -> list[str]:
     state = "rewritten" if c.rewritten else "kept as written"
     lines = [f"cluster {n}{' in ' + c.where.rstrip(' >') if c.where else ''}: {state} ({c.reason})",
@@ -42,9 +56,8 @@ def _cluster(n: int, c: Cluster) -> list[str]:
              f"  einsum     '{c.spec}'" + (f"  x {c.net.scale:g}" if c.net.scale != 1 else "")]
     planned = c.planned_flops
     if planned is not None and c.plan is not None:
-        ratio = c.net.flops / max(planned, 1)
         lines.append(f"  FLOPs      as written {_count(c.net.flops)}  planned {_count(planned)}"
-                     f"  ({ratio:.3g}x fewer)")
+                     f"  ({_change(c.net.flops, planned)})")
         lines.append(f"  largest    as written {_count(c.net.largest)} elements  planned "
                      f"{_count(c.plan.largest_intermediate)} elements")
         lines += ["  " + line for line in render(c.plan).splitlines()]
