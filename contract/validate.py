@@ -3,14 +3,19 @@
 Each helper either returns the checked value or raises a
 :class:`~contract.errors.ContractError` that names the argument.
 
->>> check_precision("highest")
-Precision.HIGHEST
+>>> check_precision("highest"), check_precision("tensorfloat32"), check_precision(("high", "float32"))
+(Precision.HIGHEST, Precision.HIGH, (Precision.HIGH, Precision.HIGHEST))
+>>> widened_integer("int8"), inexact_dtype("int16")  # x64 off: the default int is int32
+('int32', 'float32')
 >>> is_concrete(np.ones(2)), is_concrete(2.0), is_concrete(np.array(["a"])), is_concrete([1])
 (True, True, False, False)
 """
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from typing import Any
 
 import jax
@@ -21,13 +26,13 @@ from jax import lax
 from .caching import LRU
 from .errors import ContractError
 
-__all__ = ["as_operand", "check_precision", "is_array", "is_concrete", "is_tracer",
-           "numeric_dtype"]
+__all__ = ["as_operand", "check_precision", "inexact_dtype", "is_array", "is_concrete",
+           "is_tracer", "numeric_dtype", "widened_integer"]
 
-_PRECISIONS = {
-    "default": lax.Precision.DEFAULT, "high": lax.Precision.HIGH,
-    "highest": lax.Precision.HIGHEST, "fastest": lax.Precision.DEFAULT,
-}
+# The precision names jax.lax accepts (lax.Precision("float32") is HIGHEST, ...).
+_PRECISION_NAMES = ("default", "high", "highest", "fastest", "bfloat16", "bfloat16_3x",
+                    "tensorfloat32", "float32")
+_ALGORITHMS = (lax.Precision, lax.DotAlgorithm, lax.DotAlgorithmPreset)
 # Concrete operand classes jit accepts as they are, learned as they are seen:
 # a type lookup costs ~0.1 µs where isinstance(x, jax.Array), an ABC check,
 # costs ~1.5 µs. Python scalars are weakly typed, as as_operand makes them.
@@ -81,41 +86,139 @@ def _is_torch(x: Any) -> bool:
 
 
 def check_precision(precision: Any) -> Any:
-    """Validate ``precision=``: None, a ``lax.Precision``, a name or a pair.
+    """Validate ``precision=`` as ``jnp.einsum`` does; its canonical, hashable form.
 
-    >>> check_precision("highest")
-    Precision.HIGHEST
+    Accepted: None; a ``lax.Precision``, or its name or alias (``"highest"``,
+    ``"float32"``, ``"tensorfloat32"``, ``"bfloat16_3x"``, ``"bfloat16"``,
+    ``"fastest"``, ...); a ``lax.DotAlgorithmPreset`` or its name
+    (``"BF16_BF16_F32"``); a ``lax.DotAlgorithm``; a pair of precisions or
+    names, one per operand. Whether a backend runs a given algorithm is XLA's
+    to say when the plan compiles (on CPU only a few presets are supported).
+
+    >>> check_precision("BF16_BF16_F32"), check_precision([lax.Precision.HIGH, "default"])
+    (DotAlgorithmPreset.BF16_BF16_F32, (Precision.HIGH, Precision.DEFAULT))
+    >>> check_precision("fast")
+    Traceback (most recent call last):
+    ...
+    contract.errors.ContractError: unknown precision 'fast'; use None, a jax.lax.Precision, a jax.lax.DotAlgorithmPreset, a jax.lax.DotAlgorithm, a pair of precisions, or one of 'default', 'high', 'highest', 'fastest', 'bfloat16', 'bfloat16_3x', 'tensorfloat32', 'float32' or a DotAlgorithmPreset name such as 'BF16_BF16_F32'
     """
-    if precision is None or isinstance(precision, lax.Precision):
+    if precision is None or isinstance(precision, _ALGORITHMS):
         return precision
-    if isinstance(precision, str) and precision.lower() in _PRECISIONS:
-        return _PRECISIONS[precision.lower()]
-    if isinstance(precision, tuple) and len(precision) == 2:
-        return tuple(check_precision(p) for p in precision)
+    if isinstance(precision, str):
+        # Exact spellings first, as jax reads them ("DEFAULT" is the preset),
+        # then any case.
+        for name in (precision, precision.lower(), precision.upper()):
+            if name in _PRECISION_NAMES:
+                return lax.Precision(name)
+            if name in lax.DotAlgorithmPreset.__members__:
+                return lax.DotAlgorithmPreset[name]
+    elif isinstance(precision, (tuple, list)) and len(precision) == 2 and all(
+            isinstance(p, (str, lax.Precision)) for p in precision):
+        pair = tuple(check_precision(p) for p in precision)
+        if all(isinstance(p, lax.Precision) for p in pair):
+            return pair
     raise ContractError(
-        f"unknown precision {precision!r}; use None, a jax.lax.Precision, or one of "
-        + ", ".join(repr(k) for k in _PRECISIONS)
+        f"unknown precision {precision!r}; use None, a jax.lax.Precision, a "
+        "jax.lax.DotAlgorithmPreset, a jax.lax.DotAlgorithm, a pair of precisions, or one of "
+        + ", ".join(repr(k) for k in _PRECISION_NAMES)
+        + " or a DotAlgorithmPreset name such as 'BF16_BF16_F32'"
     )
 
 
-def numeric_dtype(dtype: Any, what: str) -> np.dtype:
+def numeric_dtype(dtype: Any, what: str, fun: str | None = None) -> np.dtype:
     """Validate a dtype argument named ``what``; its canonical (x64-aware) dtype.
 
-    >>> numeric_dtype("float64", "dtype")  # x64 is off: float64 means float32
+    A 64-bit dtype that x64 mode cannot honour warns (a ``UserWarning``) and
+    narrows, exactly as ``jnp`` does for an explicitly requested dtype (or
+    raises, under ``jax_explicit_x64_dtypes="error"``). ``fun`` names the
+    function in the warning (default: the part of ``what`` before ``()``).
+
+    >>> import warnings
+    >>> with warnings.catch_warnings(record=True) as w:
+    ...     warnings.simplefilter("always")
+    ...     numeric_dtype("float64", "sum(): dtype")  # x64 is off: float64 means float32
     dtype('float32')
+    >>> print(str(w[0].message)[:72])
+    Explicitly requested dtype float64 requested in sum is not available, an
     """
     if _is_torch(dtype):
         name = str(dtype).removeprefix("torch.")
         raise ContractError(f"{what} {dtype} is a PyTorch dtype; pass its name or the JAX "
                             f"dtype instead: {name!r} or jnp.{name}")
+    if isinstance(dtype, jax.Array):
+        raise ContractError(f"{what} must be a dtype, not an array (use arr.dtype)")
     try:
         dt = jnp.dtype(dtype)
-    except TypeError:
+    except (TypeError, ValueError):
         raise ContractError(f"{what} {dtype!r} is not a dtype") from None
     if dt.kind not in "biufc" and dt.name != "bfloat16":
         raise ContractError(f"{what} {dt} is not numeric: use a bool, integer, float or "
                             f"complex dtype")
-    return jax.dtypes.canonicalize_dtype(dt)
+    canonical = jax.dtypes.canonicalize_dtype(dt)
+    if canonical == dt:
+        return canonical
+    mode = getattr(jax.config, "jax_explicit_x64_dtypes", None)
+    mode = getattr(mode, "name", str(mode)).upper()  # an IntEnum: WARN, ERROR or ALLOW
+    if mode == "ALLOW":
+        return dt
+    fun = fun or what.split("()")[0]
+    if mode == "ERROR":
+        raise ContractError(
+            f"Explicitly requested dtype {dt} requested in {fun} is not available. To enable "
+            "more dtypes, set the jax_enable_x64 or allow_explicit_x64_dtypes configuration "
+            "options.")
+    # jnp's words, so filters written for jnp's warning catch this one too.
+    warnings.warn(
+        f"Explicitly requested dtype {dt} requested in {fun} is not available, and will be "
+        f"truncated to dtype {canonical.name}. To enable more dtypes, set the jax_enable_x64 "
+        "configuration option or the JAX_ENABLE_X64 shell environment variable. See "
+        "https://github.com/jax-ml/jax#current-gotchas for more.",
+        UserWarning, stacklevel=_user_stacklevel())
+    return canonical
+
+
+def widened_integer(name: str) -> str:
+    """The dtype ``jnp.sum`` returns for ``name`` (no ``dtype=``): bool and
+    integers narrower than the default integer of their kind widen to it.
+
+    The default integer is int32 with x64 off and int64 with it on, so
+    ``sum`` of int32 is int32 or int64 as ``jnp.sum`` returns it.
+
+    >>> widened_integer("bool"), widened_integer("uint8"), widened_integer("bfloat16")
+    ('int32', 'uint32', 'bfloat16')
+    """
+    dt = jnp.dtype(name)
+    if dt.kind == "b":
+        return jax.dtypes.canonicalize_dtype(np.int64).name
+    if dt.kind in "iu":
+        default = jax.dtypes.canonicalize_dtype(np.int64 if dt.kind == "i" else np.uint64)
+        return default.name if dt.itemsize < default.itemsize else dt.name
+    return dt.name
+
+
+def inexact_dtype(name: str) -> str:
+    """The dtype ``jnp.mean`` returns for ``name`` (no ``dtype=``): floats keep
+    theirs; bool and integers up to 32 bits give float32, 64-bit ones float64.
+
+    >>> inexact_dtype("uint32"), inexact_dtype("bfloat16"), inexact_dtype("complex64")
+    ('float32', 'bfloat16', 'complex64')
+    """
+    dt = jnp.dtype(name)
+    if dt.kind in "biu":
+        return jax.dtypes.canonicalize_dtype(np.float64 if dt.itemsize == 8 else np.float32).name
+    return dt.name
+
+
+def _user_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the user's line, past the frames
+    of contract and of JAX (the eager einsum plans while ``jax.jit`` traces)."""
+    level, frame = 2, sys._getframe(2)  # 1: numeric_dtype, 2: its caller
+    while frame is not None and frame.f_code.co_filename.startswith(_INTERNAL):
+        level, frame = level + 1, frame.f_back
+    return level
+
+
+_INTERNAL = tuple(os.path.dirname(m.__file__) + os.sep for m in (jax, sys.modules[__package__]))
 
 
 def is_concrete(x: Any) -> bool:

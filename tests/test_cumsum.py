@@ -1,4 +1,8 @@
-"""contract.cumsum: the blocked triangular einsum against NumPy and PyTorch."""
+"""contract.cumsum: the blocked triangular einsum against NumPy and jax.numpy.
+
+PyTorch parity (dim=, dtype= casting first, widening, empty and 0-d inputs)
+is checked against torch's recorded outputs in test_torch_parity.py.
+"""
 
 from __future__ import annotations
 
@@ -18,10 +22,10 @@ from contract.ops.scan import block_length
 
 DTYPES = ["bool", "int8", "int16", "int32", "uint8", "uint16", "uint32",
           "float16", "bfloat16", "float32", "complex64"]
-# Result dtypes: narrow ints and bool widen to 32 bits, floats keep theirs.
-RESULT = {"bool": "int32", "int8": "int32", "int16": "int32", "int32": "int32",
-          "uint8": "uint32", "uint16": "uint32", "uint32": "uint32", "float16": "float16",
-          "bfloat16": "bfloat16", "float32": "float32", "complex64": "complex64"}
+# Result dtypes: bool and integers widen as jnp.sum widens them (x64 off: to
+# 32 bits, on: to 64; CI runs this file in both modes), floats keep theirs.
+RESULT = {d: jax.eval_shape(jnp.sum, jax.ShapeDtypeStruct((1,), jnp.dtype(d))).dtype.name
+          if jnp.dtype(d).kind in "biu" else d for d in DTYPES}
 
 
 def _random(shape: tuple[int, ...], dtype: str, seed: int = 0) -> np.ndarray:
@@ -92,30 +96,28 @@ def test_dtypes(dtype: str) -> None:
 
 @pytest.mark.parametrize("dtype", ["bool", "int8", "int16", "int32", "uint8", "float16",
                                    "bfloat16", "float32"])
-def test_dtype_casts_first_like_torch(dtype: str) -> None:
-    torch = pytest.importorskip("torch")
-    x = np.array([[1.5, -2.5, 3.75, 0.0], [7.25, 0.5, -1.5, 2.0]], np.float32)
+def test_dtype_casts_first_and_is_the_result_dtype(dtype: str) -> None:
+    # NumPy, jnp and torch: dtype= casts the input, scans, and is the result
+    # dtype (int8 wraps; bool is a running "any"). torch: test_torch_parity.py.
+    x = np.array([[1.5, -2.5, 3.75, 0.0], [7.25, 0.5, -1.5, 2.0], [100.0, 100.0, 0.0, 9.0]],
+                 np.float32)
     if dtype == "uint8":
         x = np.abs(x)  # a negative float cast to uint8 is undefined in C
-    tdt = getattr(torch, dtype)
-    t = torch.from_numpy(x)
-    # torch has no bool cumsum kernel: cast first by hand there.
-    want = (torch.cumsum(t.to(tdt), dim=1) if dtype == "bool"
-            else torch.cumsum(t, dim=1, dtype=tdt)).to(torch.float64).numpy()
     got = contract.cumsum(x, axis=1, dtype=dtype)
-    if dtype.startswith(("int", "uint")) or dtype == "bool":
-        # torch keeps narrow types (wrapping); contract widens to 32 bits. Values agree
-        # here because nothing overflows; the cast-first semantics are what is tested.
-        np.testing.assert_array_equal(np.asarray(got), want)
+    want = jnp.cumsum(jnp.asarray(x), axis=1, dtype=dtype)
+    assert got.dtype == want.dtype == jnp.dtype(dtype)
+    cast = np.asarray(jnp.asarray(x).astype(dtype))
+    if dtype in ("float16", "bfloat16"):  # one rounding of the float32 scan
+        exact = np.cumsum(cast.astype(np.float64), axis=1)
+        np.testing.assert_allclose(np.asarray(got, np.float64), exact, rtol=1e-2)
     else:
-        assert str(got.dtype) == dtype
-        np.testing.assert_allclose(np.asarray(got.astype(jnp.float32)), want, rtol=1e-2)
+        np.testing.assert_array_equal(np.asarray(got), np.cumsum(cast, axis=1, dtype=dtype))
 
 
 def test_narrow_integers_do_not_overflow() -> None:
     x = np.full(1000, 127, np.int8)
     got = contract.cumsum(x)
-    assert got.dtype == jnp.int32 and int(got[-1]) == 127_000
+    assert got.dtype == RESULT["int8"] and int(got[-1]) == 127_000
     assert int(contract.cumsum(np.full(60000, 65535, np.uint16))[-1]) == 60000 * 65535  # > 2**31
 
 

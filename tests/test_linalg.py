@@ -75,12 +75,7 @@ def test_matmul_broadcast_does_not_copy_size_one_batches() -> None:
     close(contract.matmul(a, b), a @ b)
 
 
-def test_matmul_like_torch() -> None:
-    torch = pytest.importorskip("torch")
-    for sa, sb in [((2, 1, 3, 4), (5, 4, 2)), ((4,), (2, 4, 3)), ((2, 3, 4), (4,)), ((4,), (4,))]:
-        a, b = sample(sa, seed=3), sample(sb, seed=4)
-        want = torch.matmul(torch.from_numpy(a), torch.from_numpy(b)).numpy()
-        close(contract.matmul(a, b), want)
+# torch.matmul's broadcasting and 1-D promotion: golden cases in test_torch_parity.py.
 
 
 # ---------------------------------------------------------------- dot, vecdot, tensordot, outer

@@ -232,7 +232,7 @@ _MESH_SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     import contract
     from jax.sharding import Mesh
-    from tests.test_scale import NETWORKS, _operands
+    from tests._helpers import NETWORKS, operands
 
     assert jax.device_count() == 4, jax.devices()
     devs = np.array(jax.devices())

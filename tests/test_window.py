@@ -1,5 +1,6 @@
-"""sum_pool and conv: einsums over window views, checked against NumPy loops,
-lax.conv_general_dilated / lax.reduce_window and (when installed) torch."""
+"""sum_pool and conv: einsums over window views, checked against NumPy loops and
+lax.conv_general_dilated / lax.reduce_window; PyTorch's conv2d and avg_pool
+(divisor_override=1, ceil_mode) outputs are golden cases in test_torch_parity.py."""
 
 from __future__ import annotations
 
@@ -28,15 +29,27 @@ def _pairs(v: Any, nd: int) -> tuple[int, ...]:
     return (v,) * nd if isinstance(v, int) else tuple(v)
 
 
-def np_sum_pool(x: np.ndarray, kernel: Any, stride: Any = None, padding: Any = 0) -> np.ndarray:
-    """Definition: a float64/int64 sum of shifted strided slices of the padded input."""
+def np_sum_pool(x: np.ndarray, kernel: Any, stride: Any = None, padding: Any = 0,
+                ceil: bool = False) -> np.ndarray:
+    """Definition: a float64/int64 sum of shifted strided slices of the padded input.
+
+    ``ceil``: PyTorch's ceil_mode output size (round up, but drop a last
+    window that would start in the right padding); zeros past the end."""
     nd = len(kernel) if isinstance(kernel, tuple) else 2
     k, p = _pairs(kernel, nd), _pairs(padding, nd)
     s = k if stride is None else _pairs(stride, nd)
     lead = x.ndim - nd
     acc = {"f": np.float64, "c": np.complex128}.get(x.dtype.kind, np.int64)
-    xp = np.pad(x.astype(acc), [(0, 0)] * lead + [(q, q) for q in p])
-    out = [(xp.shape[lead + d] - k[d]) // s[d] + 1 for d in range(nd)]
+    out = []
+    for d in range(nd):
+        size = x.shape[lead + d] + 2 * p[d] - k[d]
+        n = (size + s[d] - 1) // s[d] + 1 if ceil else size // s[d] + 1
+        if ceil and (n - 1) * s[d] >= x.shape[lead + d] + p[d]:
+            n -= 1
+        out.append(n)
+    extra = [max(0, (n - 1) * sd + kd - (x.shape[lead + d] + 2 * pd))
+             for d, (n, sd, kd, pd) in enumerate(zip(out, s, k, p))]
+    xp = np.pad(x.astype(acc), [(0, 0)] * lead + [(q, q + e) for q, e in zip(p, extra)])
     total = np.zeros(x.shape[:lead] + tuple(out), acc)
     for off in itertools.product(*(range(kd) for kd in k)):
         index = tuple(slice(o, o + s[d] * (out[d] - 1) + 1, s[d]) for d, o in enumerate(off))
@@ -188,17 +201,7 @@ def test_conv_seed_example_and_lists() -> None:
     assert contract.conv(x, [[[[1.0, 0.0], [0.0, 1.0]]]]).tolist() == [[[[4.0, 6.0], [10.0, 12.0]]]]
 
 
-def test_conv_matches_torch() -> None:
-    torch = pytest.importorskip("torch")
-    F = torch.nn.functional
-    rng = np.random.default_rng(3)
-    for shape, wshape, stride, pad in [((2, 3, 12, 9), (4, 3, 3, 3), 1, 1),
-                                       ((1, 2, 10, 10), (3, 2, 2, 2), 2, 0),
-                                       ((3, 4, 7, 13), (2, 4, 3, 5), (2, 3), (1, 2))]:
-        x = rng.standard_normal(shape).astype(np.float32)
-        w = rng.standard_normal(wshape).astype(np.float32)
-        ref = F.conv2d(torch.from_numpy(x), torch.from_numpy(w), stride=stride, padding=pad)
-        np.testing.assert_allclose(contract.conv(x, w, stride, pad), ref.numpy(), rtol=1e-4, atol=1e-4)
+# torch's F.conv2d on these and more shapes/dtypes: golden cases in test_torch_parity.py.
 
 
 # ---------------------------------------------------------------- sum_pool values
@@ -247,15 +250,32 @@ def test_sum_pool_complex_and_python_lists() -> None:
     assert contract.sum_pool([[1, 2], [3, 4]], 2).tolist() == [[10]]
 
 
-def test_sum_pool_matches_torch_avg_pool() -> None:
-    torch = pytest.importorskip("torch")
-    F = torch.nn.functional
-    rng = np.random.default_rng(5)
-    for shape, k, s, p in [((2, 3, 12, 9), 3, 1, 1), ((1, 2, 10, 10), 2, None, 0),
-                           ((3, 4, 7, 13), (3, 5), (2, 3), (1, 2))]:
-        x = rng.standard_normal(shape).astype(np.float32)
-        ref = F.avg_pool2d(torch.from_numpy(x), k, s, p, divisor_override=1)
-        np.testing.assert_allclose(contract.sum_pool(x, k, s, p), ref.numpy(), rtol=1e-5, atol=1e-5)
+# torch's avg_pool2d/3d(divisor_override=1), ceil_mode included: test_torch_parity.py.
+
+
+@SETTINGS
+@given(pool_cases(), st.booleans())
+def test_sum_pool_ceil_mode_and_kernel_size_match_numpy(case: Any, ceil: bool) -> None:
+    x, kernel, stride, pad = case
+    got = contract.sum_pool(x, kernel_size=kernel, stride=stride, padding=pad, ceil_mode=ceil)
+    np.testing.assert_allclose(got, np_sum_pool(x, kernel, stride, pad, ceil), rtol=1e-5,
+                               atol=1e-5)
+    jitted = jax.jit(lambda a: contract.sum_pool(a, kernel, stride, pad, ceil_mode=ceil))(x)
+    np.testing.assert_allclose(jitted, got, rtol=1e-6, atol=1e-6)
+
+
+def test_sum_pool_ceil_mode_examples() -> None:
+    # 5 = 2 + 2 + 1: a third window over the last column (and the zeros past it).
+    x = np.arange(25.0, dtype=np.float32).reshape(1, 1, 5, 5)
+    got = contract.sum_pool(x, kernel_size=2, ceil_mode=True)
+    assert got.shape == (1, 1, 3, 3) and got[0, 0, 2, 2] == 24.0
+    assert contract.sum_pool(x, 2).shape == (1, 1, 2, 2)
+    # A window that would start in the right padding is dropped (PyTorch's rule):
+    # size 4, kernel 2, stride 3, padding 1 -> ceil(4 / 3) + 1 = 3, but the third
+    # would start at padded index 6, past the input: 2 windows, [1, 2].
+    one_d = contract.sum_pool(np.ones((4,), np.float32), (2,), (3,), (1,), ceil_mode=True)
+    assert one_d.tolist() == [1.0, 2.0]
+    assert "ceil_mode" in str(contract.lower(contract.sum_pool, x, kernel_size=2, ceil_mode=True))
 
 
 def test_sum_pool_big_windows_use_the_block_view() -> None:

@@ -53,7 +53,7 @@ def normalize_axes(axis: Any, ndim: int, op: str) -> tuple[int, ...]:
     for a in axes:
         if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
             raise ContractError(f"{op}(): axis entries must be ints, got {a!r}")
-        if not -ndim <= a < ndim:  # a 0-d array has no axis to name (as in NumPy)
+        if not -ndim <= a < ndim:  # a 0-d array has no axis (jnp; NumPy and torch allow 0)
             raise ContractError(
                 f"{op}(): axis {a} is out of range for an array of rank {ndim} "
                 + (f"(valid: {-ndim}..{ndim - 1})" if ndim else "(it has no axes: use axis=None)")

@@ -7,15 +7,19 @@ deviations as the multiply-then-sum einsum ``'abcd,abcd->b'`` — a
 ``dot_general``, so the squares are never stored (XLA fuses it with the
 centring into one pass over ``x``).
 
-Result dtypes (x64 off, so the default integer is int32):
+Result dtypes are ``jnp``'s, with x64 off and on (the default integer is
+int32 or int64, :func:`contract.validate.widened_integer`):
 
-* ``sum``: bool, int8 and int16 accumulate and return int32, uint8 and uint16
-  uint32 (as ``jnp.sum``; PyTorch gives int64); float16/bfloat16 accumulate
-  in float32 and return their own dtype; other dtypes keep theirs.
-  ``dtype=`` casts the input first, then reduces, and is the result dtype.
-* ``mean``/``var``/``std``: integer and bool inputs give float32;
-  float16/bfloat16 accumulate in float32 and return their own dtype;
-  ``var``/``std`` of complex64 are float32.
+* ``sum``: bool and integers narrower than the default integer of their
+  kind accumulate in and return it (x64 off: int8 gives int32, uint8 uint32;
+  x64 on: int32 gives int64, uint32 uint64; PyTorch gives int64);
+  float16/bfloat16 accumulate in float32 and return their own dtype; other
+  dtypes keep theirs. ``dtype=`` casts the input first, then reduces, and is
+  the result dtype; a 64-bit ``dtype=`` with x64 off warns as ``jnp`` does.
+* ``mean``/``var``/``std``: bool and integers up to 32 bits give float32,
+  int64/uint64 (x64 only) float64; float16/bfloat16 accumulate in float32
+  and return their own dtype; ``var``/``std`` of complex64 are float32, of
+  complex128 float64 (with a complex ``dtype=``, that dtype, as ``jnp``).
 
 >>> import contract
 >>> contract.sum([[1, 2], [3, 4]]).item(), contract.sum([[1, 2], [3, 4]], axis=0).tolist()
@@ -38,18 +42,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from ..api import einsum
+from ..backend.layout import is_sharded
 from ..caching import memoized
 from ..errors import ContractError
+from ..validate import inexact_dtype, widened_integer
 from ._args import dtype_arg, normalize_axes, operand, reject_out, resolve_alias
 from ._compiled import letters, run
 from .lowering import Lowering, register
 
 __all__ = ["sum", "mean", "var", "std", "batch_stats", "BatchStats"]
-
-# Integer widths that NumPy/PyTorch widen for a sum (to int64 there; x64 is
-# off here, so to int32, the default integer).
-_WIDENED = frozenset({"bool", "int8", "int16", "uint8", "uint16"})
-
 
 # XLA's CPU reduce of a large float32 array over some (not all) of its axes
 # runs well below memory speed; a dot_general with ones vectors (a GEMV, run
@@ -120,9 +121,11 @@ class _Layout:
         Under a trace ``x`` may be an expression XLA would fuse into a
         reduce (``sum(a * b, 0)`` under ``jax.jit``); a dot_general cannot
         fuse its inputs, so the product would be stored: 5x slower on
-        4096x4096. The ones-vector form is used only on concrete arrays.
+        4096x4096. The ones-vector form is used only on concrete arrays, and
+        not on sharded ones: its reshape would merge sharded axes.
         """
-        if self.gemv is None or dtype != "float32" or isinstance(x, jax.core.Tracer):
+        if (self.gemv is None or dtype != "float32" or isinstance(x, jax.core.Tracer)
+                or is_sharded(x)):
             return _Red(self.spec)
         return self.gemv
 
@@ -185,23 +188,32 @@ def sum_result_dtype(name: str) -> str:
     """The dtype :func:`sum` returns for an input dtype (without ``dtype=``).
 
     Small integers widen to the default integer of their kind, as in
-    ``jnp.sum``: bool, int8 and int16 to int32, uint8 and uint16 to uint32.
+    ``jnp.sum`` (x64 off: bool, int8 and int16 to int32, uint8 and uint16 to
+    uint32; x64 on: every integer to int64 or uint64).
 
     >>> sum_result_dtype("int8"), sum_result_dtype("uint8"), sum_result_dtype("bfloat16")
     ('int32', 'uint32', 'bfloat16')
     """
-    if name not in _WIDENED:
-        return name
-    return "uint32" if name.startswith("uint") else "int32"
+    return widened_integer(name)
 
 
 def _float_dtypes(name: str) -> tuple[str, str]:
-    """(accumulator, result) dtypes of mean/var/std for an input dtype."""
-    if name in ("float16", "bfloat16"):
-        return "float32", name
-    if name in ("float32", "complex64"):
-        return name, name
-    return "float32", "float32"  # bool and integers
+    """(accumulator, result) dtypes of mean/var/std for an input dtype, as ``jnp.mean``.
+
+    >>> _float_dtypes("int8"), _float_dtypes("bfloat16"), _float_dtypes("complex64")
+    (('float32', 'float32'), ('float32', 'bfloat16'), ('complex64', 'complex64'))
+    """
+    result = inexact_dtype(name)
+    return ("float32" if result in ("float16", "bfloat16") else result), result
+
+
+def _real(name: str) -> str:
+    """The real counterpart of a complex dtype (the dtype of a variance).
+
+    >>> _real("complex64"), _real("complex128"), _real("bfloat16")
+    ('float32', 'float64', 'bfloat16')
+    """
+    return {"complex64": "float32", "complex128": "float64"}.get(name, name)
 
 
 def _name(x: Any) -> str:
@@ -244,7 +256,8 @@ def sum(x: Any, axis: Any = None, keepdims: bool | None = None, dtype: Any = Non
     """Sum over ``axis`` (``dim=``; an int, a tuple or None for all axes).
 
     ``dtype=`` casts the input first, then reduces (PyTorch semantics).
-    Small integers and bool return int32 (unsigned: uint32) as ``jnp.sum``;
+    Small integers and bool return the default integer of their kind as
+    ``jnp.sum`` (x64 off: int32/uint32, x64 on: int64/uint64);
     float16/bfloat16 accumulate in float32. The third argument is
     ``keepdims`` when it is a bool (PyTorch's ``sum(x, dim, keepdim)``) and
     ``dtype`` when it is a dtype (NumPy's ``sum(x, axis, dtype)``).
@@ -376,7 +389,11 @@ def _var_args(op: str, x: Any, axis: Any = None, dtype: Any = None, *, keepdims:
             f"{op}(x, dim, {dtype}) is ambiguous: PyTorch reads a bool there as unbiased=, "
             f"NumPy's third argument is dtype=; pass unbiased= or keepdims= by keyword")
     x, lay, cast, acc, result = _moment_args(op, x, axis, keepdims, dtype, dim, keepdim, out)
-    real = "float32" if result == "complex64" else result
+    if cast is not None and jnp.iscomplexobj(x) and jnp.dtype(cast).kind != "c":
+        raise ContractError(f"{op}(): dtype={cast} is real but the input is complex; the {op} "
+                            f"of complex values is real already: pass a complex dtype or none")
+    # A variance is real; a complex dtype= is still the result dtype, as in jnp.
+    real = result if cast is not None else _real(result)
     return [x], dict(cast=cast, red=lay.reduction(x, cast or _name(x)), pair=lay.pair,
                      kept=lay.kept, acc=acc, result=real, count=lay.count, shape=lay.shape,
                      correction=_correction(op, correction, ddof, unbiased), root=op == "std")
@@ -470,11 +487,11 @@ def _stats_kernel(x: jax.Array, *, red: _Red, pair: str, kept: tuple[int, ...], 
                   shape: tuple[int, ...], total: str, acc: str, result: str,
                   correction: float) -> BatchStats:
     # For float inputs the sum and mean einsums are the same reduction, which
-    # XLA computes once; integer sums stay exact in int32.
+    # XLA computes once; integer sums stay exact in (u)int32.
     s = _reduce(x, red, total)
     m = _mean_of(x, red, acc, count)
     v = _divide(_squared_deviations(x, m, pair, kept, acc), count, correction)
-    real = "float32" if result == "complex64" else result
+    real = _real(result)
     return BatchStats(_reshape(s, shape), _reshape(m.astype(result), shape),
                       _reshape(v.astype(real), shape))
 
@@ -486,8 +503,9 @@ def batch_stats(x: Any, axis: Any = None, keepdims: bool | None = None, *,
     """Sum, mean and variance over ``axis`` in one compiled program.
 
     For an image batch ``(N, C, H, W)``: ``axis=(0, 2, 3)`` per channel,
-    ``(1, 2, 3)`` per image, ``None`` overall. Result dtypes follow
-    :func:`sum` and :func:`var`. Min and max are not sums of products, so
+    ``(1, 2, 3)`` per image, ``None`` overall. ``correction=``/``ddof=``/
+    ``unbiased=`` as for :func:`var`. Result dtypes follow :func:`sum` and
+    :func:`var`. Min and max are not sums of products, so
     they are not einsums and not included: use ``jnp.min``/``jnp.max``
     (under one ``jax.jit`` with this call XLA reads ``x`` in the same pass).
 

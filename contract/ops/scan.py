@@ -42,9 +42,12 @@ import numpy as np
 from jax import lax
 
 from ..api import einsum
+from ..backend.layout import read
+from ..backend.sharded import scan_blocks
 from ..caching import memoized
 from ..errors import ContractError
 from ..planner import compute_dtype
+from ..validate import widened_integer
 from ._args import cast_dtype, normalize_axis, operand, reject_out, resolve_alias
 from ._compiled import call
 from .lowering import Lowering, register
@@ -77,11 +80,14 @@ def block_length(backend: str | None = None) -> int:
 def _result_dtype(dtype: Any, requested: Any = None) -> tuple[Any, Any]:
     """(accumulation dtype, result dtype) of a cumsum over ``dtype``.
 
-    Integers and bool accumulate and return in at least 32 bits (as NumPy and
-    PyTorch promote them to the default integer); bfloat16/float16 accumulate
-    in float32 and return in their own dtype. A ``requested`` dtype (the
-    ``dtype=`` argument) is the result dtype, as in NumPy, jnp and PyTorch:
-    an int8 scan wraps, a bool one is a running "any".
+    Bool and integers return what ``jnp.sum`` returns for them, the default
+    integer of their kind when they are narrower (int32/uint32, with x64
+    int64/uint64), as NumPy and PyTorch widen them; ``jnp.cumsum`` keeps
+    int8/int16/uint8/uint16 (and with x64 int32/uint32) and wraps: the one
+    marked exception to following jnp (docs/coming_from.md). bfloat16/float16
+    accumulate in float32 and return in their own dtype. A ``requested``
+    dtype (the ``dtype=`` argument) is the result dtype, as in NumPy, jnp and
+    PyTorch: an int8 scan wraps, a bool one is a running "any".
 
     >>> [str(d) for d in _result_dtype(jnp.dtype("int8"))]
     ['int32', 'int32']
@@ -90,10 +96,8 @@ def _result_dtype(dtype: Any, requested: Any = None) -> tuple[Any, Any]:
     >>> [str(d) for d in _result_dtype(jnp.dtype("bfloat16"))]
     ['float32', 'bfloat16']
     """
-    acc = jnp.dtype(compute_dtype(jnp.dtype(dtype).name))
-    if requested is not None:
-        return acc, jnp.dtype(requested)
-    return acc, (acc if jnp.dtype(dtype).kind in "biu" else jnp.dtype(dtype))
+    result = jnp.dtype(requested if requested is not None else widened_integer(jnp.dtype(dtype).name))
+    return jnp.dtype(compute_dtype(result.name)), result
 
 
 @memoized("cumsum triangles", 64)
@@ -188,7 +192,7 @@ def _einsum(spec: str, *operands: Any) -> jax.Array:
 
 
 def _kernel(x: jax.Array, *, axis: int | None, cast: str | None, reverse: bool, block: int,
-            ein: Callable[..., jax.Array] = _einsum) -> jax.Array:
+            ein: Callable[..., jax.Array] = _einsum, layout: Any = None) -> jax.Array:
     """Cast, scan ``axis`` as the last axis of ``(P, n)``, cast back.
 
     Everything, including ``dtype=``'s cast and ``axis=None``'s flattening,
@@ -201,14 +205,18 @@ def _kernel(x: jax.Array, *, axis: int | None, cast: str | None, reverse: bool, 
     if cast is not None:
         x = x.astype(cast)
     if axis is None:
-        x, axis = x.reshape(-1), 0
+        x, axis, layout = x.reshape(-1), 0, None  # the layout was the unflattened one's
     acc, result = _result_dtype(x.dtype, cast)
     if x.dtype != acc:
         x = x.astype(acc)
     if x.size:
-        moved = jnp.moveaxis(x, axis, -1)  # a transpose only when axis is not last
-        flat = _scan(moved.reshape(-1, x.shape[axis]), reverse, block, ein)
-        x = jnp.moveaxis(flat.reshape(moved.shape), -1, axis)
+        def along(x: jax.Array) -> jax.Array:
+            moved = jnp.moveaxis(x, axis, -1)  # a transpose only when axis is not last
+            flat = _scan(moved.reshape(-1, x.shape[axis]), reverse, block, ein)
+            return jnp.moveaxis(flat.reshape(moved.shape), -1, axis)
+
+        # Sharded: each device scans its block (one carry exchange if axis is sharded).
+        x = scan_blocks(x, axis, reverse, along, layout)
     return x if x.dtype == result else x.astype(result)
 
 
@@ -250,8 +258,9 @@ def cumsum(x: Any, axis: int | None = None, dtype: Any = None, reverse: bool = F
     ``axis=None`` scans the flattened array (NumPy; PyTorch requires ``dim``).
     ``dtype=`` casts the input first, then scans (PyTorch), and is the result
     dtype (NumPy, jnp and PyTorch: ``dtype="int8"`` wraps). Without it, bool
-    and integers narrower than 32 bits return int32 (uint8/uint16: uint32),
-    as NumPy and PyTorch widen them (``jnp.cumsum`` keeps them);
+    and integers narrower than the default integer return it (int32, with x64
+    int64; unsigned: uint32/uint64), as NumPy and PyTorch widen them and as
+    ``jnp.sum`` does (``jnp.cumsum`` keeps them);
     bfloat16/float16 accumulate in float32 and return in their own dtype. ``reverse=True`` sums from the end
     (``flip(cumsum(flip(x)))``). ``block`` overrides the block length ``L``
     (default :func:`block_length`); see :func:`contract.lower` for the stages.
@@ -264,7 +273,8 @@ def cumsum(x: Any, axis: int | None = None, dtype: Any = None, reverse: bool = F
     dtype('int32')
     """
     arr, params = _arguments(x, axis, dtype, reverse, dim, out, block)
-    return call(_kernel, arr, **params)
+    # A concrete array's sharding (auto axes too, which the trace hides).
+    return call(_kernel, arr, **params, layout=read([arr], auto=True))
 
 
 @register(cumsum)

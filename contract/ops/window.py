@@ -41,7 +41,7 @@ import numpy as np
 from jax import lax
 
 from ..api import einsum
-from ..validate import check_precision, numeric_dtype
+from ..validate import check_precision, numeric_dtype, widened_integer
 from ..errors import ContractError
 from ..planner import compute_dtype
 from ._args import operand, resolve_alias
@@ -259,7 +259,7 @@ def _pool_geometry(shape: tuple[int, ...], dtype: Any, kernel: Any, stride: Any,
         raise ContractError(f"{op}(): x has dtype {dt}, which is not numeric")
     # Sums of small integers and bools widen (as jnp.sum does) so a window of
     # int8 values cannot wrap; floats keep their dtype (accumulated in float32).
-    result = compute_dtype(dt.name) if dt.kind in "biu" else dt.name
+    result = widened_integer(dt.name) if dt.kind in "biu" else dt.name
     return wins, result
 
 
@@ -292,7 +292,8 @@ def sum_pool(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *
     unlike PyTorch, ``padding`` may exceed half the kernel.
 
     dtypes: floats keep their dtype (bfloat16/float16 sum in float32);
-    bool and 8/16-bit integers sum exactly into (u)int32, like ``jnp.sum``.
+    bool and integers narrower than the default integer sum exactly into it
+    (x64 off: (u)int32, on: (u)int64), like ``jnp.sum``.
 
     >>> import numpy as np
     >>> sum_pool(np.ones((1, 1, 3, 3), np.int8), 2, stride=1).tolist()
