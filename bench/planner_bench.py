@@ -1,121 +1,314 @@
-"""Planner quality and speed on random 3-regular graphs (bond dimension 2).
+"""Planner quality and speed on real tensor networks (issue 13's tables).
 
-For each graph: path cost (sum over steps of the product of the sizes of the
-labels involved) and planning time of contract's ``auto``, ``auto-hq`` and
-``greedy``, opt_einsum's ``random-greedy-128`` and, when installed,
-cotengra's default ``HyperOptimizer``. The ratio columns are cost / the best
-cost found by any planner on that graph (1.00 = best); the last two columns
-and the closing line set auto-hq against cotengra (below 1: auto-hq is
-cheaper or faster).
+Networks are built with quimb: random quantum circuits (Sycamore-style
+fSim circuits on a 2-D grid, amplitude networks simplified with
+``full_simplify`` as cotengra's docs do), PEPS and MERA norm networks, an
+MPS-MPO-MPS expectation value, random 3-regular graphs (``TN_rand_reg``) and
+2-D lattices (``TN2D_rand``), plus a 10,000-tensor scaling row.
 
-    python -m bench.planner_bench            # n = 50, 100, 150, 200; 3 seeds
-    python -m bench.planner_bench --quick    # n = 50; 1 seed; cotengra 16 trials
+For every network and planner a cell reads ``F · 2^W · t``: F is log10 of the
+path's FLOPs, W log2 of its largest intermediate, t its planning time. Both
+F and W are recounted here from each returned path, in opt_einsum's
+convention (a pairwise step costs the product of the sizes of all its labels,
+twice that when it sums a label away; intermediates only, inputs excluded),
+so no planner grades itself. The recount is checked against
+``opt_einsum.contract_path`` on every network of up to 300 tensors.
+
+Planners: contract's ``auto`` and ``auto-hq`` (its pure path functions,
+called with ``(inputs, output, size_dict)``), cotengra's
+``RandomGreedyOptimizer(max_repeats=128)`` (which runs cotengrust's Rust
+random greedy), cotengra's ``HyperOptimizer`` with its default methods
+(greedy and kahypar) and default 128 trials, capped at ``--hyper-seconds``
+(60 s by default; it stops after the trial that passes the cap), and
+opt_einsum's ``greedy``. cotengra's optimizers run with ``parallel=False``
+and ``seed=0`` where they take one, so every planner uses one core and the
+run is repeatable.
+
+    python -m bench.planner_bench            # every row, about 30 minutes
+    python -m bench.planner_bench --quick    # four small rows, about a minute
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
+import resource
+import subprocess
+import sys
 import time
-from typing import Any, Callable
+import warnings
+from collections import Counter
+from typing import Any, Callable, Sequence
 
 import opt_einsum
-from opt_einsum import path_random
 
 from bench.common import machine, parser
-from contract.hq import optimize as hq
-from contract.plan import OPTIMIZERS, path_cost
+
+Network = tuple[list[frozenset], frozenset, dict]
+Path = Sequence[Sequence[int]]
+
+__all__ = ["recount", "networks", "main"]
 
 
-def regular_graph(n: int, degree: int, seed: int) -> list[frozenset]:
-    """A random simple ``degree``-regular graph as einsum terms (one label per
-    edge), by the configuration model with restarts."""
+# --- the independent recount -------------------------------------------------
+
+def recount(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
+            path: Path) -> tuple[int, int]:
+    """(FLOPs, largest intermediate) of ``path``, in opt_einsum's convention.
+
+    Raises ValueError for an invalid or incomplete path.
+
+    >>> ins = [frozenset("ab"), frozenset("bc"), frozenset("cd")]
+    >>> recount(ins, frozenset("ad"), {"a": 2, "b": 3, "c": 4, "d": 5}, [(0, 1), (0, 1)])
+    (128, 10)
+    """
+    live = list(range(len(inputs)))
+    terms = dict(enumerate(inputs))
+    count = Counter(l for t in inputs for l in t)
+    flops = biggest = 0
+    nxt = len(inputs)
+    for entry in path:
+        if len(set(entry)) != len(entry) or any(not 0 <= i < len(live) for i in entry):
+            raise ValueError(f"bad path entry {entry} with {len(live)} terms left")
+        picked = [terms.pop(live[i]) for i in entry]
+        for i in sorted(entry, reverse=True):
+            del live[i]
+        union = frozenset().union(*picked)
+        for t in picked:
+            count.subtract(t)
+        keep = frozenset(l for l in union if l in output or count[l] > 0)
+        factor = max(1, len(entry) - 1) + (1 if union - keep else 0)
+        flops += math.prod(sizes[l] for l in union) * factor
+        biggest = max(biggest, math.prod(sizes[l] for l in keep))
+        count.update(keep)
+        terms[nxt] = keep
+        live.append(nxt)
+        nxt += 1
+    if len(live) > 1:
+        raise ValueError(f"path leaves {len(live)} terms uncontracted")
+    return flops, biggest
+
+
+def _check_recount(net: Network, path: Path, flops: int) -> None:
+    """Our recount must equal opt_einsum's own count of the same path."""
+    inputs, output, sizes = net
+    symbol = {l: opt_einsum.get_symbol(k) for k, l in enumerate(sorted(sizes, key=str))}
+    eq = ",".join("".join(symbol[l] for l in t) for t in inputs) + "->" + \
+        "".join(symbol[l] for l in output)
+    shapes = [tuple(sizes[l] for l in t) for t in inputs]
+    _, info = opt_einsum.contract_path(eq, *shapes, shapes=True, optimize=[tuple(e) for e in path])
+    if int(info.opt_cost) != flops and abs(int(info.opt_cost) - flops) > 1e-9 * flops:
+        raise AssertionError(f"recount {flops} != opt_einsum's {info.opt_cost}")
+
+
+# --- networks -----------------------------------------------------------------
+
+def _extract(tn: Any, output: Sequence[str] = ()) -> Network:
+    inputs, out, sizes = tn.get_inputs_output_size_dict(output_inds=tuple(output))
+    return [frozenset(t) for t in inputs], frozenset(out), dict(sizes)
+
+
+def grid_circuit(rows: int, cols: int, depth: int, seed: int = 0) -> Network:
+    """<0...0|C|0...0> of a Sycamore-style random circuit on a rows x cols grid.
+
+    Each layer: a random sqrt(X), sqrt(Y) or sqrt(W) on every qubit, then
+    fSim(pi/2, pi/6) on one of four edge patterns (cycled ABCD), as in
+    Google's supremacy circuits. quimb's own generators are 1-D (paths of
+    width 2^14 at this depth: no test of a planner) or all-to-all (2^65).
+    The network is simplified with ``full_simplify`` as cotengra's docs do.
+    """
+    import quimb.tensor as qtn
+
     rng = random.Random(seed)
-    while True:
-        stubs = [v for v in range(n) for _ in range(degree)]
-        rng.shuffle(stubs)
-        edges = {tuple(sorted(stubs[k : k + 2])) for k in range(0, len(stubs), 2)}
-        if len(edges) == len(stubs) // 2 and all(u != v for u, v in edges):
-            break
-    legs: list[set] = [set() for _ in range(n)]
-    for e, (u, v) in enumerate(sorted(edges)):
-        legs[u].add(opt_einsum.get_symbol(e))
-        legs[v].add(opt_einsum.get_symbol(e))
-    return [frozenset(t) for t in legs]
+    q = lambda r, c: r * cols + c  # noqa: E731
+    patterns = []
+    for parity in (0, 1):
+        patterns.append([(q(r, c), q(r, c + 1)) for r in range(rows) for c in range(cols - 1)
+                         if (r + c) % 2 == parity])
+        patterns.append([(q(r, c), q(r + 1, c)) for r in range(rows - 1) for c in range(cols)
+                         if (r + c) % 2 == parity])
+    circ = qtn.Circuit(rows * cols)
+    for layer in range(depth):
+        for i in range(rows * cols):
+            circ.apply_gate(rng.choice(["X_1_2", "Y_1_2", "W_1_2"]), i)
+        for a, b in patterns[layer % 4]:
+            circ.apply_gate("FSIM", math.pi / 2, math.pi / 6, a, b)
+    tn = circ.amplitude_tn("0" * circ.N)
+    tn.full_simplify_(output_inds=[])
+    return _extract(tn)
 
 
-def _cotengra(repeats: int) -> Callable | None:
+def peps_norm(side: int, bond: int) -> Network:
+    import quimb.tensor as qtn
+
+    return _extract(qtn.PEPS.rand(side, side, bond_dim=bond, seed=0).make_norm())
+
+
+def mera_norm(sites: int, bond: int) -> Network:
+    import quimb.tensor as qtn
+
+    mera = qtn.MERA.rand(sites, max_bond=bond)
+    return _extract(mera.H & mera)
+
+
+def mps_mpo(sites: int, bond: int) -> Network:
+    """<psi|H|psi>: a random MPS of bond ``bond`` around the Heisenberg MPO."""
+    import quimb.tensor as qtn
+
+    ket = qtn.MPS_rand_state(sites, bond, seed=0).reindex_sites("b{}")
+    bra = qtn.MPS_rand_state(sites, bond, seed=1).H
+    mpo = qtn.MPO_ham_heis(sites, upper_ind_id="k{}", lower_ind_id="b{}")
+    return _extract(bra & mpo & ket)
+
+
+def regular(n: int, seed: int = 0) -> Network:
+    import quimb.tensor as qtn
+
+    return _extract(qtn.TN_rand_reg(n, 3, D=2, seed=seed))
+
+
+def lattice(side: int) -> Network:
+    import quimb.tensor as qtn
+
+    return _extract(qtn.TN2D_rand(side, side, D=2, seed=0))
+
+
+def networks(quick: bool) -> list[tuple[str, Callable[[], Network], set[str]]]:
+    """(name, builder, planners skipped) for every row, in table order."""
+    if quick:
+        return [("random circuit 36 qubits, depth 12", lambda: grid_circuit(6, 6, 12), set()),
+                ("PEPS 6x6, bond 4, norm", lambda: peps_norm(6, 4), set()),
+                ("3-regular, 200 tensors", lambda: regular(200), set()),
+                ("16x16 lattice, bond 2", lambda: lattice(16), set())]
+    big = {"auto-hq", "cotengra HyperOptimizer", "cotengra RandomGreedy(128)"}
+    return [
+        ("random circuit 56 qubits, depth 14", lambda: grid_circuit(7, 8, 14), set()),
+        ("random circuit 36 qubits, depth 12", lambda: grid_circuit(6, 6, 12), set()),
+        ("PEPS 8x8, bond 4, norm", lambda: peps_norm(8, 4), set()),
+        ("PEPS 6x6, bond 4, norm", lambda: peps_norm(6, 4), set()),
+        ("MERA 64 sites, bond 8, norm", lambda: mera_norm(64, 8), set()),
+        ("MPS-MPO-MPS 64 sites, bond 32", lambda: mps_mpo(64, 32), set()),
+        ("3-regular, 50 tensors", lambda: regular(50), set()),
+        ("3-regular, 200 tensors", lambda: regular(200), set()),
+        ("3-regular, 1000 tensors", lambda: regular(1000), set()),
+        ("3-regular, 2000 tensors", lambda: regular(2000), set()),
+        ("8x8 lattice, bond 2", lambda: lattice(8), set()),
+        ("16x16 lattice, bond 2", lambda: lattice(16), set()),
+        ("32x32 lattice, bond 2", lambda: lattice(32), set()),
+        ("3-regular, 10000 tensors", lambda: regular(10_000), big),
+    ]
+
+
+# --- planners -----------------------------------------------------------------
+
+def _ours(name: str) -> Callable[[list, frozenset, dict], Path]:
+    """contract's pure path function for ``optimize=name`` (wherever it lives)."""
     try:
-        import cotengra as ctg
+        from contract.planner.optimizers import OPTIMIZERS
     except ImportError:
-        return None
+        from contract.plan import OPTIMIZERS  # the layout before the planner/ move
+    fn = OPTIMIZERS[name]
+    return lambda inputs, output, sizes: fn(inputs, output, sizes, None)
 
-    def run(inputs: list[frozenset], output: frozenset, sizes: dict) -> Any:
-        # parallel=False keeps the hyper-optimizer's trials in this process;
-        # its inner random-greedy steps still use cotengra's own process pool
-        # over every core (its default), so its times here use both cores
-        # where auto-hq uses one.
-        opt = ctg.HyperOptimizer(max_repeats=repeats, parallel=False, progbar=False)
-        return opt([tuple(sorted(t)) for t in inputs], tuple(output), sizes)
 
-    return run
+def planners(hyper_seconds: float) -> dict[str, Callable[[list, frozenset, dict], Path]]:
+    import cotengra as ctg
+
+    def tuples(inputs: list) -> list[tuple]:
+        return [tuple(sorted(t, key=str)) for t in inputs]
+
+    def random_greedy(inputs: list, output: frozenset, sizes: dict) -> Path:
+        opt = ctg.RandomGreedyOptimizer(max_repeats=128, seed=0, parallel=False)
+        return opt(tuples(inputs), tuple(output), sizes)
+
+    def hyper(inputs: list, output: frozenset, sizes: dict) -> Path:
+        opt = ctg.HyperOptimizer(max_time=hyper_seconds, parallel=False, progbar=False)
+        return opt(tuples(inputs), tuple(output), sizes)
+
+    def greedy(inputs: list, output: frozenset, sizes: dict) -> Path:
+        return opt_einsum.paths.greedy(inputs, output, sizes)
+
+    return {"auto": _ours("auto"), "auto-hq": _ours("auto-hq"),
+            "cotengra RandomGreedy(128)": random_greedy,
+            "cotengra HyperOptimizer": hyper, "opt_einsum greedy": greedy}
+
+
+def _cell(r: tuple[float, float, float] | None) -> str:
+    if r is None:
+        return "-"
+    f, w, t = r
+    return f"{f:.2f} · 2^{w:.0f} · {t:.2f} s"
+
+
+def _peak_rss_of_auto(quick: bool) -> str:
+    """Plan the 10,000-tensor row with ``auto`` in a child process and report
+    its planning time and the growth of its peak resident memory."""
+    code = ("import resource, time; from bench.planner_bench import regular, _ours\n"
+            "net = regular(10_000); base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+            "t = time.perf_counter(); _ours('auto')(*net)\n"
+            "print(time.perf_counter() - t, "
+            "(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    if out.returncode:
+        return f"failed: {out.stderr.strip().splitlines()[-1:]}"
+    t, mib = out.stdout.split()[-2:]
+    return f"{float(t):.2f} s, peak memory +{float(mib):.0f} MiB"
 
 
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--sizes", default="", help="comma-separated graph sizes (default 50,100,150,200)")
-    p.add_argument("--seeds", default="", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--hyper-seconds", type=float, default=60.0,
+                   help="cap on cotengra HyperOptimizer's search (default 60 s)")
+    p.add_argument("--only", default="", help="comma-separated substrings of row names to run")
     args = p.parse_args()
-    import warnings
+    warnings.filterwarnings("ignore")
+    import cotengra as ctg
+    import cotengrust  # noqa: F401  (RandomGreedyOptimizer's accel; fail early without it)
+    import kahypar  # noqa: F401
+    import quimb
 
-    warnings.filterwarnings("ignore", message=".*kahypar.*")
-    ns, seeds = ((50,), (0,)) if args.quick else ((50, 100, 150, 200), (0, 1, 2))
-    if args.sizes:
-        ns = tuple(int(v) for v in args.sizes.split(","))
-    if args.seeds:
-        seeds = tuple(int(v) for v in args.seeds.split(","))
-    planners: dict[str, Callable | None] = {
-        "auto": OPTIMIZERS["auto"],
-        "greedy": opt_einsum.paths.greedy,
-        "random-greedy-128": path_random.random_greedy_128,
-        "auto-hq": hq,
-        "cotengra": _cotengra(16 if args.quick else 128),
-    }
-    names = [k for k, v in planners.items() if v is not None]
-    print(f"### Planner comparison: random 3-regular graphs, bond dimension 2 ({machine()})\n")
-    if planners["cotengra"] is None:
-        print("cotengra is not installed: its column is missing.\n")
-    vs = "cotengra" in names  # the issue's yardstick: auto-hq against cotengra
-    head = ["graph"] + [f"{k} cost ratio" for k in names] + [f"{k} time" for k in names]
-    head += ["auto-hq / cotengra cost", "auto-hq / cotengra time"] if vs else []
+    hyper_seconds = min(args.hyper_seconds, 10.0) if args.quick else args.hyper_seconds
+    fns = planners(hyper_seconds)
+    names = list(fns)
+    print(f"### Planners on tensor networks ({machine()}; cotengra {ctg.__version__}, "
+          f"quimb {quimb.__version__}, opt_einsum {opt_einsum.__version__}; "
+          f"HyperOptimizer capped at {hyper_seconds:g} s)\n")
+    print("Cells: log10 FLOPs · largest intermediate · planning time, recounted from each path.\n")
+    head = ["network (tensors)"] + names + ["auto ≤ RG128 flops & time", "auto-hq vs Hyper"]
     print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    against: list[tuple[float, float]] = []
-    for n in ns:
-        for seed in seeds:
-            inputs = regular_graph(n, 3, seed)
-            sizes = {l: 2 for t in inputs for l in t}
-            costs, times = {}, {}
-            for name in names:
-                start = time.perf_counter()
-                path = planners[name](inputs, frozenset(), sizes, None) if name != "cotengra" \
-                    else planners[name](inputs, frozenset(), sizes)
-                times[name] = time.perf_counter() - start
-                costs[name] = path_cost(inputs, frozenset(), sizes, path)
-            best = min(costs.values())
-            cells = [f"n={n} seed={seed} (best 2^{math.log2(best):.1f})"]
-            cells += [f"{costs[k] / best:.2f}" for k in names]
-            cells += [f"{times[k]:.2f} s" for k in names]
-            if vs:
-                against.append((costs["auto-hq"] / costs["cotengra"],
-                                times["auto-hq"] / times["cotengra"]))
-                cells += [f"{against[-1][0]:.2f}", f"{against[-1][1]:.3f}"]
-            print("| " + " | ".join(cells) + " |", flush=True)
-    if against:
-        geo = [math.exp(sum(math.log(a[i]) for a in against) / len(against)) for i in (0, 1)]
-        print(f"\nauto-hq / cotengra over {len(against)} graphs: cost {geo[0]:.2f} (geometric "
-              f"mean; worst {max(a[0] for a in against):.2f}), time {geo[1]:.3f} (worst "
-              f"{max(a[1] for a in against):.3f}).")
+    print("|" + "---|" * len(head), flush=True)
+    rows = networks(args.quick)
+    if args.only:
+        keys = args.only.split(",")
+        rows = [r for r in rows if any(k in r[0] for k in keys)]
+    for label, build, skip in rows:
+        net = build()
+        res: dict[str, tuple[float, float, float] | None] = {}
+        for name in names:
+            if name in skip:
+                res[name] = None
+                continue
+            start = time.perf_counter()
+            path = fns[name](*net)
+            seconds = time.perf_counter() - start
+            flops, big = recount(*net, path)
+            if len(net[0]) <= 300:
+                _check_recount(net, path, flops)
+            res[name] = (math.log10(flops), math.log2(max(big, 1)), seconds)
+        a, rg = res["auto"], res["cotengra RandomGreedy(128)"]
+        hq, hy = res["auto-hq"], res["cotengra HyperOptimizer"]
+        goal1 = "-" if rg is None else (
+            f"{'yes' if a[0] <= rg[0] + 1e-9 and a[2] <= rg[2] else 'NO'} "
+            f"(Δ{a[0] - rg[0]:+.2f}, ×{a[2] / rg[2]:.2f} time)")
+        goal2 = "-" if hy is None or hq is None else (
+            f"{'yes' if hq[0] <= hy[0] + 1e-9 and hq[1] <= hy[1] and hq[2] <= hy[2] / 10 else 'NO'}"
+            f" (Δ{hq[0] - hy[0]:+.2f}, width {hq[1] - hy[1]:+.0f}, ×{hq[2] / hy[2]:.2f} time)")
+        cells = [f"{label} ({len(net[0])})"] + [_cell(res[k]) for k in names] + [goal1, goal2]
+        print("| " + " | ".join(cells) + " |", flush=True)
+    if not args.quick and not args.only:
+        print(f"\n10,000-tensor row, `auto` alone in a fresh process: {_peak_rss_of_auto(False)}.")
 
 
 if __name__ == "__main__":

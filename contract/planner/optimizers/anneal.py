@@ -22,10 +22,9 @@ Annealing contraction trees over these rotations was studied by Schindler and
 Jermyn, "Algorithms for tensor network contraction ordering", Mach. Learn.:
 Sci. Technol. 1 (2020) 035001.
 
-The network is anything with ``legs`` (a leg bitset per leaf), ``size(bits)``
-(the product of the sizes of those legs) and ``join(a, b, leaves)`` (the legs
-left when two nodes with legs ``a`` and ``b`` and leaf bitset ``leaves`` merge),
-as ``contract.planner.optimizers.hq``'s network has.
+The network is anything with ``legs`` (a leg bitset per leaf), ``out`` (the
+output's legs) and ``size(bits)`` (the product of the sizes of those legs), as
+``contract.planner.optimizers.tree._Net`` has.
 
 >>> import random
 >>> from contract.planner.optimizers.hq import _Net, tree_flops
@@ -51,7 +50,14 @@ Tree = Any  # an int (leaf) or a pair of trees, as in contract.planner.optimizer
 class _Arrays:
     """A binary tree over ``n`` leaves as flat arrays: node ``v < n`` is leaf
     ``v``; internal nodes are ``n .. 2n-2``. Flat arrays make a rotation a few
-    list writes rather than a rebuild of nested tuples."""
+    list writes rather than a rebuild of nested tuples.
+
+    Besides each node's legs, a node keeps ``raw`` (every leg of the leaves
+    under it) and ``ext`` (every leg of the leaves outside it): a node's legs
+    are its children's legs that the outside or the output still needs. A
+    rotation changes ``raw`` and ``ext`` of the rewritten child only, so
+    legs follow with three bitset operations, hyperedges or not.
+    """
 
     def __init__(self, net: Any, tree: Tree) -> None:
         n = self.n = len(net.legs)
@@ -59,7 +65,8 @@ class _Arrays:
         self.left = [-1] * (2 * n - 1)
         self.right = [-1] * (2 * n - 1)
         self.legs = list(net.legs) + [0] * (n - 1)
-        self.leaves = [1 << i for i in range(n)] + [0] * (n - 1)
+        self.raw = list(net.legs) + [0] * (n - 1)
+        self.ext = [0] * (2 * n - 1)
         self.cost = [0.0] * (2 * n - 1)
         # Iterative post-order (trees can be as deep as they have leaves).
         ids: dict[int, int] = {}
@@ -81,10 +88,16 @@ class _Arrays:
             ids[id(node)] = v = nxt
             nxt += 1
             self.left[v], self.right[v] = a, b
-            self.leaves[v] = self.leaves[a] | self.leaves[b]
-            self.legs[v] = net.join(self.legs[a], self.legs[b], self.leaves[v])
-            self.cost[v] = net.size(self.legs[a] | self.legs[b])
+            self.raw[v] = self.raw[a] | self.raw[b]
         self.root = nxt - 1
+        out, legs, raw, ext = net.out, self.legs, self.raw, self.ext
+        for v in range(self.root, n - 1, -1):  # parents before children
+            a, b = self.left[v], self.right[v]
+            ext[a], ext[b] = ext[v] | raw[b], ext[v] | raw[a]
+        for v in range(n, self.root + 1):  # children before parents
+            both = legs[self.left[v]] | legs[self.right[v]]
+            legs[v] = both & (ext[v] | out)
+            self.cost[v] = net.size(both)
 
     def total(self) -> float:
         return sum(self.cost[self.n:])
@@ -105,18 +118,24 @@ class _Arrays:
 
 
 def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random,
-           hot: float = 3.0, cold: float = 0.05, timed: bool = True) -> Tree:
+           hot: float = 3.0, cold: float = 0.05, timed: bool = True,
+           focus: float = 0.0) -> Tree:
     """The cheapest tree seen while annealing ``tree`` for ``moves`` proposed
     rotations (fewer if ``time.perf_counter()`` passes ``deadline``). With
     ``timed`` the temperature cools by whichever of moves or time is further
     along; without, by moves alone, so the result is a pure function of the
-    inputs unless the deadline (then only a fuse) cuts the run short."""
+    inputs unless the deadline (then only a fuse) cuts the run short.
+
+    ``focus`` is the share of moves spent on the costliest nodes (those
+    within a factor 10^4 of the most expensive contraction, re-listed every
+    1000 moves): the total is dominated by a few contractions near the root,
+    and uniform picks spend nearly every move on nodes that cannot change it."""
     t = _Arrays(net, tree)
     n = t.n
     if n < 3:
         return tree
-    left, right, legs, leaves, cost = t.left, t.right, t.legs, t.leaves, t.cost
-    size, join = net.size, net.join
+    left, right, legs, raw, ext, cost = t.left, t.right, t.legs, t.raw, t.ext, t.cost
+    size, out = net.size, net.out
     rand, exp, log2 = rng.random, math.exp, math.log2
     total = t.total()
     best_total, best = total, tree
@@ -135,8 +154,15 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
             total = t.total()
             if total < best_total:
                 best_total, best = total, t.tree()
+            if focus:
+                floor = max(cost) * 1e-4
+                costly = [v for v in range(n, 2 * n - 1) if cost[v] >= floor]
+                picks = len(costly)
         done += 1
-        p = n + int(rand() * (n - 1))
+        if focus and rand() < focus:
+            p = costly[int(rand() * picks)]
+        else:
+            p = n + int(rand() * (n - 1))
         x, y = (left[p], right[p]) if rand() < 0.5 else (right[p], left[p])
         if y < n:
             if x < n:
@@ -144,8 +170,8 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
             x, y = y, x
         g, h = (left[y], right[y]) if rand() < 0.5 else (right[y], left[y])
         lx, lg = legs[x], legs[g]
-        vy = leaves[x] | leaves[g]
-        ly = join(lx, lg, vy)
+        ey = ext[p] | raw[h]
+        ly = (lx | lg) & (ey | out)
         cy = size(lx | lg)
         cp = size(ly | legs[h])
         delta = cy + cp - cost[y] - cost[p]
@@ -154,7 +180,7 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
         if delta > 0 and rand() >= exp(-log2(1 + delta / (cost[y] + cost[p])) / temp):
             continue
         left[y], right[y], left[p], right[p] = x, g, y, h
-        legs[y], leaves[y], cost[y], cost[p] = ly, vy, cy, cp
+        legs[y], raw[y], ext[y], cost[y], cost[p] = ly, raw[x] | raw[g], ey, cy, cp
         total += delta
     if t.total() < best_total:
         best = t.tree()

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 import warnings
 from typing import Sequence
@@ -76,9 +77,9 @@ def _schedule(n: int, width: float) -> tuple[int, int]:
     intermediate): wide networks are where the greedy tree is far from the
     best and annealing pays, and where random greedy itself is slow.
     """
-    trials = max(4, min(32, 16_000 // n))
-    per_tensor = max(60.0, min(1000.0, 4 * width))
-    return trials, min(int(per_tensor * n), 2_000_000)
+    trials = 48 if n <= 1000 else int(48 * (1000 / n) ** 3)
+    per_tensor = max(60.0, min(1000.0, 1.5 * width))
+    return trials, min(int(per_tensor * n), 1_000_000)
 
 
 def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
@@ -88,8 +89,9 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
 
     The cheapest of cotengrust's random greedy trials and opt_einsum's greedy,
     annealed (see :func:`_schedule` for how many trials and moves). Never
-    worse than opt_einsum's greedy (for up to 2,000 tensors, where it is part
-    of the start), deterministic for a given ``seed``. ``fuse`` seconds stop
+    worse than opt_einsum's greedy up to 128 tensors, where it is part of the
+    start (beyond, only measured: every bench network up to 2,000 tensors;
+    not the 10,000-tensor graph), deterministic for a given ``seed``. ``fuse`` seconds stop
     a run that is far slower than expected (with a warning). ``memory_limit``
     is accepted for the interface and not used.
 
@@ -105,7 +107,7 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     net = _Net(inputs, output, sizes)
     trials, _ = _schedule(n, 0.0)
     candidates = random_greedy_trees(net, trials, seed)
-    if n <= 2000:  # opt_einsum's greedy is quadratic past that
+    if n <= 128:  # a guarantee, cheap only on small networks (quadratic)
         candidates.append(greedy_tree(net))
     tree, legs = _best(net, candidates)
     _, moves = _schedule(n, _width(net, tree, legs))
@@ -116,13 +118,16 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
 
 
 def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
-             memory_limit: int | None = None, *, chains: int = 4, moves: int = 2000,
-             k: int = 8, seconds: float | None = None, seed: int = 0) -> Path:
+             memory_limit: int | None = None, *, chains: int = 3, moves: int | None = None,
+             k: int = 8, seconds: float | None = None, seed: int = 0,
+             hot: float = 1.0) -> Path:
     """``optimize="auto-hq"``: see the module docstring.
 
-    ``chains`` annealing runs of ``moves`` rotations per tensor each, from
-    the best random greedy trees (cotengrust, 128 trials per chain) and a
-    recursive bisection, then reconfiguration with ``k`` parts.
+    ``chains`` annealing runs of ``moves`` rotations per tensor each (by
+    default 10 per unit of log2 width of the start, 500 to 4,000, at most
+    300,000 per run), from different kinds of start: the best of 128 random
+    greedy trials, opt_einsum's greedy, a recursive bisection, more random
+    greedy seeds; then reconfiguration of the best with ``k`` parts.
     ``seconds`` (default 600) is only a fuse. Deterministic for a given
     ``seed``. ``memory_limit`` is accepted for the interface and not used.
 
@@ -144,15 +149,28 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
         # Different kinds of starting tree explore different parts of the
         # space: random greedy (each chain its own seed), plain greedy, a
         # bisection.
-        if c == 1:
+        if c == 1 and n <= 2000:
             tree = greedy_tree(net)
         elif c == 2:
             tree = _bisected(net, rng, 6, rng.uniform(0.02, 0.25))
         else:
-            tree, _ = _best(net, random_greedy_trees(net, 128, seed + c))
-        found.append(anneal(net, tree, moves * n, start + fuse, rng, hot=3.0, cold=0.05,
+            trials = 128 if n <= 1000 else max(1, int(128 * (1000 / n) ** 3))
+            tree, _ = _best(net, random_greedy_trees(net, trials, seed + c))
+        if moves is None:
+            per_tensor = max(500.0, min(4000.0, 10 * _width(net, tree, _Legs(net))))
+            count = min(int(per_tensor * n), 300_000)
+        else:
+            count = moves * n
+        found.append(anneal(net, tree, count, start + fuse, rng, hot=hot, cold=0.02,
                             timed=False))
     best, _ = _best(net, found)
-    best = _reconfigure(net, best, k, start + fuse)
+    # Reconfiguration recurses down the tree, and trees of large networks
+    # can be nearly as deep as they have leaves.
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 2 * n + 1000))
+    try:
+        best = _reconfigure(net, best, k, start + fuse)
+    finally:
+        sys.setrecursionlimit(limit)
     _fused("optimize='auto-hq'", fuse, start)
     return _linear(best, n)

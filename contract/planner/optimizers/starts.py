@@ -63,6 +63,9 @@ def random_greedy_trees(net: _Net, trials: int, seed: int) -> list[Tree]:
     its FLOP count), or, without cotengrust, ``trials`` Python greedy trees
     with the same kind of random (costmod, temperature)."""
     n = len(net.legs)
+    if cotengrust is not None and trials < 1:  # a single plain greedy tree
+        inputs, output, sizes = _rust_inputs(net)
+        return [tree_of_ssa(cotengrust.optimize_greedy(inputs, output, sizes, use_ssa=True), n)]
     if cotengrust is not None:
         inputs, output, sizes = _rust_inputs(net)
         path, _ = cotengrust.optimize_random_greedy_track_flops(
@@ -71,7 +74,7 @@ def random_greedy_trees(net: _Net, trials: int, seed: int) -> list[Tree]:
         return [tree_of_ssa(path, n)]
     rng = random.Random(seed)
     trees = [_greedy(net, 1.0, 0.0, rng)]
-    for _ in range(trials - 1):
+    for _ in range(trials - 1):  # none when trials < 1
         cm = rng.uniform(*_COSTMOD)
         temp = math.exp(rng.uniform(*map(math.log, _TEMPERATURE)))
         trees.append(_greedy(net, cm**2, temp, rng))

@@ -56,6 +56,10 @@ class _Net:
                 if self.count[n] > 2:
                     self.holders[n] = self.holders.get(n, 0) | 1 << v
         self.size = _size_function(self.log)
+        # Masks for join: legs that close like ordinary edges, and the
+        # hyperedges that can close at all.
+        self.plain = ~self.out & ~self.hyper
+        self.open_hyper = self.hyper & ~self.out
 
     def bits(self, labels: Any) -> int:
         b = 0
@@ -69,11 +73,14 @@ class _Net:
         # An ordinary leg (two holders) closes when both holders are inside,
         # a single-holder leg at once; a hyperedge when all its holders are
         # among ``leaves``.
-        closed = ((a & b) | ((a | b) & self.single)) & ~self.out & ~self.hyper
-        for l in _bit_list((a | b) & self.hyper & ~self.out):
-            if self.holders[l] & ~leaves == 0:
-                closed |= 1 << l
-        return (a | b) & ~closed
+        both = a | b
+        closed = ((a & b) | (both & self.single)) & self.plain
+        hyper = both & self.open_hyper
+        if hyper:
+            for l in _bit_list(hyper):
+                if self.holders[l] & ~leaves == 0:
+                    closed |= 1 << l
+        return both & ~closed
 
 
 def _bit_list(bits: int) -> list[int]:
@@ -204,6 +211,11 @@ def _size_function(log: list[float]) -> Callable[[int], float]:
         (base, mask), = masks.items()
         cap = caps[base]
         return lambda bits: base ** min((bits & mask).bit_count(), cap)
+    if len(masks) <= 3:  # unrolled: this runs twice per annealing move
+        (l1, m1), (l2, m2), (l3, m3) = [(math.log2(b), m) for b, m in masks.items()] + \
+            [(0.0, 0)] * (3 - len(masks))
+        return lambda bits: 2.0 ** min(l1 * (bits & m1).bit_count() + l2 * (bits & m2).bit_count()
+                                       + l3 * (bits & m3).bit_count(), 1000.0)
     pairs = [(base, mask, caps[base]) for base, mask in masks.items()]
 
     def size(bits: int) -> float:
