@@ -6,6 +6,11 @@ Each benchmark module runs in its own process (so one module's JAX settings,
 e.g. forced host devices, cannot leak into another) and prints Markdown
 tables whose last column is the ratio contract / fastest peer. This script
 collects those tables verbatim and draws one bar per row.
+
+As every ``python -m bench...`` run, this process drops ``OPENBLAS_CORETYPE``
+and ``OPENBLAS_L2_SIZE`` first (see ``bench/__init__.py``), so the modules it
+starts inherit an environment without them; RESULTS.md records the library
+versions, thread counts and the BLAS kernel NumPy picked.
 """
 
 from __future__ import annotations
@@ -80,7 +85,14 @@ def main() -> None:
     p.add_argument("--only", default="", help="comma-separated module names")
     p.add_argument("--chart-only", action="store_true",
                    help="redraw ratios.png from the existing RESULTS.md without running anything")
+    p.add_argument("--env", action="store_true",
+                   help="print library versions, threads and NumPy's BLAS kernel, and stop")
     args = p.parse_args()
+    if args.env:
+        from .common import environment
+
+        print("\n".join(environment()))
+        return
     if args.chart_only:
         rows = []
         for section in (HERE / "RESULTS.md").read_text().split("\n## ")[1:]:
@@ -89,6 +101,9 @@ def main() -> None:
                 rows += ratios(section, name.replace("_bench", ""))
         chart(rows, HERE / "ratios.png")
         return
+    from .common import environment, machine
+
+    print("\n".join(environment()) + "\n", flush=True)
     chosen = [m for m in MODULES if not args.only or m in args.only.split(",")]
     sections, all_rows = [], []
     for name in chosen:
@@ -109,13 +124,13 @@ def main() -> None:
     command = "python -m bench" + (" --quick" if args.quick else "")
     if args.only:
         command += f" --only {args.only}"
-    from .common import machine
-
     text = (f"# Benchmark results\n\nMade by `{command}` on {machine()}, "
             f"{time.strftime('%Y-%m-%d')}. Ratio = contract / fastest peer (< 1: contract "
             f"is faster). Each module ran in one process: contract and its peers were timed "
-            f"side by side, best of N after warm-up.\n\n![ratios](ratios.png)\n\n"
-            + "\n".join(sections))
+            f"side by side after warm-up, in rounds with the order rotated each round, fast "
+            f"calls looped to samples of at least 0.2 s, the process idle between systems; "
+            f"the best sample counts.\n\n" + "\n".join(environment()) +
+            "\n\n![ratios](ratios.png)\n\n" + "\n".join(sections))
     (HERE / "RESULTS.md").write_text(text)
     if all_rows:
         chart(all_rows, HERE / "ratios.png")

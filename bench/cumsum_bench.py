@@ -1,7 +1,7 @@
 """cumsum benchmark: contract's blocked triangular einsum against its peers.
 
-Rows: cumsum of 1e7 elements and of (1024, 4096) along axis 1, float32 and
-int32; peers ``jax.jit(jnp.cumsum)``, ``numpy.cumsum`` and ``torch.cumsum``
+Rows: cumsum of 1e7 elements and of (1024, 4096) along axis 1 and axis 0,
+float32 and int32, timed in rotated rounds (:func:`bench.common.race`); peers ``jax.jit(jnp.cumsum)``, ``numpy.cumsum`` and ``torch.cumsum``
 (CPU). A second table sweeps the block length L (the data behind the
 per-backend default in ``contract/ops/scan.py``) and a third reports float32
 accuracy against a float64 NumPy scan.
@@ -20,15 +20,18 @@ import numpy as np
 import contract
 from contract.ops.scan import block_length
 
-from .common import Row, best_time, machine, parser, table, torch_or_none
+from .common import Row, best_time, machine, parser, race, table, torch_or_none
 
 SWEEP = (8, 16, 32, 64, 128, 256)
 
 
-def _workloads(quick: bool) -> list[tuple[str, tuple[int, ...]]]:
+def _workloads(quick: bool) -> list[tuple[str, tuple[int, ...], int]]:
+    """(name, shape, axis) of every speed row."""
     if quick:
-        return [("1e6", (10**6,)), ("(256, 4096) axis 1", (256, 4096))]
-    return [("1e7", (10**7,)), ("(1024, 4096) axis 1", (1024, 4096))]
+        return [("1e6", (10**6,), 0), ("(256, 4096) axis 1", (256, 4096), 1),
+                ("(256, 4096) axis 0", (256, 4096), 0)]
+    return [("1e7", (10**7,), 0), ("(1024, 4096) axis 1", (1024, 4096), 1),
+            ("(1024, 4096) axis 0", (1024, 4096), 0)]
 
 
 def _data(shape: tuple[int, ...], dtype: str) -> np.ndarray:
@@ -38,24 +41,23 @@ def _data(shape: tuple[int, ...], dtype: str) -> np.ndarray:
     return rng.standard_normal(shape, dtype=np.float32)
 
 
-def _peers(host: np.ndarray, torch: Any, repeat: int) -> dict[str, float | None]:
-    axis = host.ndim - 1
+def _systems(host: np.ndarray, axis: int, torch: Any) -> dict[str, Callable[[], Any]]:
+    """contract's cumsum and each peer's, on the same data."""
     dev = jnp.asarray(host)
     jnp_cumsum = jax.jit(lambda v: jnp.cumsum(v, axis=axis))
-    peers: dict[str, float | None] = {
-        "jax.jit(jnp.cumsum)": best_time(lambda: jnp_cumsum(dev), repeat),
-        "numpy.cumsum": best_time(lambda: np.cumsum(host, axis=axis), repeat),
-        "torch.cumsum": None,
+    fns: dict[str, Callable[[], Any]] = {
+        "contract": _ours(host, axis),
+        "jax.jit(jnp.cumsum)": lambda: jnp_cumsum(dev),
+        "numpy.cumsum": lambda: np.cumsum(host, axis=axis),
     }
     if torch is not None:
         t = torch.from_numpy(host.copy())
-        peers["torch.cumsum"] = best_time(lambda: torch.cumsum(t, dim=axis), repeat)
-    return peers
+        fns["torch.cumsum"] = lambda: torch.cumsum(t, dim=axis)
+    return fns
 
 
-def _ours(host: np.ndarray, block: int | None = None) -> Callable[[], Any]:
+def _ours(host: np.ndarray, axis: int, block: int | None = None) -> Callable[[], Any]:
     dev = jnp.asarray(host)
-    axis = host.ndim - 1
     return lambda: contract.cumsum(dev, axis=axis, block=block)
 
 
@@ -64,22 +66,25 @@ def speed_rows(quick: bool, repeat: int) -> list[Row]:
     torch = torch_or_none()
     rows = []
     for dtype in ("float32", "int32"):
-        for name, shape in _workloads(quick):
-            host = _data(shape, dtype)
-            rows.append(Row(f"cumsum {name} {dtype}", best_time(_ours(host), repeat),
-                            _peers(host, torch, repeat), note=f"L={block_length()}"))
+        for name, shape, axis in _workloads(quick):
+            times: dict[str, float | None] = dict(race(_systems(_data(shape, dtype), axis, torch),
+                                                       repeat))
+            times.setdefault("torch.cumsum", None)
+            rows.append(Row(f"cumsum {name} {dtype}", times.pop("contract"), times,
+                            note=f"L={block_length()}"))
     return rows
 
 
 def sweep_table(quick: bool, repeat: int) -> str:
     """contract's time for each block length L on every workload."""
-    loads = [(f"{name} {dtype}", _data(shape, dtype))
-             for dtype in ("float32", "int32") for name, shape in _workloads(quick)]
-    head = "| L | " + " | ".join(name for name, _ in loads) + " |"
+    loads = [(f"{name} {dtype}", _data(shape, dtype), axis)
+             for dtype in ("float32", "int32") for name, shape, axis in _workloads(quick)]
+    head = "| L | " + " | ".join(name for name, _, _ in loads) + " |"
     lines = [f"### cumsum block length sweep (default on {jax.default_backend()}: "
              f"L={block_length()})", "", head, "|" + "---|" * (len(loads) + 1)]
     for block in SWEEP:
-        cells = [f"{best_time(_ours(host, block), repeat) * 1e3:.2f} ms" for _, host in loads]
+        cells = [f"{best_time(_ours(host, axis, block), repeat) * 1e3:.2f} ms"
+                 for _, host, axis in loads]
         lines.append(f"| {block} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -21,7 +21,7 @@ import numpy as np
 
 import contract
 
-from .common import Row, best_time, machine, parser, table, torch_or_none
+from .common import Row, best_time, machine, parser, race, table, torch_or_none
 
 __all__ = ["Ctx", "ROWS", "row", "main"]
 
@@ -36,16 +36,8 @@ class Ctx:
     torch: Any  # the torch module, or None
 
     def race(self, fns: dict[str, Callable[[], Any]]) -> dict[str, float]:
-        """Best time of each function, sampled in interleaved rounds so that a
-        change of load on a shared machine hits all of them alike."""
-        least = 0.02 if self.quick else 0.1
-        for fn in fns.values():
-            best_time(fn, repeat=1, warmup=2)
-        best = dict.fromkeys(fns, float("inf"))
-        for _ in range(self.repeat):
-            for name, fn in fns.items():
-                best[name] = min(best[name], best_time(fn, repeat=1, warmup=0, min_seconds=least))
-        return best
+        """Best time of each function, in rotated rounds (:func:`bench.common.race`)."""
+        return race(fns, self.repeat)
 
     def gbs(self, nbytes: int, seconds: float) -> str:
         """'achieved GB/s, % of the machine's bandwidth' for a memory-bound row."""

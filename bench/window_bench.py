@@ -25,7 +25,7 @@ from numpy.lib.stride_tricks import as_strided
 
 import contract
 
-from .common import Row, best_time, machine, parser, table, torch_or_none
+from .common import Row, machine, parser, race, table, torch_or_none
 
 
 @dataclass(frozen=True)
@@ -137,19 +137,22 @@ def rows(quick: bool, repeat: int) -> list[Row]:
         ours, peer_lax = _contract(case, composed), _lax(case)
         _check(ours(xj, wj), want, f"contract on {case.name}")
         _check(peer_lax(xj, wj), want, f"lax on {case.name}")
-        peers: dict[str, float | None] = {
-            "jax.jit(lax)": best_time(lambda: peer_lax(xj, wj), repeat),
-            "torch": None,
-            "numpy": best_time(lambda: _numpy(case)(x, w), repeat),
+        fns: dict[str, Callable[[], Any]] = {
+            "contract": lambda: ours(xj, wj),
+            "jax.jit(lax)": lambda: peer_lax(xj, wj),
+            "numpy": lambda: _numpy(case)(x, w),
         }
         if torch is not None:
             tx, tw = torch.from_numpy(x), None if w is None else torch.from_numpy(w)
             fn = _torch(case, torch)
             _check(fn(tx, tw).numpy(), want, f"torch on {case.name}")
-            peers["torch"] = best_time(lambda: fn(tx, tw), repeat)
+            fns["torch"] = lambda: fn(tx, tw)
+        times: dict[str, float | None] = dict(race(fns, repeat))
+        t = times.pop("contract")
+        peers = {k: times.get(k) for k in ("jax.jit(lax)", "torch", "numpy")}
         shape = f"{case.x}" + (f" * {case.w}" if case.w else "")
         note = shape + (", jax.jit of both ops" if composed else "")
-        out.append(Row(case.name, best_time(lambda: ours(xj, wj), repeat), peers, note=note))
+        out.append(Row(case.name, t, peers, note=note))
     return out
 
 

@@ -59,10 +59,10 @@ METHODS = ("native", "real", "gauss", "real-mixed")
 
 Dims = tuple[tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[int, ...], tuple[int, ...]]]
 
-# Thresholds measured on this 2-core machine (bench.einsum_bench and the
-# sweep in docs/lowering.md): a side of the GEMM thinner than _MIN_SIDE runs
-# at memory speed either way, where splitting the parts only adds a copy;
-# Gauss's trick wins once each GEMM is large enough to hide its extra adds.
+# Thresholds measured on this 2-core machine (figures in docs/lowering.md): a
+# side of the GEMM thinner than _MIN_SIDE runs at memory speed either way,
+# where splitting the parts only adds a copy of the large operand; Gauss's
+# trick wins once each GEMM is large enough to hide its extra adds.
 _MIN_SIDE = 32
 _MIN_K = 4
 _GAUSS_MIN = 128
@@ -129,16 +129,32 @@ def _parts(x: jax.Array, axis: int) -> jax.Array:
     return jnp.stack([lax.real(x), lax.imag(x)], axis=axis)
 
 
-def _block(x: jax.Array, axis: int) -> jax.Array:
-    """The 2x2 real block ``[[re, im], [-im, re]]`` of ``x``: the contracted part
-    axis (p) at ``axis``, the result part axis (q) last.
+def _layout(ndim: int, p: int, q: int) -> list:
+    """Axis order after inserting part axes "p" before axis ``p`` and "q" before
+    axis ``q`` of an ``ndim``-d array ("q" first where both go before one axis).
+
+    >>> _layout(2, 0, 2), _layout(2, 1, 1)
+    (['p', 0, 1, 'q'], [0, 'q', 'p', 1])
+    """
+    order: list = []
+    for axis in range(ndim + 1):
+        order += (["q"] if axis == q else []) + (["p"] if axis == p else [])
+        order += [axis] if axis < ndim else []
+    return order
+
+
+def _block(x: jax.Array, order: list) -> jax.Array:
+    """The 2x2 real block ``[[re, im], [-im, re]]`` of ``x``, its part axes
+    placed as in ``order`` (see :func:`_layout`): "p" is contracted with the
+    other operand's parts, "q" indexes the result's parts.
 
     Against the parts ``[ar, ai]`` of the other operand along p, q = 0 gives
     ``ar·re - ai·im`` and q = 1 gives ``ar·im + ai·re``: the real and imaginary
     parts of the product, whichever side the block is on.
     """
     re, im = lax.real(x), lax.imag(x)
-    return jnp.stack([jnp.stack([re, im], axis=-1), jnp.stack([-im, re], axis=-1)], axis=axis)
+    block = jnp.stack([jnp.stack([re, im]), jnp.stack([-im, re])])  # (p, q, *x.shape)
+    return jnp.moveaxis(block, (0, 1), (order.index("p"), order.index("q")))
 
 
 def _native(a: jax.Array, b: jax.Array, dims: Dims, precision: Any, cdtype: Any) -> jax.Array:
@@ -150,15 +166,22 @@ def _stacked(a: jax.Array, b: jax.Array, dims: Dims, precision: Any, cdtype: Any
     """One real GEMM: parts of the larger operand against the 2x2 block of the smaller."""
     (lc, rc), (lb, rb) = dims
     rdtype = real_dtype(cdtype)
-    # The part axis goes just before the first contracted axis, so that it
-    # and the contracted axes stay one contiguous run (one GEMM dimension).
+    # The contracted part axis goes just before the first contracted axis, so
+    # that it and the contracted axes stay one contiguous run (one GEMM
+    # dimension); the block's result part axis just after its last free axis.
     pa, pb = (min(lc), min(rc)) if lc else (a.ndim, b.ndim)
     block_rhs = b.size <= a.size
+    x, xc, xb, px = (b, rc, rb, pb) if block_rhs else (a, lc, lb, pa)
+    free = [d for d in range(x.ndim) if d not in xc and d not in xb]
+    order = _layout(x.ndim, px, max(free, default=x.ndim - 1) + 1)
+    blk = _block(x, order)
+    bc, bb = (order.index("p"), *(order.index(d) for d in xc)), tuple(order.index(d) for d in xb)
     if block_rhs:
-        a2, b2 = _parts(a, pa), _block(b, pb)
+        a2, b2 = _parts(a, pa), blk
+        dims2 = (((pa, *_shift(lc, pa)), bc), (_shift(lb, pa), bb))
     else:
-        a2, b2 = _block(a, pa), _parts(b, pb)
-    dims2 = (((pa, *_shift(lc, pa)), (pb, *_shift(rc, pb))), (_shift(lb, pa), _shift(rb, pb)))
+        a2, b2 = blk, _parts(b, pb)
+        dims2 = ((bc, (pb, *_shift(rc, pb))), (bb, _shift(rb, pb)))
     out = lax.dot_general(a2, b2, dims2, precision=precision, preferred_element_type=rdtype)
     # The block's result part axis: the last output axis when the block is the
     # rhs, else the last of the lhs's free axes.
@@ -207,9 +230,10 @@ def complex_dot(a: Any, b: Any, dims: Dims, precision: Any, choice: str | None =
                 cdtype: Any = None) -> jax.Array:
     """A complex ``dot_general`` of ``a`` and ``b``, lowered by ``choice`` on CPU.
 
-    ``choice`` defaults to :func:`method` on the operands' shapes; at most one
-    of ``a``, ``b`` may be real (then ``"real"``/``"gauss"`` become
-    ``"real-mixed"``). ``cdtype`` is the complex result dtype (by default the
+    ``choice`` defaults to :func:`method` on the operands' shapes; at least one
+    of ``a``, ``b`` is complex, and where the other is real any real lowering
+    becomes ``"real-mixed"`` (and ``"real-mixed"`` of two complex operands
+    ``"real"``). ``cdtype`` is the complex result dtype (by default the
     operands' promoted one). Other platforms always run the native dot.
     """
     a, b = jnp.asarray(a), jnp.asarray(b)
@@ -218,8 +242,8 @@ def complex_dot(a: Any, b: Any, dims: Dims, precision: Any, choice: str | None =
     mixed = not (jnp.iscomplexobj(a) and jnp.iscomplexobj(b))
     if choice is None:
         choice = method(*dot_sizes(a.shape, b.shape, dims), _highest(precision), mixed=mixed)
-    elif mixed and choice != "native":
-        choice = "real-mixed"
+    elif choice != "native":
+        choice = "real-mixed" if mixed else "real" if choice == "real-mixed" else choice
     native = partial(_native, dims=dims, precision=precision, cdtype=cdtype)
     if choice == "native":
         return native(a, b)
