@@ -246,3 +246,11 @@ def test_hq_paths_are_right_with_hyperedges_and_outputs(seed):
     assert p.flops <= contract.plan(spec, *ops, optimize="greedy").flops * 1.5
     np.testing.assert_allclose(contract.einsum(spec, *ops, optimize="auto-hq"),
                                np.einsum(spec, *ops), rtol=2e-4, atol=2e-4)
+
+
+def test_report_names_the_cpu_lowering_of_complex_steps():
+    big = contract.plan("ij,jk->ik", (512, 512), (512, 512), dtype="complex64")
+    thin = contract.plan("ij,jk->ik", (512, 512), (512, 2), dtype="complex64")
+    assert "CPU lowering  step 0: 1 real GEMM (2x2 real block)" in big.report()
+    assert "CPU lowering  step 0: native complex dot" in thin.report()
+    assert "CPU lowering" not in contract.plan("ij,jk->ik", (512, 512), (512, 512)).report()

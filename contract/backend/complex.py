@@ -53,20 +53,13 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from ..planner.costs import complex_lowering as method
+
 __all__ = ["METHODS", "complex_dot", "dot_sizes", "method", "real_dtype"]
 
 METHODS = ("native", "real", "gauss", "real-mixed")
 
 Dims = tuple[tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[int, ...], tuple[int, ...]]]
-
-# Thresholds measured on this 2-core machine (figures in docs/lowering.md): a
-# side of the GEMM thinner than _MIN_SIDE runs at memory speed either way,
-# where splitting the parts only adds a copy of the large operand; Gauss's
-# trick wins once each GEMM is large enough to hide its extra adds.
-_MIN_SIDE = 32
-_MIN_K = 4
-_GAUSS_MIN = 128
-
 
 def dot_sizes(lhs: Sequence[int], rhs: Sequence[int], dims: Dims) -> tuple[int, int, int, int]:
     """(batch, lhs free, rhs free, contracted) element counts of a ``dot_general``.
@@ -88,26 +81,6 @@ def _highest(precision: Any) -> bool:
         return True
     pair = precision if isinstance(precision, tuple) else (precision,)
     return any(p is None or p == lax.Precision.HIGHEST for p in pair)
-
-
-def method(batch: int, m: int, n: int, k: int, highest: bool = True,
-           mixed: bool = False) -> str:
-    """How a complex step with these sizes is lowered on CPU (see the module docstring).
-
-    ``highest`` says the caller wants full accuracy (contract's default);
-    ``mixed`` says one operand holds real values. Plain Python, no JAX: the
-    same answer on every machine for the same shapes and options.
-
-    >>> method(1, 512, 512, 512, highest=False), method(8, 64, 64, 64, mixed=True)
-    ('gauss', 'real-mixed')
-    """
-    if min(m, n) < _MIN_SIDE or k < _MIN_K or batch == 0:
-        return "native"
-    if mixed:
-        return "real-mixed"
-    if not highest and min(m, n, k) >= _GAUSS_MIN:
-        return "gauss"
-    return "real"
 
 
 def real_dtype(cdtype: Any) -> Any:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from .model import Plan
 
 __all__ = ["Cost", "compute_dtype", "costs", "itemsize", "live_peak", "path_cost", "prod",
-           "step_flops"]
+           "step_flops", "complex_lowering", "complex_lowerings"]
 
 # numpy's itemsize by dtype name, without importing numpy for ml_dtypes' names.
 _ITEMSIZE = {"bool": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "float16": 2,
@@ -126,6 +126,66 @@ def live_peak(operands: Sequence[int], steps: Sequence[tuple[tuple[int, int], in
         peak = max(peak, sum(live) + size)
         live = live[:i] + live[i + 1 : j] + live[j + 1 :] + [size]
     return peak
+
+
+# Thresholds measured on this 2-core machine (figures in docs/lowering.md),
+# written here so the report can show the choice the backend makes: a
+# side of the GEMM thinner than _MIN_SIDE runs at memory speed either way,
+# where splitting the parts only adds a copy of the large operand; Gauss's
+# trick wins once each GEMM is large enough to hide its extra adds.
+_MIN_SIDE = 32
+_MIN_K = 4
+_GAUSS_MIN = 128
+
+
+def complex_lowering(batch: int, m: int, n: int, k: int, highest: bool = True,
+           mixed: bool = False) -> str:
+    """How a complex step with these sizes is lowered on CPU (``contract.backend.complex``).
+
+    ``highest`` says the caller wants full accuracy (contract's default);
+    ``mixed`` says one operand holds real values. Plain Python, no JAX: the
+    same answer on every machine for the same shapes and options.
+
+    >>> complex_lowering(1, 512, 512, 512, highest=False), complex_lowering(8, 64, 64, 64, mixed=True)
+    ('gauss', 'real-mixed')
+    """
+    if min(m, n) < _MIN_SIDE or k < _MIN_K or batch == 0:
+        return "native"
+    if mixed:
+        return "real-mixed"
+    if not highest and min(m, n, k) >= _GAUSS_MIN:
+        return "gauss"
+    return "real"
+
+
+# What each complex lowering is, in the report's words.
+LOWERING_NAMES = {"native": "native complex dot", "real": "1 real GEMM (2x2 real block)",
+                  "gauss": "3 real GEMMs (Gauss)", "real-mixed": "real x complex: 1 real GEMM"}
+
+
+def complex_lowerings(plan: "Plan") -> list[str]:
+    """The CPU lowering of each step of a complex plan, at the default precision.
+
+    >>> from contract.planner import make_plan
+    >>> from contract.spec import parse
+    >>> p = make_plan(parse("ij,jk->ik").bind([(512, 512)] * 2), ("complex64",) * 2, "complex64")
+    >>> complex_lowerings(p)
+    ['1 real GEMM (2x2 real block)']
+    """
+    sizes = dict(plan.sizes)
+    real = [not d.startswith("complex") for d in plan.dtypes]
+    out = []
+    for s in plan.steps:
+        i, j = s.operands
+        free_l = [l for l in s.lhs if l not in s.rhs]
+        free_r = [l for l in s.rhs if l not in s.lhs]
+        both_real = real[i] and real[j]
+        choice = "real" if both_real else complex_lowering(
+            prod(s.batch, sizes), prod(free_l, sizes), prod(free_r, sizes),
+            prod(s.contracted, sizes), mixed=real[i] or real[j])
+        out.append("real dot" if both_real else LOWERING_NAMES[choice])
+        real = real[:i] + real[i + 1 : j] + real[j + 1 :] + [both_real]
+    return out
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,8 @@
 reductions, pairwise steps, a final transpose, with FLOPs, bytes moved and
 arithmetic intensity) into the report that ``str(plan)`` and
 ``plan.report()`` show; a :class:`~.model.SlicedPlan` adds a ``slicing``
-section naming every sliced label. Past ``_MAX_ROWS`` rows the table keeps
+section naming every sliced label, and a sharded one a ``sharding`` section
+(mesh, sharded labels, bytes per device, each collective and its bytes). Past ``_MAX_ROWS`` rows the table keeps
 the costliest rows and adds a per-kind summary, so a 500-operand plan stays
 readable. :func:`to_dot` draws the contraction tree.
 
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .costs import Cost, costs, itemsize
+from .costs import Cost, complex_lowerings, costs, itemsize
 
 if TYPE_CHECKING:
     from .model import Plan, SlicedPlan
@@ -80,8 +81,8 @@ def render(plan: "Plan | SlicedPlan") -> str:
        0  jk,kl->jl    GEMM  4.10 k  2.56 kB  256 B      1.45  80.0%
        1  ij,jl->il    GEMM  1.02 k  768 B    128 B      1.14  20.0%
     """
-    if plan.sliced:
-        return render(plan.base) + "\n" + "\n".join(_slicing(plan))  # type: ignore[union-attr]
+    if plan.sliced or plan.mesh:
+        return "\n".join([render(plan.base), *_slicing(plan), *_sharding(plan)])  # type: ignore
     named = any(len(l) > 1 for t in plan.inputs for l in t)
     item = itemsize(plan.compute_dtype)
     shapes = ", ".join(str(s) for s in plan.shapes)
@@ -113,6 +114,10 @@ def render(plan: "Plan | SlicedPlan") -> str:
                       human(c.bytes_written, "B"), f"{c.intensity:.2f}",
                       f"{100 * c.flops / total:.1f}%"))
     lines += _table(table, right={0, 6, 7})
+    if plan.compute_dtype.startswith("complex") and plan.steps:
+        lowered = complex_lowerings(plan)
+        lines.append("CPU lowering  " + ", ".join(
+            f"step {k}: {how}" for k, how in enumerate(lowered) if how != "real dot"))
     if len(shown) < len(rows):
         lines.append(f"... {len(rows) - len(shown)} cheaper rows not shown; all {len(rows)} by kind:")
         lines += _summary(rows, total)
@@ -127,9 +132,16 @@ def _slicing(sp: "SlicedPlan") -> list[str]:
     )
     budget = ("" if sp.memory_limit is None
               else f" (memory_limit {human(sp.memory_limit, 'B')})")
-    where = "one lax.scan" if sp.devices == 1 else (
-        f"one lax.scan per device on {sp.devices} devices "
-        f"({-(-sp.n_slices // sp.devices)} each), summed with psum")
+    if not sp.labels:
+        return []
+    where = "one lax.scan"
+    if sp.mesh:
+        from .sharding import local_plan
+
+        local = local_plan(sp)
+        each = local.n_slices
+        where = (f"{each} per device on {sp.devices} devices"
+                 + (" (one lax.scan each)" if each > 1 else ""))
     return [
         "slicing",
         f"  sliced      {chunks}",
@@ -138,6 +150,31 @@ def _slicing(sp: "SlicedPlan") -> list[str]:
         f"  memory      peak per slice {human(sp.peak_bytes, 'B')}{budget},"
         f" unsliced {human(sp.base.peak_bytes, 'B')}",
     ]
+
+
+def _sharding(sp: "SlicedPlan") -> list[str]:
+    """The report's sharding section: mesh, sharded labels, bytes per device and collectives."""
+    if not sp.mesh:
+        return []
+    from .sharding import communication, device_bytes, device_peak, idle_axes
+
+    labels = ", ".join(f"{l} over {'/'.join(axes)}"
+                       + ("" if l in sp.output else " (summed: partial sums)")
+                       for l, axes in sp.shards) or "none (every operand whole)"
+    idle = idle_axes(sp)
+    lines = [
+        "sharding",
+        f"  mesh        {', '.join(f'{a} {n}' for a, n in sp.mesh)} ({sp.devices} devices)"
+        + (f"; {', '.join(idle)} unused: the work repeats along it" if idle else ""),
+        f"  labels      {labels}",
+        f"  per device  operands {human(device_bytes(sp), 'B')},"
+        f" peak {human(device_peak(sp), 'B')}",
+    ]
+    comm = communication(sp)
+    if not comm:
+        return lines + ["  collectives none"]
+    rows = [(when, what, human(b, "B")) for when, what, b in comm]
+    return lines + ["  collectives"] + ["    " + r for r in _table(rows, right={2})]
 
 
 def _path(plan: "Plan") -> str:
