@@ -9,6 +9,7 @@ compile for contract.jit; trace and compile for jax.jit.
 
 from __future__ import annotations
 
+import math
 import time
 from typing import Any, Callable
 
@@ -18,7 +19,7 @@ import numpy as np
 
 import contract
 
-from .common import Row, best_time, block, machine, parser, table, torch_or_none
+from .common import Row, block, machine, parser, race, table, torch_or_none
 
 
 def chain(*ms: Any) -> Any:
@@ -60,6 +61,33 @@ def mps_overlap(einsum: Callable[..., Any]) -> Callable[..., Any]:
     return run
 
 
+def attention_step(p: dict, x: Any) -> Any:
+    """A training step of flax-style multi-head attention (the einsums of
+    ``nnx.MultiHeadAttention``): the loss and its gradients."""
+
+    def loss(p: dict) -> Any:
+        q, k, v = (jnp.einsum("blf,fhd->blhd", x, p[n]) for n in "qkv")
+        w = jax.nn.softmax(jnp.einsum("bqhd,bkhd->bhqk", q, k) / math.sqrt(q.shape[-1]), axis=-1)
+        o = jnp.einsum("bhqk,bkhd->bqhd", w, v)
+        return jnp.mean(jnp.einsum("blhd,hdf->blf", o, p["o"]) ** 2)
+
+    return jax.value_and_grad(loss)(p)
+
+
+def mlp_forward(layers: list, x: Any, gain: Any = None) -> Any:
+    """An equinox-style MLP forward: ``vmap(vmap(model))`` of Linear layers
+    (``weight @ x + bias`` on one example); ``gain`` scales the last layer's
+    output (LayerScale; that layer then has no bias)."""
+
+    def one(x: Any) -> Any:
+        for w, b in layers[:-1]:
+            x = jax.nn.relu(w @ x + b)
+        w, b = layers[-1]
+        return w @ x + b if gain is None else gain * (w @ x)
+
+    return jax.vmap(jax.vmap(one))(x)
+
+
 def workloads(quick: bool) -> list[tuple[str, Callable[..., Any], Callable[..., Any] | None,
                                          tuple, bool]]:
     """(name, jax function, torch function or None, numpy args, path-sensitive)."""
@@ -76,6 +104,12 @@ def workloads(quick: bool) -> list[tuple[str, Callable[..., Any], Callable[..., 
                      for k in range(n)]
     torch = torch_or_none()
     tein = torch.einsum if torch is not None else None
+    batch, length, feat, heads = 8, 128 // s, 256, 8
+    attn = ({n: arr(feat, heads, feat // heads) / 16 for n in "qkv"}
+            | {"o": arr(heads, feat // heads, feat) / 16}, arr(batch, length, feat))
+    widths = (256, 1024 // s, 1024 // s, 256 // s)
+    layers = [(arr(o, i) / math.sqrt(i), arr(o)) for i, o in zip(widths, widths[1:])]
+    tokens = (16, 32) if quick else (64, 64)  # LayerScale: more tokens than hidden units
     return [
         ("6-matrix chain, left to right, skewed", chain, chain, mats, True),
         (f"(a * b).sum(0) {4096 // s}^2", mul_sum, mul_sum,
@@ -89,6 +123,13 @@ def workloads(quick: bool) -> list[tuple[str, Callable[..., Any], Callable[..., 
         (f"batch stats by hand {8192 // s}x{1024 // s}", batch_stats,
          lambda x: (x.mean(0), ((x - x.mean(0)) ** 2).mean(0)), (arr(8192 // s, 1024 // s),),
          False),
+        (f"attention train step (value_and_grad) {batch}x{length}x{feat}, {heads} heads",
+         attention_step, None, attn, False),
+        (f"MLP forward vmap(vmap(Linear)) {'-'.join(map(str, widths))}, 16x32 tokens",
+         mlp_forward, None, (layers, arr(16, 32, 256)), False),
+        (f"MLP forward + LayerScale gain, {tokens[0]}x{tokens[1]} tokens",
+         lambda layers, gain, x: mlp_forward(layers, x, gain), None,
+         (layers, arr(widths[-1]), arr(*tokens, 256)), False),
     ]
 
 
@@ -109,16 +150,19 @@ def main() -> None:
         first.append(Row(name, _first_call(lambda: contract.jit(lambda *a: f(*a)), xs),
                          {"jax.jit": _first_call(lambda: jax.jit(lambda *a: f(*a)), xs)}))
         ours, theirs = contract.jit(f), jax.jit(f)
-        peers: dict[str, float | None] = {
-            "jax.jit": best_time(lambda: theirs(*xs), repeat=args.repeat, min_seconds=0.05)}
+        fns: dict[str, Callable[[], Any]] = {"contract": lambda: ours(*xs),
+                                             "jax.jit": lambda: theirs(*xs)}
         if torch is not None and tf is not None:
             ts = jax.tree.map(torch.from_numpy, np_args)
-            with torch.no_grad():
-                peers["torch"] = best_time(lambda: tf(*ts), repeat=args.repeat,
-                                           min_seconds=0.05)
-        else:
-            peers["torch"] = None
-        t = best_time(lambda: ours(*xs), repeat=args.repeat, min_seconds=0.05)
+
+            def eager(tf: Callable[..., Any] = tf, ts: Any = ts) -> Any:
+                with torch.no_grad():
+                    return tf(*ts)
+
+            fns["torch"] = eager
+        times: dict[str, float | None] = dict(race(fns, args.repeat))
+        t = times.pop("contract")
+        peers = {"jax.jit": times["jax.jit"], "torch": times.get("torch")}
         plans = ours.explain(*xs).rewritten
         note = ("path-sensitive, " if sensitive else "") + (
             ", ".join(f"'{c.spec}'" if len(c.spec) < 24 else f"{len(c.net.factors)} operands"

@@ -1,4 +1,4 @@
-"""Slicing under memory budgets, and sharding over 1, 2, 4 forced host devices.
+"""Slicing under memory budgets, and sharded arrays and meshes on 4 forced host devices.
 
 Run: ``python -m bench.scale_bench [--quick]``.
 
@@ -7,10 +7,11 @@ Budget rows run each workload unsliced and with ``memory_limit`` at 1/8 and
 of fitting the budget). ``temp`` is XLA's own count of scratch memory for the
 compiled program (``compiled.memory_analysis().temp_size_in_bytes``).
 
-Mesh rows need a fresh process per device count (XLA fixes the number of
-host devices at start-up), so each runs in a subprocess with
-``XLA_FLAGS=--xla_force_host_platform_device_count=N``; the ratio is
-``mesh=`` time / single-device time measured in that same process.
+Sharded rows run in a subprocess with
+``XLA_FLAGS=--xla_force_host_platform_device_count=4`` (XLA fixes the number
+of host devices at start-up): bytes each device holds (XLA's per-device
+memory analysis) and time against ``jax.jit`` of the ``jnp`` code on the same
+sharded inputs, whose values and output sharding are checked equal first.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ import jax
 import numpy as np
 
 import contract
-from contract.report import human
-from contract.scale import program
+from contract.backend.program import program
+from contract.planner.report import human
 
 from .common import best_time, machine, parser
 
@@ -77,37 +78,110 @@ def budget_table(quick: bool, repeat: int) -> str:
     return "\n".join(lines)
 
 
-def _worker(quick: bool, repeat: int) -> None:
-    """Inside a subprocess with N host devices: mesh time and single-device time."""
-    from jax.sharding import Mesh
+def _held(fn: Any, *args: Any) -> tuple[int, int]:
+    """Bytes one device holds for a jitted call: (its inputs, its result plus scratch),
+    from XLA's per-device memory analysis of the compiled SPMD program."""
+    m = jax.jit(fn).lower(*args).compile().memory_analysis()
+    return m.argument_size_in_bytes, m.output_size_in_bytes + m.temp_size_in_bytes
 
-    mesh = Mesh(np.array(jax.devices()), ("d",))
+
+def _sharded_rows(quick: bool, repeat: int) -> list[dict[str, Any]]:
+    """Inside a subprocess with 4 host devices: bytes per device and time, contract
+    against ``jax.jit`` of the ``jnp`` code on the same sharded inputs."""
+    import jax.numpy as jnp
+    from jax.sharding import NamedSharding, PartitionSpec as P
+
+    from .common import race
+
+    mesh = jax.make_mesh((4,), ("x",))  # explicit axes, JAX 0.10's default
+    rng = np.random.default_rng(0)
+    b, n = (16, 64) if quick else (64, 128)
+    img = (64, 3, 32, 32) if quick else (256, 3, 64, 64)
+    rows, cols = (1024, 256) if quick else (4096, 1024)
+
+    def put(x: np.ndarray, *spec: Any) -> jax.Array:
+        return jax.device_put(x, NamedSharding(mesh, P(*spec)))
+
+    def normal(*shape: int) -> np.ndarray:
+        return rng.standard_normal(shape).astype(np.float32)
+
+    A, B = put(normal(b, n, n), "x"), put(normal(b, n, n), "x")
+    X = put(normal(*img), "x")
+    U, V = put(normal(rows, cols), "x"), put(normal(rows, cols), "x")
+    whole = NamedSharding(mesh, P())
+    bmm = "bij,bjk->bik"
+    stats = lambda x: tuple(contract.batch_stats(x, axis=(0, 2, 3)))  # noqa: E731
+    jstats = lambda x: (jnp.sum(x, (0, 2, 3)), jnp.mean(x, (0, 2, 3)), jnp.var(x, (0, 2, 3)))  # noqa: E731
+    mulsum = lambda u, v: (u * v).sum(0)  # noqa: E731
+    triple = "bij,bjk,bkl->bil"  # one intermediate as large as an input
+    limit = contract.plan(triple, A, B, A).peak_bytes // 8  # the plan's per-device peak / 8
+    # mesh=: a batched chain times one small shared matrix; contract picks the labels.
+    chain = "bij,bjk,kl->bil"
+    host = [normal(b, n, n), normal(b, n, n), normal(n, n)]
+    expr = contract.expression(chain, *(x.shape for x in host), mesh=mesh)
+    placed = [jax.device_put(x, s) for x, s in zip(host, expr.in_shardings)]
+    cases = [
+        ("batch-sharded " + bmm, (A, B), lambda a, c: contract.einsum(bmm, a, c),
+         lambda a, c: jnp.einsum(bmm, a, c), (A.nbytes + B.nbytes) // 4),
+        ("summed sharded label bij,bjk->ik (jnp needs out_sharding=)", (A, B),
+         lambda a, c: contract.einsum("bij,bjk->ik", a, c),
+         lambda a, c: jnp.einsum("bij,bjk->ik", a, c, out_sharding=whole),
+         (A.nbytes + B.nbytes) // 4),
+        (f"batch_stats {img} axis (0,2,3), sharded on N", (X,), stats, jstats, X.nbytes // 4),
+        (f"contract.jit((a*b).sum(0)) {rows}x{cols}, sharded on axis 0", (U, V),
+         contract.jit(mulsum), mulsum, (U.nbytes + V.nbytes) // 4),
+        (f"{triple} memory_limit={human(limit, 'B')} per device", (A, B, A),
+         lambda a, c, d: contract.einsum(triple, a, c, d, memory_limit=limit),
+         lambda a, c, d: jnp.einsum(triple, a, c, d), 3 * A.nbytes // 4),
+        (f"mesh= {chain} (b={b}, n={n}; kl replicated)", tuple(placed), expr,
+         lambda a, c, d: jnp.einsum(chain, a, c, d),
+         (host[0].nbytes + host[1].nbytes) // 4 + host[2].nbytes),
+    ]
     out = []
-    for name, spec, shapes in workloads(quick):
-        ops = _operands(shapes)
-        single = best_time(lambda: contract.einsum(spec, *ops), repeat)
-        sharded = best_time(lambda: contract.einsum(spec, *ops, mesh=mesh), repeat)
-        p = contract.plan(spec, *shapes, mesh=mesh)
-        out.append({"name": name, "single": single, "mesh": sharded,
-                    "slices": getattr(p, "n_slices", 1)})
-    print(json.dumps(out))
+    for name, args, mine, peer, goal in cases:
+        mine_jit = mine if isinstance(mine, contract.Expression) else jax.jit(mine)
+        peer_jit = jax.jit(peer)
+        got, want = mine_jit(*args), peer_jit(*args)
+        for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+            np.testing.assert_allclose(np.asarray(g), np.asarray(w), rtol=2e-3, atol=2e-3)
+            assert g.sharding.is_equivalent_to(w.sharding, g.ndim), (name, g.sharding, w.sharding)
+        inner = mine.__call__ if isinstance(mine, contract.Expression) else mine
+        # One call in flight at a time: forced host devices share one thread pool, and
+        # queued SPMD programs can starve a collective's rendezvous (XLA aborts).
+        times = race({"contract": lambda: jax.block_until_ready(mine_jit(*args)),
+                      "jnp": lambda: jax.block_until_ready(peer_jit(*args))}, rounds=repeat)
+        out.append({"name": name, "held": _held(inner, *args), "peer_held": _held(peer, *args),
+                    "goal": goal, "inputs": sum(x.nbytes for x in args),
+                    "spec": str(jax.tree.leaves(got)[0].sharding.spec),
+                    "contract": times["contract"], "jnp": times["jnp"]})
+    return out
 
 
-def mesh_table(quick: bool, repeat: int) -> str:
-    """Markdown rows for 1, 2 and 4 forced host devices, one subprocess each."""
-    lines = ["### meshes (forced host devices, one subprocess each)", "",
-             "| workload | devices | slices | single device | mesh= | ratio (mesh / single) |",
-             "|---|---|---|---|---|---|"]
+def sharded_table(quick: bool, repeat: int) -> str:
+    """Markdown rows from a subprocess with 4 forced host devices."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for n in (1, 2, 4):
-        env = {**os.environ, "XLA_FLAGS": f"--xla_force_host_platform_device_count={n}",
-               "JAX_PLATFORMS": "cpu"}
-        cmd = [sys.executable, "-m", "bench.scale_bench", "--worker", "--repeat", str(repeat)]
-        proc = subprocess.run(cmd + (["--quick"] if quick else []), cwd=root, env=env,
-                              capture_output=True, text=True, check=True)
-        for row in json.loads(proc.stdout.strip().splitlines()[-1]):
-            lines.append(f"| {row['name']} | {n} | {row['slices']} | {row['single'] * 1e3:.2f} ms "
-                         f"| {row['mesh'] * 1e3:.2f} ms | {row['mesh'] / row['single']:.2f}x |")
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=4",
+           "JAX_PLATFORMS": "cpu"}
+    cmd = [sys.executable, "-m", "bench.scale_bench", "--worker", "--repeat", str(repeat)]
+    proc = subprocess.run(cmd + (["--quick"] if quick else []), cwd=root, env=env,
+                          capture_output=True, text=True, check=True)
+    lines = ["### sharded arrays and meshes (4 forced host devices sharing 2 cores)", "",
+             "Inputs sharded on an explicit 1-D mesh of 4; the peer is `jax.jit` of the "
+             "`jnp` code on the same inputs (same values and output sharding, checked). "
+             "Bytes per device are XLA's per-device memory analysis of the compiled program: "
+             "the inputs a device holds (goal: a quarter of the inputs plus the replicated "
+             "ones), and its part of the result plus scratch. "
+             "The 4 devices share the machine's 2 cores, so times say what the "
+             "program costs, not what 4 real devices would gain.", "",
+             "| workload | result sharding | inputs per device (goal) | result + scratch "
+             "per device (jnp) | contract | jax.jit(jnp) | ratio (contract / jnp) |",
+             "|---|---|---|---|---|---|---|"]
+    for r in json.loads(proc.stdout.strip().splitlines()[-1]):
+        (inputs, rest), (_, peer_rest) = r["held"], r["peer_held"]
+        lines.append(f"| {r['name']} | {r['spec']} | {human(inputs, 'B')} "
+                     f"({human(r['goal'], 'B')}) | {human(rest, 'B')} ({human(peer_rest, 'B')}) "
+                     f"| {r['contract'] * 1e3:.2f} ms | {r['jnp'] * 1e3:.2f} ms "
+                     f"| {r['contract'] / r['jnp']:.2f}x |")
     return "\n".join(lines)
 
 
@@ -117,12 +191,12 @@ def main() -> None:
     args = p.parse_args()
     repeat = min(args.repeat, 3) if args.quick else args.repeat
     if args.worker:
-        _worker(args.quick, repeat)
+        print(json.dumps(_sharded_rows(args.quick, repeat)))
         return
     print(f"machine: {machine()}\n")
     print(budget_table(args.quick, repeat))
     print()
-    print(mesh_table(args.quick, repeat))
+    print(sharded_table(args.quick, repeat))
 
 
 if __name__ == "__main__":

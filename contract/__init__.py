@@ -29,9 +29,11 @@ from .ops import (
     var,
     vecdot,
 )
+from .ops.lax_style import dot_general
 from .ops.reduce import BatchStats
 from .planner import OPTIMIZERS, Plan, SlicedPlan, Step, clear_caches, set_cache_dir
 from .planner import cache_info as plan_cache_info
+from .planner.optimizers.adapter import optimizer
 from .spec import Spec, parse
 
 __all__ = [
@@ -51,12 +53,14 @@ __all__ = [
     "cumsum",
     "diagonal",
     "dot",
+    "dot_general",
     "einsum",
     "expression",
     "jit",
     "lower",
     "matmul",
     "mean",
+    "optimizer",
     "outer",
     "parse",
     "plan",

@@ -57,7 +57,7 @@ def _plan_for(spec: Spec, arrays: Sequence[Any], optimize: Any, preferred: Any,
     bound = spec.bind([a.shape for a in arrays])
     dtypes = tuple(jax.dtypes.canonicalize_dtype(a.dtype).name for a in arrays)
     if preferred is not None:
-        result = numeric_dtype(preferred, "preferred_element_type").name
+        result = numeric_dtype(preferred, "preferred_element_type", "einsum").name
         if jnp.dtype(result).kind != "c" and any(jnp.iscomplexobj(a) for a in arrays):
             raise ContractError(
                 f"preferred_element_type={result} would drop the imaginary part of complex "
@@ -110,20 +110,29 @@ def _compiled(plan: Plan | SlicedPlan, precision: Any, mesh: Any = None,
                                  lambda: jax.jit(program(plan, precision, mesh, layout)))
 
 
-def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
+def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any = None,
            preferred_element_type: Any = None, memory_limit: int | str | None = None,
-           mesh: Any = None, **unsupported: Any) -> jax.Array:
+           mesh: Any = None, out_sharding: Any = None, **unsupported: Any) -> jax.Array:
     """Evaluate an einsum with a planned contraction order.
 
     ``args`` is ``spec, *operands`` or NumPy's interleaved sublist form.
-    ``optimize``: ``"auto"`` (default), ``"greedy"``, ``"optimal"``, ``"dp"``,
-    ``"branch-all"``/``"branch-2"``/``"branch-1"``, ``"random-greedy"``,
-    ``"auto-hq"``, an explicit linear path, or ``False`` (left to right).
+    Named labels and ``...`` dimensions of size 1 broadcast as in NumPy
+    (contracted labels too), without materialising the broadcast.
+    ``optimize``: ``"auto"`` (default; also ``True`` and ``None``),
+    ``"greedy"``, ``"optimal"``, ``"dp"``, ``"branch-all"``/``"branch-2"``/``"branch-1"``,
+    ``"random-greedy"``, ``"auto-hq"``, any opt_einsum name or alias in any case, an
+    explicit linear path (NumPy's ``["einsum_path", ...]`` too), NumPy's
+    ``(name, memory_limit)`` pair, an opt_einsum ``PathOptimizer`` such as a cotengra
+    ``HyperOptimizer``, or ``False`` (left to right). ``precision`` takes every
+    value ``jnp.einsum`` does (see :func:`contract.validate.check_precision`);
+    ``out`` must be None (JAX arrays are immutable).
     ``memory_limit`` (bytes or ``"max_input"``) slices a plan whose peak is
     over it (per device when the operands are sharded); ``mesh`` (a
     ``jax.sharding.Mesh``) shards the operands across its devices along
     labels the planner chooses (docs/scaling.md). Sharded operands give a
-    result sharded as ``jnp.einsum``'s would be.
+    result sharded as ``jnp.einsum``'s would be; ``out_sharding`` (a
+    ``NamedSharding``, or a ``PartitionSpec`` of the mesh in context) lays the
+    result out as given, as ``jnp.einsum(..., out_sharding=)`` does.
 
     >>> import numpy as np
     >>> einsum("ii", np.eye(3, dtype=np.float32)).item()
@@ -133,6 +142,17 @@ def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
     """
     if unsupported:
         raise _unsupported(unsupported)
+    if out is not None:
+        raise _unsupported({"out": out})
+    if out_sharding is not None:
+        spec, raw = _split(args)
+        arrays = [as_operand(x, n) for n, x in enumerate(raw)]
+        rank = len(spec.bind([a.shape for a in arrays]).output)
+        return _placed(lambda *ops: einsum(str(spec), *ops, optimize=optimize,
+                                           precision=precision, memory_limit=memory_limit,
+                                           preferred_element_type=preferred_element_type,
+                                           mesh=mesh),
+                       arrays, rank, out_sharding)
     if mesh is None and args and type(args[0]) is str and all(map(is_concrete, args[1:])):
         # A budget on auto-sharded arrays needs their layout, which the trace hides.
         hint = None if memory_limit is None else _hint(args[1:], None)
@@ -147,12 +167,55 @@ def einsum(*args: Any, optimize: Any = "auto", precision: Any = None,
             except ContractError as e:
                 # Raised while jax.jit traced the planner: drop JAX's frames and note.
                 raise ContractError(*e.args) from None
+            except (ValueError, TypeError) as e:  # XLA refused the plan (a precision)
+                raise _failed(args[0], precision, e) from None
     spec, raw = _split(args)
     # With a mesh, host arrays go straight to their devices' blocks (no copy on one device).
     arrays = [x if mesh is not None and _host(x) else as_operand(x, n) for n, x in enumerate(raw)]
     prec = check_precision(precision)
     p = _plan_for(spec, arrays, optimize, preferred_element_type, memory_limit, mesh, prec)
-    return _run(p, prec, mesh, arrays)
+    try:
+        return _run(p, prec, mesh, arrays)
+    except ContractError:
+        raise
+    except (ValueError, TypeError) as e:  # XLA refused the plan (a precision)
+        raise _failed(str(spec), precision, e) from None
+
+
+def _failed(spec: str, precision: Any, e: Exception) -> ContractError:
+    """A JAX/XLA error while compiling a plan, with the call's context.
+
+    >>> print(_failed("ij,jk", "TF32_TF32_F32", ValueError("not supported on CPU")))
+    einsum 'ij,jk' with precision='TF32_TF32_F32' failed in JAX: ValueError: not supported on CPU
+    """
+    what = f"einsum {spec!r}" + ("" if precision is None else f" with precision={precision!r}")
+    return ContractError(f"{what} failed in JAX: {type(e).__name__}: {e}")
+
+
+def _placed(compute: Callable[..., jax.Array], arrays: list[Any], rank: int,
+            out_sharding: Any) -> jax.Array:
+    """``compute(*arrays)`` (of rank ``rank``) laid out as ``out_sharding``.
+
+    As in ``jnp.einsum``: over explicit mesh axes the contraction runs with
+    them as auto axes and the result is resharded (``jax.sharding.auto_axes``);
+    over auto axes the layout is a ``with_sharding_constraint``.
+    """
+    s = out_sharding
+    if isinstance(s, jax.sharding.PartitionSpec):
+        mesh = jax.sharding.get_abstract_mesh()
+        if mesh.empty:
+            raise ContractError(f"out_sharding={s} needs a mesh: call under jax.set_mesh(mesh) "
+                                "or pass a jax.sharding.NamedSharding")
+        s = jax.sharding.NamedSharding(mesh, s)
+    if not isinstance(s, jax.sharding.NamedSharding):
+        raise ContractError("out_sharding must be None, a jax.sharding.NamedSharding or a "
+                            f"PartitionSpec, got {type(s).__name__}")
+    if len(s.spec) > rank:
+        raise ContractError(f"out_sharding {s.spec} names {len(s.spec)} axes but the result "
+                            f"has rank {rank}")
+    if s.mesh.explicit_axes:
+        return jax.sharding.auto_axes(compute, axes=s.mesh.explicit_axes, out_sharding=s)(*arrays)
+    return jax.lax.with_sharding_constraint(compute(*arrays), s)
 
 
 def _host(x: Any) -> bool:
@@ -162,11 +225,11 @@ def _host(x: Any) -> bool:
 def _unsupported(kwargs: dict[str, Any]) -> ContractError:
     """NumPy keywords einsum cannot honour (``out=``, ``dtype=``, ``order=``, ...).
 
-    >>> print(_unsupported({"out": None}))
-    einsum() does not take out=: JAX arrays are immutable; use the returned array
+    >>> print(_unsupported({"out": [1.0]}))
+    einsum() takes only out=None: JAX arrays are immutable; use the returned array
     """
     if "out" in kwargs:
-        return ContractError("einsum() does not take out=: JAX arrays are immutable; "
+        return ContractError("einsum() takes only out=None: JAX arrays are immutable; "
                              "use the returned array")
     if "dtype" in kwargs:
         return ContractError("einsum() does not take dtype=: cast the operands first, or "
@@ -174,7 +237,7 @@ def _unsupported(kwargs: dict[str, Any]) -> ContractError:
     names = ", ".join(repr(k) for k in kwargs)
     return ContractError(
         f"einsum() got unexpected keyword argument(s) {names}; it takes optimize=, "
-        "precision=, preferred_element_type=, memory_limit= and mesh="
+        "precision=, preferred_element_type=, memory_limit=, mesh= and out_sharding="
     )
 
 
@@ -210,7 +273,8 @@ def _spec_and_shapes(args: Sequence[Any], dtype: Any) -> tuple[Spec, list[Any]]:
             raise ContractError(f"dtype lists {len(dtype)} dtypes for {len(raw)} operand(s)")
         dtypes = list(dtype)
     else:
-        dtypes = ["float32" if dtype is None else dtype] * len(raw)
+        # Checked once: a dtype JAX cannot honour warns once per call, as in jnp.
+        dtypes = [numeric_dtype("float32" if dtype is None else dtype, "dtype", "plan")] * len(raw)
     out = []
     for n, (x, dt) in enumerate(zip(raw, dtypes)):
         if isinstance(x, (tuple, list)) and all(
@@ -219,7 +283,7 @@ def _spec_and_shapes(args: Sequence[Any], dtype: Any) -> tuple[Spec, list[Any]]:
             if any(d < 0 for d in x):
                 raise ContractError(f"shape {tuple(x)} of operand {n} has a negative size")
             out.append(jax.ShapeDtypeStruct(tuple(int(d) for d in x),
-                                            numeric_dtype(dt, "dtype")))
+                                            numeric_dtype(dt, "dtype", "plan")))
         elif isinstance(x, jax.ShapeDtypeStruct):
             out.append(x)
         else:
@@ -232,11 +296,12 @@ def plan(*args: Any, optimize: Any = "auto", dtype: Any = None, preferred_elemen
          precision: Any = None) -> Plan | SlicedPlan:
     """Plan a contraction without running it; ``print()`` the result for a report.
 
-    Returns a :class:`~contract.planner.SlicedPlan` when ``memory_limit`` or
-    ``mesh`` makes it slice, else a :class:`~contract.planner.Plan`.
+    Returns a :class:`~contract.planner.SlicedPlan` when ``memory_limit``,
+    ``mesh`` or sharded operands make it slice (a sharded plan names its
+    mesh, sharded labels and collectives), else a :class:`~contract.planner.Plan`.
 
     Operands may be arrays, shapes (tuples of ints, with ``dtype=``, default
-    float32) or ``jax.ShapeDtypeStruct``s.
+    float32) or ``jax.ShapeDtypeStruct``s (with a ``sharding``, as sharded arrays).
 
     >>> p = plan("ij,jk,kl->il", (8, 16), (16, 32), (32, 4))
     >>> p.path, p.flops
@@ -249,6 +314,9 @@ def plan(*args: Any, optimize: Any = "auto", dtype: Any = None, preferred_elemen
 
 class Expression:
     """A planned, compiled contraction for fixed shapes and dtypes.
+
+    With ``mesh=``, ``in_shardings`` lists where each operand should live
+    (``jax.device_put`` them there once; calls then move no data).
 
     >>> import numpy as np
     >>> e = expression("ij,jk->ik", (2, 3), (3, 4))
@@ -290,7 +358,10 @@ class Expression:
         if self._mesh is None and not isinstance(self.plan, SlicedPlan):
             if any(map(is_tracer, arrays)):
                 return program(self.plan, self._precision)(*arrays)
-            return self._fn(*arrays)
+            try:
+                return self._fn(*arrays)
+            except (ValueError, TypeError) as e:  # XLA refused the plan (a precision)
+                raise _failed(self.plan.spec, self._precision, e) from None
         return _run(self.plan, self._precision, self._mesh, arrays)
 
     def __repr__(self) -> str:

@@ -64,6 +64,9 @@ class Spec:
         >>> b = parse("...ij,jk").bind([(5, 2, 3), (3, 4)])
         >>> b.output, b.sizes["j"]
         (('…0', 'i', 'k'), 3)
+        >>> b = parse("ij,jk->ik").bind([(2, 1), (3, 3)])  # j broadcasts, as in NumPy
+        >>> b.inputs, b.squeeze
+        ((('i',), ('j', 'k')), ((1,), ()))
         """
         return _bind(self, tuple(tuple(int(d) for d in s) for s in shapes))
 
@@ -73,8 +76,10 @@ class Bound:
     """A spec bound to shapes: no ellipsis, every label has one size.
 
     ``squeeze[n]`` lists the size-1 axes of operand ``n`` that broadcast
-    against a larger ellipsis dimension; they are dropped before contracting
-    (a size-1 axis contributes nothing to a sum or a product).
+    against a larger (or empty) dimension of the same label, named or
+    ellipsis, as NumPy broadcasts them; they are dropped before contracting,
+    so the broadcast is never materialised: ``"ij,jk->ik"`` of ``(2, 1)``
+    and ``(3, 3)`` is ``a[:, 0]`` times the column sums of ``b``.
     """
 
     spec: Spec
@@ -114,29 +119,32 @@ def _bind(spec: Spec, shapes: tuple[tuple[int, ...], ...]) -> Bound:
         for label in term:
             labels.extend(ell[width - rank :] if label == ELLIPSIS else (label,))
         expanded.append(labels)
-    # First pass: one size per label. Ellipsis labels broadcast NumPy-style
-    # (1 against n); named labels must agree exactly.
+    # First pass: one size per label. Sizes broadcast as NumPy's do, for named
+    # and ellipsis labels alike: 1 against n is n (0 included). Inside one
+    # operand the axes of a repeated label must agree exactly, as in NumPy.
     sizes: dict[str, int] = {}
     owner: dict[str, int] = {}
     for n, (labels, shape) in enumerate(zip(expanded, shapes)):
+        local: dict[str, int] = {}
         for label, size in zip(labels, shape):
+            if local.setdefault(label, size) != size:
+                raise ContractError(
+                    f"label {_show(label)} is repeated in operand {n} with sizes "
+                    f"{local[label]} and {size} (spec '{spec}'); the axes of a repeated "
+                    f"label must have the same size"
+                )
             seen = sizes.get(label)
-            if seen is None or seen == size or (label.startswith(_BCAST) and size == 1):
-                if seen is None:
-                    sizes[label], owner[label] = size, n
-                continue
-            if label.startswith(_BCAST) and seen == 1:
+            if seen is None or seen == 1:
                 sizes[label], owner[label] = size, n
-                continue
-            hint = ""
-            if 1 in (seen, size) and not label.startswith(_BCAST):
-                hint = "; size-1 dimensions broadcast only inside '...', not for named labels"
-            raise ContractError(
-                f"label {_show(label)} has size {seen} in operand {owner[label]} "
-                f"but size {size} in operand {n} (spec '{spec}'){hint}"
-            )
-    # Second pass: size-1 axes that broadcast are squeezed away (a size-1 axis
-    # adds nothing to a sum or a product).
+            elif size != seen and size != 1:
+                raise ContractError(
+                    f"label {_show(label)} has size {seen} in operand {owner[label]} "
+                    f"but size {size} in operand {n} (spec '{spec}')"
+                )
+    # Second pass: size-1 axes that broadcast are squeezed away, so the label
+    # lives only in the operands that have it at full size: the broadcast is
+    # never materialised, and a contracted label is summed where it is full
+    # size, which is what NumPy's broadcast-then-contract gives.
     inputs, squeeze = [], []
     for labels, shape in zip(expanded, shapes):
         drop = tuple(a for a, (l, d) in enumerate(zip(labels, shape)) if d != sizes[l])
@@ -179,8 +187,8 @@ def parse(text: str) -> Spec:
     for part in lhs.split(","):
         terms.append((part, start))
         start += len(part) + 1
-    named = any(len(t.strip().split()) > 1 for t, _ in terms) or (
-        rhs is not None and len(rhs.strip().split()) > 1
+    named = any(len(_words(t)) > 1 for t, _ in terms) or (
+        rhs is not None and len(_words(rhs)) > 1
     )
     tokenize = _named_tokens if named else _char_tokens
     inputs = tuple(tokenize(text, t, off) for t, off in terms)
@@ -198,16 +206,37 @@ def parse(text: str) -> Spec:
     return Spec(inputs, output, named)
 
 
-def _is_label(ch: str) -> bool:
-    """Letters, and any other non-ASCII, non-space character: opt_einsum's
-    ``get_symbol`` hands out ``×``, ``÷``, combining marks and even
-    unassigned code points past 52 labels. ASCII punctuation and digits are
-    never labels.
+# Only ASCII whitespace separates named axes: opt_einsum.get_symbol hands out
+# Unicode spaces (U+2000-U+200A, U+3000) as labels once specs have thousands.
+_ASCII_SPACE = " \t\n\r\f\v"
 
-    >>> _is_label("β"), _is_label("×"), _is_label("&"), _is_label("1")
-    (True, True, False, False)
+
+def _words(term: str) -> list[str]:
+    """``term`` split at ASCII whitespace only.
+
+    >>> _words(" batch chan "), _words("a\u2002b")
+    (['batch', 'chan'], ['a\u2002b'])
     """
-    return ch.isalpha() or (ord(ch) > 127 and not ch.isspace())
+    words, word = [], ""
+    for ch in term:
+        if ch in _ASCII_SPACE:
+            if word:
+                words.append(word)
+            word = ""
+        else:
+            word += ch
+    return words + [word] if word else words
+
+
+def _is_label(ch: str) -> bool:
+    """Letters, and any non-ASCII character: opt_einsum's ``get_symbol`` hands
+    out ``×``, ``÷``, combining marks, Unicode spaces and even unassigned code
+    points past 52 labels. ASCII punctuation and digits are never labels.
+
+    >>> _is_label("β"), _is_label("×"), _is_label("\u3000"), _is_label("&"), _is_label("1")
+    (True, True, True, False, False)
+    """
+    return ch.isalpha() or ord(ch) > 127
 
 
 def _char_tokens(text: str, term: str, offset: int) -> tuple[str, ...]:
@@ -223,7 +252,7 @@ def _char_tokens(text: str, term: str, offset: int) -> tuple[str, ...]:
             labels.append(ELLIPSIS)
             k += 3
             continue
-        if ch.isspace():
+        if ch in _ASCII_SPACE:
             k += 1
             continue
         if not _is_label(ch):
@@ -241,7 +270,7 @@ def _char_tokens(text: str, term: str, offset: int) -> tuple[str, ...]:
 def _named_tokens(text: str, term: str, offset: int) -> tuple[str, ...]:
     labels: list[str] = []
     pos = 0
-    for token in term.split():
+    for token in _words(term):
         pos = term.index(token, pos)
         if token != ELLIPSIS and not token.isidentifier():
             raise ContractError(

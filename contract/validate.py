@@ -13,6 +13,7 @@ Each helper either returns the checked value or raises a
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
@@ -92,8 +93,9 @@ def check_precision(precision: Any) -> Any:
     ``"float32"``, ``"tensorfloat32"``, ``"bfloat16_3x"``, ``"bfloat16"``,
     ``"fastest"``, ...); a ``lax.DotAlgorithmPreset`` or its name
     (``"BF16_BF16_F32"``); a ``lax.DotAlgorithm``; a pair of precisions or
-    names, one per operand. Whether a backend runs a given algorithm is XLA's
-    to say when the plan compiles (on CPU only a few presets are supported).
+    names, one per operand. An algorithm the default backend's ``dot_general``
+    refuses (on CPU all but a few presets) is a ContractError here, where
+    ``jnp`` raises while lowering.
 
     >>> check_precision("BF16_BF16_F32"), check_precision([lax.Precision.HIGH, "default"])
     (DotAlgorithmPreset.BF16_BF16_F32, (Precision.HIGH, Precision.DEFAULT))
@@ -102,8 +104,10 @@ def check_precision(precision: Any) -> Any:
     ...
     contract.errors.ContractError: unknown precision 'fast'; use None, a jax.lax.Precision, a jax.lax.DotAlgorithmPreset, a jax.lax.DotAlgorithm, a pair of precisions, or one of 'default', 'high', 'highest', 'fastest', 'bfloat16', 'bfloat16_3x', 'tensorfloat32', 'float32' or a DotAlgorithmPreset name such as 'BF16_BF16_F32'
     """
-    if precision is None or isinstance(precision, _ALGORITHMS):
+    if precision is None or isinstance(precision, lax.Precision):
         return precision
+    if isinstance(precision, _ALGORITHMS):
+        return _runs(precision)
     if isinstance(precision, str):
         # Exact spellings first, as jax reads them ("DEFAULT" is the preset),
         # then any case.
@@ -111,7 +115,7 @@ def check_precision(precision: Any) -> Any:
             if name in _PRECISION_NAMES:
                 return lax.Precision(name)
             if name in lax.DotAlgorithmPreset.__members__:
-                return lax.DotAlgorithmPreset[name]
+                return _runs(lax.DotAlgorithmPreset[name])
     elif isinstance(precision, (tuple, list)) and len(precision) == 2 and all(
             isinstance(p, (str, lax.Precision)) for p in precision):
         pair = tuple(check_precision(p) for p in precision)
@@ -123,6 +127,27 @@ def check_precision(precision: Any) -> Any:
         + ", ".join(repr(k) for k in _PRECISION_NAMES)
         + " or a DotAlgorithmPreset name such as 'BF16_BF16_F32'"
     )
+
+
+def _runs(algorithm: Any) -> Any:
+    """``algorithm`` if the default backend's ``dot_general`` takes it, else a ContractError."""
+    backend = jax.default_backend()
+    refused = _refusal(algorithm, backend)
+    if refused is not None:
+        raise ContractError(f"precision={algorithm} cannot run on {backend}: {refused}")
+    return algorithm
+
+
+@functools.lru_cache(maxsize=64)
+def _refusal(algorithm: Any, backend: str) -> str | None:
+    """JAX's reason for refusing ``algorithm`` on ``backend``, learned by lowering a
+    2x2 float32 dot (a few ms, once per algorithm), or None."""
+    x = jax.ShapeDtypeStruct((2, 2), jnp.float32)
+    try:
+        jax.jit(lambda a, b: lax.dot(a, b, precision=algorithm)).lower(x, x)
+    except (ValueError, TypeError, NotImplementedError) as e:
+        return str(e).splitlines()[0]
+    return None
 
 
 def numeric_dtype(dtype: Any, what: str, fun: str | None = None) -> np.dtype:

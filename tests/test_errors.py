@@ -31,15 +31,13 @@ def test_wrong_operand_count(args: tuple, match: str) -> None:
 def test_label_size_mismatch_names_operands_label_and_sizes() -> None:
     with pytest.raises(ContractError, match=r"label 'j' has size 3 in operand 0 but size 4 in operand 1"):
         contract.einsum("ij,jk->ik", A23, A44)
-    with pytest.raises(ContractError, match=r"label 'b' has size 4 in operand 0 but size 6 in operand 0"):
+    with pytest.raises(ContractError, match=r"label 'b' is repeated in operand 0 with sizes 4 and 6"):
         contract.einsum("aabcb,abc", np.ones((3, 3, 4, 5, 6)), np.ones((3, 4, 5)))
-    with pytest.raises(ContractError, match=r"'i' has size 2 .* size 3"):
+    with pytest.raises(ContractError, match=r"label 'i' is repeated in operand 0 with sizes 2 and 3"):
         contract.einsum("ii", A23)
-
-
-def test_size_one_named_label_is_not_broadcast() -> None:
-    with pytest.raises(ContractError, match=r"label 'j' has size 1 in operand 0 but size 3.*only inside '\.\.\.'"):
-        contract.einsum("ij,jk->ik", np.ones((2, 1)), A34)
+    # Size 1 broadcasts across operands (tests/test_semantics.py), not within one (NumPy).
+    with pytest.raises(ContractError, match=r"label 'i' is repeated in operand 0 with sizes 1 and 3"):
+        contract.einsum("ii->i", np.ones((1, 3)))
 
 
 def test_ellipsis_broadcast_mismatch() -> None:
@@ -98,7 +96,7 @@ def test_named_axis_must_be_identifier() -> None:
 
 
 def test_unknown_optimize_lists_valid_options() -> None:
-    for bad in ("fastest-please", 3, None):
+    for bad in ("fastest-please", 3, 2.5, object()):
         with pytest.raises(ContractError, match=r"unknown optimize option .*valid options are 'annealed-greedy', 'auto'.*'dp', 'greedy',.*'optimal'"):
             contract.einsum("ij,jk->ik", A23, A34, optimize=bad)
 
@@ -168,7 +166,7 @@ def test_expression_checks_its_operands() -> None:
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"out": np.zeros((2, 4))}, r"does not take out=: JAX arrays are immutable"),
+    ({"out": np.zeros((2, 4))}, r"takes only out=None: JAX arrays are immutable"),
     ({"dtype": "float32"}, r"does not take dtype=.*preferred_element_type"),
     ({"order": "C", "casting": "safe"}, r"unexpected keyword argument\(s\) 'order', 'casting'"),
 ])

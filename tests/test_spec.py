@@ -95,3 +95,23 @@ def test_bind_expands_ellipsis_and_broadcasts() -> None:
 def test_bind_keeps_size_zero_broadcast() -> None:
     bound = parse("...,...->...").bind([(1,), (0,)])
     assert [bound.sizes[l] for l in bound.output] == [0]
+
+
+def test_unicode_spaces_are_labels_not_named_axis_separators():
+    # opt_einsum.get_symbol(k) yields U+2000-U+200A and U+3000 for k in the thousands.
+    import numpy as np
+    import opt_einsum
+
+    import contract
+
+    spaces = [chr(c) for c in range(0x2000, 0x200B)] + ["\u3000"]
+    assert all(opt_einsum.get_symbol(k) in spaces for k in range(8052, 8063))
+    chain = ",".join(a + b for a, b in zip(spaces[:-1], spaces[1:])) + "->" + spaces[0] + spaces[-1]
+    ascii_chain = ",".join(a + b for a, b in zip("abcdefghijkl"[:-1], "abcdefghijkl"[1:])) + "->al"
+    rng = np.random.default_rng(0)
+    ops = [rng.standard_normal((2, 2)).astype(np.float32) for _ in spaces[:-1]]
+    assert contract.parse(chain).inputs[0] == (spaces[0], spaces[1])
+    np.testing.assert_allclose(contract.einsum(chain, *ops), np.einsum(ascii_chain, *ops),
+                               rtol=1e-4, atol=1e-5)
+    # ASCII whitespace still switches to named axes.
+    assert contract.parse("batch chan,\tchan -> batch").inputs == (("batch", "chan"), ("chan",))

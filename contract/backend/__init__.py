@@ -2,7 +2,8 @@
 
 :mod:`.jax` lowers a :class:`~contract.planner.Plan` to ``dot_general``s,
 :mod:`.sliced` runs a :class:`~contract.planner.SlicedPlan` as one
-``lax.scan``, :mod:`.sharded` spreads slices over a mesh, :mod:`.program`
-picks the runner for any plan, and :mod:`.measure` times compiled candidates
-for ``optimize="measure"``.
+``lax.scan``, :mod:`.layout` reads how operands are sharded, :mod:`.sharded`
+runs a sharded plan with ``jax.shard_map``, :mod:`.program` picks the runner
+for any plan, and :mod:`.measure` times compiled candidates for
+``optimize="measure"``.
 """

@@ -1,4 +1,11 @@
-"""The traceable function for any plan: plain, sliced, or spread over a mesh.
+"""The traceable function for any plan: plain, sliced, or sharded over a mesh.
+
+Which runner runs is decided when the operands are seen (at trace time): if
+any is sharded over explicit mesh axes, or ``mesh=`` was given, or a
+``layout`` read beforehand from concrete arrays says so, the plan is sharded
+by the planner's rules (:mod:`contract.planner.sharding`) and run by
+:mod:`.sharded`; otherwise it runs as it is, and XLA's propagation places
+any auto-sharded operands as it would for ``jnp``.
 
 >>> import numpy as np, contract
 >>> p = contract.plan("ij,jk->ik", (8, 6), (6, 4), memory_limit=200)
@@ -12,28 +19,45 @@ from typing import Any, Callable
 
 import jax
 
-from ..planner import Plan, SlicedPlan
+from ..planner import Plan, SlicedPlan, shard
 from .jax import execute as execute_plan
+from .layout import Found, read
 from .sharded import sharded
 from .sliced import run_slices
 
-__all__ = ["execute", "program"]
+__all__ = ["execute", "program", "sharded_plan"]
 
 
-def execute(plan: Plan | SlicedPlan, precision: Any, *operands: Any, mesh: Any = None) -> jax.Array:
+def sharded_plan(plan: Plan | SlicedPlan, operands: Any, mesh: Any = None,
+                 layout: Found | None = None) -> tuple[Plan | SlicedPlan, Any]:
+    """``plan`` as it runs on these operands, and the mesh it runs on (or None)."""
+    found = layout if layout is not None else read(operands, mesh)
+    if found is None:
+        return plan, None
+    p = shard(plan, found[0], mesh is not None)
+    return p, (found[1] if isinstance(p, SlicedPlan) and p.mesh else None)
+
+
+def execute(plan: Plan | SlicedPlan, precision: Any, *operands: Any, mesh: Any = None,
+            layout: Found | None = None) -> jax.Array:
     """Run any plan on ``operands`` (traceable)."""
-    if mesh is not None:
-        return sharded(plan, precision, mesh)(*operands)
+    plan, where = sharded_plan(plan, operands, mesh, layout)
+    if where is not None:
+        return sharded(plan, precision, where)(*operands)  # type: ignore[arg-type]
     if isinstance(plan, SlicedPlan):
         return run_slices(plan, precision, operands)
     return execute_plan(plan, precision, *operands)
 
 
-def program(plan: Plan | SlicedPlan, precision: Any = None,
-            mesh: Any = None) -> Callable[..., jax.Array]:
-    """The traceable function for ``plan``, named after its spec for profiles."""
+def program(plan: Plan | SlicedPlan, precision: Any = None, mesh: Any = None,
+            layout: Found | None = None) -> Callable[..., jax.Array]:
+    """The traceable function for ``plan``, named after its spec for profiles.
+
+    ``layout`` (from :func:`.layout.read` on the concrete operands) stands in
+    for what a trace cannot show: auto mesh axes.
+    """
 
     def run(*operands: Any) -> jax.Array:
-        return execute(plan, precision, *operands, mesh=mesh)
+        return execute(plan, precision, *operands, mesh=mesh, layout=layout)
 
     return jax.named_call(run, name=plan.spec)

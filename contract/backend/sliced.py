@@ -20,6 +20,7 @@ from typing import Any, Callable, Sequence
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from ..planner import SlicedPlan
 from .jax import execute
@@ -39,15 +40,24 @@ def cast_result(x: jax.Array, dtype: str) -> jax.Array:
     return x != 0 if out == jnp.bool_ else x.astype(out)
 
 
-def run_slices(sp: SlicedPlan, precision: Any, operands: Sequence[Any], count: int | None = None,
-               index: Callable[[jax.Array], tuple[jax.Array, Any]] | None = None) -> jax.Array:
+def _replicated(arrays: Sequence[jax.Array]) -> NamedSharding | None:
+    """Replicated on the operands' explicit mesh, if they have one: under ``vmap``
+    over an explicitly sharded axis the accumulator must be on that mesh too."""
+    for x in arrays:
+        mesh = jax.typeof(x).sharding.mesh
+        if AxisType.Explicit in tuple(getattr(mesh, "axis_types", ())):
+            return NamedSharding(mesh, PartitionSpec())
+    return None
+
+
+def run_slices(sp: SlicedPlan, precision: Any, operands: Sequence[Any],
+               varying: tuple[str, ...] = (), cast: bool = True) -> jax.Array:
     """Run ``sp``'s slices as one ``lax.scan`` and return the accumulated output.
 
-    By default every slice ``0 .. n_slices-1`` runs and the result has the
-    plan's result dtype. With ``count``/``index`` (used by the sharded runner),
-    scan step ``k`` runs slice ``index(k)[0]`` and keeps its result only where
-    ``index(k)[1]`` is true; the raw accumulator (compute dtype) is returned.
-
+    The result has the plan's result dtype, or with ``cast=False`` the
+    accumulator's (the compute dtype: the sharded runner adds partial sums
+    across devices before casting). Inside ``jax.shard_map`` the blocks vary
+    over the mesh axes ``varying``, so the accumulator is declared to as well.
     """
     base = sp.base
     sizes = dict(base.sizes)
@@ -66,8 +76,7 @@ def run_slices(sp: SlicedPlan, precision: Any, operands: Sequence[Any], count: i
     def starts(n: jax.Array) -> dict[str, jax.Array]:
         return {l: (n // s) % c * chunk[l] for l, (s, c) in radix.items()}
 
-    def body(acc: jax.Array, k: jax.Array) -> tuple[jax.Array, None]:
-        n, keep = (k, None) if index is None else index(k)
+    def body(acc: jax.Array, n: jax.Array) -> tuple[jax.Array, None]:
         at = starts(n)
         parts = []
         for x, labels in zip(arrays, base.inputs):
@@ -76,13 +85,13 @@ def run_slices(sp: SlicedPlan, precision: Any, operands: Sequence[Any], count: i
                     x = lax.dynamic_slice_in_dim(x, at[label], chunk[label], axis)
             parts.append(x)
         part = execute(sp.slice, precision, *parts)
-        if keep is not None:
-            part = jnp.where(keep, part, jnp.zeros_like(part))
         where = [at.get(l, jnp.zeros((), n.dtype)) for l in base.output]
         acc = lax.dynamic_update_slice(acc, lax.dynamic_slice(acc, where, part.shape) + part, where)
         return acc, None
 
-    acc = jnp.zeros(tuple(sizes[l] for l in base.output), sp.slice.result_dtype)
-    acc, _ = lax.scan(body, acc, jnp.arange(sp.n_slices if count is None else count,
-                                            dtype=jnp.int32))
-    return acc if index is not None else cast_result(acc, base.result_dtype)
+    acc = jnp.zeros(tuple(sizes[l] for l in base.output), sp.slice.result_dtype,
+                    out_sharding=_replicated(arrays))
+    if varying:
+        acc = lax.pcast(acc, varying, to="varying")
+    acc, _ = lax.scan(body, acc, jnp.arange(sp.n_slices, dtype=jnp.int32))
+    return cast_result(acc, base.result_dtype) if cast else acc

@@ -22,9 +22,12 @@ function with nothing to plan compiles to exactly what ``jax.jit(f)`` does.
 from __future__ import annotations
 
 import functools
+import inspect
+import numbers
 from typing import Any, Callable, Sequence
 
 import jax
+from jax.extend.core import jaxpr_as_fun
 
 from ..backend.sharded import check_mesh
 from ..errors import ContractError
@@ -45,14 +48,51 @@ def _check_optimize(optimize: Any) -> None:
             f"{optimize!r}; an explicit path cannot fit every cluster"
         )
     # The planner owns the list of names and the message for a bad one.
-    make_plan(parse("ab,bc->ac").bind([(2, 2), (2, 2)]), ("float32",) * 2, "float32", optimize)
+    if optimize != "measure":  # measuring needs real clusters; the name is checked by them
+        make_plan(parse("ab,bc->ac").bind([(2, 2), (2, 2)]), ("float32",) * 2, "float32", optimize)
 
 
-def _argnums(value: int | Sequence[int], what: str) -> tuple[int, ...]:
-    nums = (value,) if isinstance(value, int) else tuple(value)
-    if not all(isinstance(n, int) and not isinstance(n, bool) for n in nums):
-        raise ContractError(f"{what} must be an int or a sequence of ints, got {value!r}")
-    return nums
+def _sequence(value: Any, one: type, what: str, kind: str) -> tuple[Any, ...]:
+    """``value`` as a tuple of ``one``s (``None`` is empty, a lone ``one`` a 1-tuple)."""
+    if value is None:
+        return ()
+    items = ((value,) if isinstance(value, one)
+             else tuple(value) if isinstance(value, (tuple, list)) else None)
+    if items is None or not all(isinstance(n, one) and not isinstance(n, bool) for n in items):
+        raise ContractError(f"{what} must be {kind}, got {value!r}")
+    return items
+
+
+def _argnums(value: int | Sequence[int] | None, what: str) -> tuple[int, ...]:
+    nums = _sequence(value, numbers.Integral, what, "an int or a sequence of ints")
+    return tuple(int(n) for n in nums)
+
+
+def _argnames(value: str | Sequence[str] | None, what: str) -> tuple[str, ...]:
+    return _sequence(value, str, what, "a str or a sequence of strs")
+
+
+def _complete(fun: Callable[..., Any], nums: tuple[int, ...],
+              names: tuple[str, ...]) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Numbers and names of the same arguments, each filled in from the other
+    through ``fun``'s signature when only one is given (as ``jax.jit`` does).
+
+    >>> _complete(lambda a, b, *, c: 0, (1,), ())
+    ((1,), ('b',))
+    >>> _complete(lambda a, b, *, c: 0, (), ('b', 'c'))
+    ((1,), ('b', 'c'))
+    """
+    if bool(nums) == bool(names):
+        return nums, names
+    try:
+        params = list(inspect.signature(fun).parameters.values())
+    except (TypeError, ValueError):  # no signature (some builtins): numbers only
+        return nums, names
+    either = [(k, p.name) for k, p in enumerate(params)
+              if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD]
+    if names:
+        return tuple(k for k, n in either if n in names), names
+    return nums, tuple(n for k, n in either if k in nums)
 
 
 class Jitted:
@@ -62,35 +102,56 @@ class Jitted:
     """
 
     def __init__(self, fun: Callable[..., Any], options: PlanOptions,
-                 static_argnums: tuple[int, ...], donate_argnums: tuple[int, ...],
-                 precision: Any) -> None:
+                 static: tuple[tuple[int, ...], tuple[str, ...]],
+                 donate: tuple[tuple[int, ...], tuple[str, ...]], precision: Any) -> None:
         self._fun = fun
         self._options = options
-        self._static = static_argnums
+        self._static_nums, self._static_names = _complete(fun, *static)
         self._precision = precision
         functools.update_wrapper(self, fun, updated=())
-        # Named after fun, so the staged program is named as jax.jit(fun)'s.
+        # Named after fun (and with its signature), so the staged program is
+        # named as jax.jit(fun)'s and jax.jit reads the same argument names.
         def traced(*args: Any, **kwargs: Any) -> Any:
             return self._traced(*args, **kwargs)
 
         functools.update_wrapper(traced, fun)
-        self._compiled = jax.jit(traced, static_argnums=static_argnums,
-                                 donate_argnums=donate_argnums)
+        donate_nums, donate_names = _complete(fun, *donate)
+        try:
+            self._compiled = jax.jit(traced, static_argnums=self._static_nums,
+                                     static_argnames=self._static_names,
+                                     donate_argnums=donate_nums, donate_argnames=donate_names)
+        except ValueError as e:  # an argument number or name fun does not have
+            raise ContractError(f"contract.jit: {e}") from None
 
-    def _program(self, args: tuple, kwargs: dict) -> tuple[Program, Any]:
-        closed, shapes = jax.make_jaxpr(self._fun, static_argnums=self._static,
-                                        return_shape=True)(*args, **kwargs)
-        return build(closed, self._options, self._precision), shapes
+    def _program(self, args: tuple, kwargs: dict) -> tuple[Program, Any, Any, list[Any]]:
+        """Trace ``fun`` once, on its non-static arguments; find and plan its clusters.
+
+        Static arguments (by position or by name) are fixed in the traced
+        closure, so the jaxpr's inputs are exactly the leaves of the others.
+        """
+        n = len(args)
+        static = {s + n if s < 0 else s for s in self._static_nums} & set(range(n))
+        fixed = {k: v for k, v in kwargs.items() if k in self._static_names}
+        dynamic = ([a for k, a in enumerate(args) if k not in static],
+                   {k: v for k, v in kwargs.items() if k not in fixed})
+
+        def fun(dyn_args: list, dyn_kwargs: dict) -> Any:
+            it = iter(dyn_args)
+            full = [args[k] if k in static else next(it) for k in range(n)]
+            return self._fun(*full, **{k: fixed[k] if k in fixed else dyn_kwargs[k]
+                                       for k in kwargs})
+
+        closed, shapes = jax.make_jaxpr(fun, return_shape=True)(*dynamic)
+        prog = build(closed, self._options, self._precision)
+        return prog, closed, shapes, jax.tree.leaves(dynamic)
 
     def _traced(self, *args: Any, **kwargs: Any) -> Any:
-        # Runs once per signature, while jax.jit traces.
-        prog, shapes = self._program(args, kwargs)
-        if not prog.rewritten:
-            return self._fun(*args, **kwargs)  # exactly jax.jit(f)'s program
-        n = len(args)
-        static = {s % n for s in self._static} if n else set()
-        dynamic = [a for k, a in enumerate(args) if k not in static]
-        outs = evaluate(prog, jax.tree.leaves((dynamic, kwargs)))
+        # Runs once per signature, while jax.jit traces; fun itself is traced once.
+        prog, closed, shapes, leaves = self._program(args, kwargs)
+        if prog.rewritten:
+            outs = evaluate(prog, leaves)
+        else:
+            outs = jaxpr_as_fun(closed)(*leaves)  # exactly jax.jit(f)'s program
         return jax.tree.unflatten(jax.tree.structure(shapes), outs)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -98,7 +159,7 @@ class Jitted:
 
     def explain(self, *args: Any, **kwargs: Any) -> Explanation:
         """The contraction clusters found for these arguments (print it for a report)."""
-        prog, _ = self._program(args, kwargs)
+        prog = self._program(args, kwargs)[0]
         return Explanation(tuple(prog.clusters))
 
     def lower(self, *args: Any, **kwargs: Any) -> Any:
@@ -110,22 +171,30 @@ class Jitted:
 
 
 def jit(fun: Callable[..., Any] | None = None, *, optimize: Any = "auto",
-        static_argnums: int | Sequence[int] = (), donate_argnums: int | Sequence[int] = (),
+        static_argnums: int | Sequence[int] | None = None,
+        static_argnames: str | Sequence[str] | None = None,
+        donate_argnums: int | Sequence[int] | None = None,
+        donate_argnames: str | Sequence[str] | None = None,
         precision: Any = None, memory_limit: int | str | None = None, mesh: Any = None) -> Any:
     """Compile ``fun`` with every contraction chain in it planned as one einsum.
 
     ``optimize`` names the path optimizer for every cluster (as in
-    :func:`contract.einsum`); ``static_argnums``/``donate_argnums`` are passed
-    to ``jax.jit``; ``precision`` overrides the precision of rewritten
-    clusters (default: what the written ``dot_general``s asked for);
-    ``memory_limit`` (bytes or ``"max_input"``) slices each rewritten cluster
-    to fit and ``mesh`` spreads its slices over a ``jax.sharding.Mesh``, as in
-    :func:`contract.einsum`. Works as a decorator with or without options.
+    :func:`contract.einsum`); ``static_argnums``/``static_argnames`` and
+    ``donate_argnums``/``donate_argnames`` mean what they mean to ``jax.jit``
+    (a static argument may be passed by position or by keyword);
+    ``precision`` overrides the precision of rewritten clusters (default:
+    what the written ``dot_general``s asked for); ``memory_limit`` (bytes or
+    ``"max_input"``) slices each rewritten cluster to fit and ``mesh`` spreads
+    its slices over a ``jax.sharding.Mesh``, as in :func:`contract.einsum`.
+    Works as a decorator with or without options.
 
     >>> import jax.numpy as jnp
     >>> f = jit(lambda a, b: (a * b).sum(0), optimize="greedy")
     >>> f(jnp.ones((3, 2)), jnp.ones((3, 2))).tolist()
     [3.0, 3.0]
+    >>> g = jit(lambda x, y, n: (x @ y @ x) * n, static_argnames="n")
+    >>> g(jnp.ones((4, 2)), jnp.ones((2, 4)), n=2).shape
+    (4, 2)
     >>> jit(3)
     Traceback (most recent call last):
     ...
@@ -133,7 +202,8 @@ def jit(fun: Callable[..., Any] | None = None, *, optimize: Any = "auto",
     """
     if fun is None:
         return functools.partial(jit, optimize=optimize, static_argnums=static_argnums,
-                                 donate_argnums=donate_argnums, precision=precision,
+                                 static_argnames=static_argnames, donate_argnums=donate_argnums,
+                                 donate_argnames=donate_argnames, precision=precision,
                                  memory_limit=memory_limit, mesh=mesh)
     if not callable(fun):
         raise ContractError(f"contract.jit needs a callable, got {type(fun).__name__}")
@@ -141,5 +211,8 @@ def jit(fun: Callable[..., Any] | None = None, *, optimize: Any = "auto",
     if memory_limit is not None and memory_limit != "max_input":
         resolve_limit(memory_limit, None)  # reject a bad budget now, not at trace time
     options = PlanOptions(optimize, memory_limit, None if mesh is None else check_mesh(mesh))
-    return Jitted(fun, options, _argnums(static_argnums, "static_argnums"),
-                  _argnums(donate_argnums, "donate_argnums"), check_precision(precision))
+    static = (_argnums(static_argnums, "static_argnums"),
+              _argnames(static_argnames, "static_argnames"))
+    donate = (_argnums(donate_argnums, "donate_argnums"),
+              _argnames(donate_argnames, "donate_argnames"))
+    return Jitted(fun, options, static, donate, check_precision(precision))

@@ -48,7 +48,7 @@ class _Dynamic(Exception):
 
 
 def _static(a: Any) -> Any:
-    """A hashable stand-in for one argument; arrays by (shape, dtype, weak type).
+    """A hashable stand-in for one argument; arrays by (shape, dtype, weak type, sharding).
 
     The type is part of the key so ``True`` and ``1`` (equal in Python) never
     share an entry: one may be an error where the other is not.
@@ -57,7 +57,7 @@ def _static(a: Any) -> Any:
     if t in _STATIC:
         return (t, a)
     if is_array(a):
-        return (a.shape, a.dtype, a.weak_type)
+        return (a.shape, a.dtype, a.weak_type, a.sharding)
     if t is tuple:
         return (t, tuple(map(_static, a)))
     raise _Dynamic  # lists, NumPy arrays, tracers, other scalars: checked each time

@@ -2,8 +2,8 @@
 
 Stages, one module each: :mod:`.model` (the plan data), :mod:`.costs` (the
 cost convention), :mod:`.optimizers` and :mod:`.search` (the path),
-:mod:`.build` (one plan), :mod:`.make` (plans cached, fitted or measured), :mod:`.slicing` (memory budgets and device
-shares), :mod:`.cache` (every cache), :mod:`.report` and :mod:`.picture`
+:mod:`.build` (one plan), :mod:`.make` (plans cached, fitted or measured), :mod:`.slicing` (memory budgets),
+:mod:`.sharding` (sharded labels and meshes), :mod:`.cache` (every cache), :mod:`.report` and :mod:`.picture`
 (how a plan is shown).
 
 >>> from contract.spec import parse
@@ -17,12 +17,13 @@ from .costs import compute_dtype, itemsize, path_cost
 from .model import Plan, PlanView, Prep, SlicedPlan, Step, load
 from .optimizers import OPTIMIZERS, auto_strategy
 from .make import candidates, check_saved, make_plan
-from .slicing import fit, resolve_limit, slice_plan, spread
+from .slicing import fit, resolve_limit, slice_plan
+from .sharding import Layout, shard, spread
 
 __all__ = [
-    "OPTIMIZERS", "Plan", "PlanView", "Prep", "SlicedPlan", "Step", "auto_strategy", "build",
+    "OPTIMIZERS", "Layout", "Plan", "PlanView", "Prep", "SlicedPlan", "Step", "auto_strategy", "build",
     "candidates",
     "cache_info", "check_saved", "clear_caches", "compute_dtype", "fit", "itemsize", "load",
-    "make_plan", "path_cost", "resolve_limit", "set_cache_dir", "slice_plan",
+    "make_plan", "path_cost", "resolve_limit", "set_cache_dir", "shard", "slice_plan",
     "spread",
 ]

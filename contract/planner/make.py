@@ -25,7 +25,7 @@ from ..spec import Bound
 from . import cache
 from .build import build
 from .model import Plan, SlicedPlan
-from .search import freeze_option
+from .search import freeze_option, is_optimizer
 from .slicing import check_limit, fit
 
 __all__ = ["Chooser", "candidates", "check_saved", "make_plan"]
@@ -52,9 +52,11 @@ def make_plan(bound: Bound, dtypes: Sequence[str], result_dtype: str, optimize: 
     memory_limit = check_limit(memory_limit)
     order, key = _canonical(bound)
     full_key = (key, tuple(dtypes), result_dtype, opt, memory_limit)
+    # An optimizer object has no stable identity across processes: memory only.
+    disk = not is_optimizer(opt)
     plan = _PLANS.get(full_key)
     if plan is None:
-        plan = cache.load(full_key)
+        plan = cache.load(full_key) if disk else None
         if plan is None:
             sizes = {order[l]: s for l, s in bound.sizes.items() if l in order}
             canonical = Bound(bound.spec, key[0], key[1], sizes, bound.squeeze)
@@ -62,7 +64,8 @@ def make_plan(bound: Bound, dtypes: Sequence[str], result_dtype: str, optimize: 
                 plan = _measured(canonical, tuple(dtypes), result_dtype, memory_limit, chooser)
             else:
                 plan = _fitted(build(canonical, tuple(dtypes), result_dtype, opt), memory_limit)
-            cache.store(full_key, plan)
+            if disk:
+                cache.store(full_key, plan)
         _PLANS.put(full_key, plan)
     return plan.relabel({v: k for k, v in order.items()}, str(bound.spec))
 

@@ -155,9 +155,11 @@ class Plan(PlanView):
     planning_seconds: float = field(default=0.0, compare=False)
     strategy: str = ""
 
-    # Not fields: what a plain plan answers for the slicing part of PlanView.
+    # Not fields: what a plain plan answers for the slicing and sharding parts of PlanView.
     sliced = ()
     n_slices = 1
+    mesh = ()
+    shards = ()
 
     def to_dict(self) -> dict[str, Any]:
         doc: dict[str, Any] = {"kind": "plan"}
@@ -192,7 +194,12 @@ class SlicedPlan(PlanView):
     cut into. ``peak_bytes`` is one slice's peak: its slices of the inputs,
     its intermediates and its part of the output (the full inputs and the
     result exist before and after the call whatever the plan).
-    ``devices`` > 1 means the slices are shared by a mesh's devices.
+    ``devices`` > 1 means the slices are shared by a mesh's devices. A
+    sharded plan (:mod:`.sharding`) also names the ``mesh`` (axis names and
+    sizes), the ``shards`` (each sharded label and the mesh axes it is split
+    over: its slices are dealt out in blocks along them) and the layout the
+    operands were ``given`` in (mesh axes per operand axis, squeezed axes
+    dropped).
     The spec, shapes, dtypes and path are the base plan's; ``steps`` and
     ``largest_intermediate`` are one slice's; ``flops`` counts all slices.
     """
@@ -204,6 +211,9 @@ class SlicedPlan(PlanView):
     peak_bytes: int
     memory_limit: int | None
     devices: int = 1
+    mesh: tuple[tuple[str, int], ...] = ()
+    shards: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    given: tuple[tuple[tuple[str, ...], ...], ...] = ()
 
     # The shared interface, stated explicitly (no attribute forwarding).
     spec = property(lambda self: self.base.spec)
@@ -244,13 +254,15 @@ class SlicedPlan(PlanView):
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "sliced", "base": self.base.to_dict(), "slice": self.slice.to_dict(),
                 "labels": self.labels, "counts": self.counts, "peak_bytes": self.peak_bytes,
-                "memory_limit": self.memory_limit, "devices": self.devices}
+                "memory_limit": self.memory_limit, "devices": self.devices, "mesh": self.mesh,
+                "shards": self.shards, "given": self.given}
 
     def relabel(self, names: dict[str, str], spec: str) -> "SlicedPlan":
         """The same sliced plan with labels renamed by ``names``."""
         return replace(self, base=self.base.relabel(names, spec),
                        slice=self.slice.relabel(names, spec),
-                       labels=tuple(names[l] for l in self.labels))
+                       labels=tuple(names[l] for l in self.labels),
+                       shards=tuple((names[l], axes) for l, axes in self.shards))
 
 
 def _tuples(x: Any) -> Any:
@@ -272,7 +284,8 @@ def _from_dict(doc: dict[str, Any]) -> Plan | SlicedPlan:
         raise KeyError(f"kind {doc['kind']!r}")
     return SlicedPlan(_plan(doc["base"]), _plan(doc["slice"]), _tuples(doc["labels"]),
                       _tuples(doc["counts"]), doc["peak_bytes"], doc["memory_limit"],
-                      doc.get("devices", 1))
+                      doc.get("devices", 1), _tuples(doc.get("mesh", [])),
+                      _tuples(doc.get("shards", [])), _tuples(doc.get("given", [])))
 
 
 def load(text: str) -> Plan | SlicedPlan:

@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .costs import Cost, complex_lowerings, costs, itemsize
+from .shardfacts import communication, device_bytes, device_peak, idle_axes, local_slices
 
 if TYPE_CHECKING:
     from .model import Plan, SlicedPlan
@@ -136,10 +137,7 @@ def _slicing(sp: "SlicedPlan") -> list[str]:
         return []
     where = "one lax.scan"
     if sp.mesh:
-        from .sharding import local_plan
-
-        local = local_plan(sp)
-        each = local.n_slices
+        each = local_slices(sp)
         where = (f"{each} per device on {sp.devices} devices"
                  + (" (one lax.scan each)" if each > 1 else ""))
     return [
@@ -156,8 +154,6 @@ def _sharding(sp: "SlicedPlan") -> list[str]:
     """The report's sharding section: mesh, sharded labels, bytes per device and collectives."""
     if not sp.mesh:
         return []
-    from .sharding import communication, device_bytes, device_peak, idle_axes
-
     labels = ", ".join(f"{l} over {'/'.join(axes)}"
                        + ("" if l in sp.output else " (summed: partial sums)")
                        for l, axes in sp.shards) or "none (every operand whole)"

@@ -1,26 +1,43 @@
 """Turn an ``optimize=`` option into a pairwise path over the prepared operands.
 
-An option is a name from :data:`~.optimizers.OPTIMIZERS` (or an alias),
-``False`` (left to right, as written), or an explicit path (opt_einsum's
-linear format, or ``numpy.einsum_path``'s with its leading ``"einsum_path"``).
+An option is anything ``jnp.einsum`` or ``numpy.einsum`` accepts:
+
+* a name from :data:`~.optimizers.OPTIMIZERS` or an alias, in any case, as
+  opt_einsum reads them (``"greedy"``, ``"Optimal"``, ``"eager"``,
+  ``"dynamic-programming"``, ...); ``True`` and ``None`` mean ``"auto"``
+  (jnp: ``None`` is opt_einsum's ``"auto"``; ``True`` is ``"optimal"`` in jnp
+  and ``"greedy"`` in NumPy, and ``"auto"`` here, which never explodes);
+* ``False``: left to right, as written;
+* an explicit path: opt_einsum's linear format, or ``numpy.einsum_path``'s
+  with its leading ``"einsum_path"``;
+* NumPy's ``(name, memory_limit)`` pair: the named search, its
+  intermediates capped at ``memory_limit`` elements;
+* any opt_einsum ``PathOptimizer`` instance (cotengra's optimizers are
+  ones), called as ``optimizer(inputs, output, size_dict)``.
+
 Every n-ary entry is split into pairwise ones: one ``dot_general`` each.
 
 >>> search("greedy", [("a", "b"), ("b", "c"), ("c", "d")], ("a", "d"), {"a": 2, "b": 3, "c": 4, "d": 5}, None)
 ([(1, 2), (0, 1)], 'greedy', 'greedy')
 >>> search([(0, 1, 2)], [("a",), ("a",), ("a",)], (), {"a": 2}, None)
 ([(0, 1), (0, 1)], 'explicit', 'explicit')
+>>> search(opt_einsum.RandomGreedy(max_repeats=4), [("a", "b"), ("b", "c")], ("a", "c"),
+...        {"a": 2, "b": 3, "c": 4}, None)
+([(0, 1)], 'RandomGreedy', 'RandomGreedy')
 """
 
 from __future__ import annotations
 
+import numbers
 from typing import Any, Sequence
 
 import opt_einsum
+from opt_einsum.paths import PathOptimizer
 
 from ..errors import ContractError
 from .optimizers import ALIASES, OPTIMIZERS, auto_strategy
 
-__all__ = ["freeze_option", "search", "unknown"]
+__all__ = ["freeze_option", "is_optimizer", "search", "unknown"]
 
 
 def pairwise(path: Sequence[Sequence[int]], n: int) -> list[tuple[int, int]]:
@@ -48,35 +65,70 @@ def unknown(optimize: Any) -> ContractError:
     return ContractError(
         f"unknown optimize option {optimize!r}; valid options are "
         + ", ".join(repr(k) for k in sorted([*OPTIMIZERS, "measure"]))
-        + ", False, a saved Plan, or an explicit path such as [(0, 1), (0, 1)]"
+        + " or the aliases " + ", ".join(repr(k) for k in sorted(_NAMED_ALIASES))
+        + " (any case), True, False, None, an opt_einsum PathOptimizer (cotengra's too), "
+        "NumPy's (name, memory_limit) pair, a saved Plan, or an explicit path such as "
+        "[(0, 1), (0, 1)]"
     )
+
+
+# opt_einsum's other spelling of greedy (optimizers/ keeps the shared ALIASES).
+_ALIASES = {**ALIASES, "opportunistic": "greedy"}
+_NAMED_ALIASES = [k for k in _ALIASES if isinstance(k, str)]
+
+
+def is_optimizer(optimize: Any) -> bool:
+    """Whether ``optimize`` is a path optimizer object (opt_einsum's ``PathOptimizer``
+    contract: cotengra's ``HyperOptimizer`` and friends subclass it)."""
+    return isinstance(optimize, PathOptimizer)
+
+
+def _memory_pair(optimize: Any) -> bool:
+    """NumPy's ``("greedy", memory_limit)`` form of ``optimize``."""
+    return (isinstance(optimize, tuple) and len(optimize) == 2 and isinstance(optimize[0], str)
+            and optimize[0] != "einsum_path" and isinstance(optimize[1], numbers.Real)
+            and not isinstance(optimize[1], bool))
 
 
 def search(optimize: Any, terms: list[tuple[str, ...]], output: tuple[str, ...],
             sizes: dict[str, int], limit: int | None) -> tuple[list[tuple[int, int]], str, str]:
     """The pairwise path, the option's name and the optimizer that ran."""
     n = len(terms)
-    if isinstance(optimize, str) and ALIASES.get(optimize, optimize) not in OPTIMIZERS:
+    optimize = freeze_option(optimize)
+    if _memory_pair(optimize):
+        optimize, cap = optimize
+        limit = int(cap) if limit is None else min(limit, int(cap))
+    if isinstance(optimize, str) and optimize not in OPTIMIZERS:
         raise unknown(optimize)  # checked even when there is nothing to order
     if n < 2:
         return [], "trivial", "trivial"
     if optimize is False:
         # No search: contract left to right, as written.
         return [(0, 1)] + [(0, n - 1 - k) for k in range(1, n - 1)], "none", "none"
-    if isinstance(optimize, str) or optimize is True:
-        name = ALIASES.get(optimize, optimize)
-        if not isinstance(name, str) or name not in OPTIMIZERS:
-            raise unknown(optimize)
-        # opt_einsum's optimizers take labels as sets of single symbols.
-        sym = {l: opt_einsum.get_symbol(k) for k, l in enumerate(sizes)}
-        ins = [frozenset(sym[l] for l in t) for t in terms]
+    # opt_einsum's optimizers take labels as sets of single symbols.
+    sym = {l: opt_einsum.get_symbol(k) for k, l in enumerate(sizes)}
+    ins = [frozenset(sym[l] for l in t) for t in terms]
+    out = frozenset(sym[l] for l in output)
+    # A size-0 label makes every path cost nothing, which trips opt_einsum's
+    # dp ("no contraction found"); plan as if it were 1: any path is right.
+    size_dict = {sym[l]: max(s, 1) for l, s in sizes.items()}
+    if is_optimizer(optimize):
+        name = type(optimize).__name__
+        try:
+            path = (optimize(ins, out, size_dict) if limit is None
+                    else optimize(ins, out, size_dict, limit))
+        except Exception as e:
+            raise ContractError(f"optimize={name} failed: {type(e).__name__}: {e}") from e
+        try:
+            return explicit(path, n), name, name
+        except ContractError as e:
+            raise ContractError(f"optimize={name} returned an invalid path: {e}") from None
+    if isinstance(optimize, str):
+        name = optimize
         strategy = auto_strategy(ins) if name == "auto" else name
-        # A size-0 label makes every path cost nothing, which trips opt_einsum's
-        # dp ("no contraction found"); plan as if it were 1: any path is right.
-        path = OPTIMIZERS[strategy](ins, frozenset(sym[l] for l in output),
-                                    {sym[l]: max(s, 1) for l, s in sizes.items()}, limit)
+        path = OPTIMIZERS[strategy](ins, out, size_dict, limit)
         return pairwise(path, n), name, strategy
-    if optimize is None or not hasattr(optimize, "__iter__"):
+    if not hasattr(optimize, "__iter__"):
         raise unknown(optimize)
     return explicit(optimize, n), "explicit", "explicit"
 
@@ -108,10 +160,28 @@ def explicit(optimize: Any, n: int) -> list[tuple[int, int]]:
 
 
 def freeze_option(optimize: Any) -> Any:
-    if isinstance(optimize, (str, bool)) or optimize is None:
+    """The hashable, canonical form of an ``optimize=`` option (see the module docstring).
+
+    >>> freeze_option(None), freeze_option("Greedy"), freeze_option([[0, 1]]), freeze_option(("optimal", 1e6))
+    ('auto', 'greedy', ((0, 1),), ('optimal', 1000000))
+    """
+    if optimize is None or optimize is True:
+        return "auto"
+    if optimize is False:
+        return False
+    if isinstance(optimize, str):
+        name = optimize.lower()
+        return _ALIASES.get(name, name)
+    if is_optimizer(optimize):
         return optimize
-    if not hasattr(optimize, "__iter__"):
+    if isinstance(optimize, bool) or not hasattr(optimize, "__iter__"):
         raise unknown(optimize)
-    # Entries that are not sequences stay as they are: _explicit reports them.
+    if isinstance(optimize, (list, tuple)) and _memory_pair(tuple(optimize)):
+        name, cap = optimize
+        if cap != cap or cap < 1 or cap == float("inf"):
+            raise ContractError(f"the memory limit of optimize={tuple(optimize)!r} must be a "
+                                f"positive number of elements")
+        return (freeze_option(name), int(cap))
+    # Entries that are not sequences stay as they are: explicit() reports them.
     return tuple(tuple(e) if hasattr(e, "__iter__") and not isinstance(e, str) else e
                  for e in optimize)

@@ -1,4 +1,4 @@
-"""Fit a plan into a byte budget, or spread it over devices, by slicing labels.
+"""Fit a plan into a byte budget by slicing labels (meshes: :mod:`.sharding`).
 
 Slicing a label of size ``d`` into ``s`` slices splits the network into ``s``
 copies where that label has size ``d / s``; each copy is contracted with the
@@ -31,7 +31,7 @@ from .costs import itemsize
 from .model import Plan, SlicedPlan
 from .optimizers import OPTIMIZERS
 
-__all__ = ["check_limit", "divisors", "fit", "next_cuts", "resolve_limit", "slice_plan", "spread"]
+__all__ = ["check_limit", "divisors", "fit", "next_cuts", "resolve_limit", "slice_plan"]
 
 # Above this many slices the scan's per-iteration overhead dominates any real
 # contraction; the greedy search never goes past it.
@@ -204,26 +204,3 @@ def fit(base: Plan, memory_limit: Any) -> Plan | SlicedPlan:
             sliced = replanned
     return SlicedPlan(sliced.base, sliced.slice, sliced.labels, sliced.counts,
                       sliced.peak_bytes, limit)
-
-
-def _per_device(sp: SlicedPlan, devices: int) -> int:
-    return -(-sp.n_slices // devices) * sp.slice.flops
-
-
-def spread(plan: Plan | SlicedPlan, devices: int) -> Plan | SlicedPlan:
-    """Slice ``plan`` further so ``devices`` devices share the work evenly.
-
-    Greedy: add the slicing step that lowers the FLOPs of the busiest device
-    most (``ceil(slices / devices) * flops per slice``) until none does. A
-    memory-sliced plan keeps its slicing and its budget.
-    """
-    if devices <= 1:
-        return plan
-    cur = plan if isinstance(plan, SlicedPlan) else slice_plan(plan, {})
-    while True:
-        best = min(next_cuts(cur), key=lambda c: _per_device(c, devices), default=None)
-        if best is None or _per_device(best, devices) >= _per_device(cur, devices):
-            break
-        cur = best
-    limit = plan.memory_limit if isinstance(plan, SlicedPlan) else None
-    return SlicedPlan(cur.base, cur.slice, cur.labels, cur.counts, cur.peak_bytes, limit, devices)

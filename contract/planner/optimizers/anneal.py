@@ -40,7 +40,9 @@ from __future__ import annotations
 import math
 import random
 import time
-from typing import Any
+from typing import Any, Callable
+
+from .objective import FLOPS, Objective
 
 __all__ = ["anneal"]
 
@@ -59,7 +61,7 @@ class _Arrays:
     legs follow with three bitset operations, hyperedges or not.
     """
 
-    def __init__(self, net: Any, tree: Tree) -> None:
+    def __init__(self, net: Any, tree: Tree, objective: Objective = FLOPS) -> None:
         n = self.n = len(net.legs)
         self.net = net
         self.left = [-1] * (2 * n - 1)
@@ -97,7 +99,7 @@ class _Arrays:
         for v in range(n, self.root + 1):  # children before parents
             both = legs[self.left[v]] | legs[self.right[v]]
             legs[v] = both & (ext[v] | out)
-            self.cost[v] = net.size(both)
+            self.cost[v] = objective.node(net.size(both), net.size(legs[v]))
 
     def total(self) -> float:
         return sum(self.cost[self.n:])
@@ -119,7 +121,8 @@ class _Arrays:
 
 def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random,
            hot: float = 3.0, cold: float = 0.05, timed: bool = True,
-           focus: float = 0.0) -> Tree:
+           focus: float = 0.0, objective: Objective = FLOPS,
+           progress: Callable[[int, int], None] | None = None) -> Tree:
     """The cheapest tree seen while annealing ``tree`` for ``moves`` proposed
     rotations (fewer if ``time.perf_counter()`` passes ``deadline``). With
     ``timed`` the temperature cools by whichever of moves or time is further
@@ -129,13 +132,19 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
     ``focus`` is the share of moves spent on the costliest nodes (those
     within a factor 10^4 of the most expensive contraction, re-listed every
     1000 moves): the total is dominated by a few contractions near the root,
-    and uniform picks spend nearly every move on nodes that cannot change it."""
-    t = _Arrays(net, tree)
+    and uniform picks spend nearly every move on nodes that cannot change it.
+
+    ``objective`` sets each node's local cost (:meth:`.Objective.node`; the
+    FLOP count by default); ``progress(done, moves)`` is called every 1000
+    moves (it only reports: the run is the same with or without it)."""
+    t = _Arrays(net, tree, objective)
     n = t.n
     if n < 3:
         return tree
     left, right, legs, raw, ext, cost = t.left, t.right, t.legs, t.raw, t.ext, t.cost
     size, out = net.size, net.out
+    # None: the FLOP count, inlined (the common case, and the fastest).
+    node = None if objective == FLOPS else objective.node
     rand, exp, log2 = rng.random, math.exp, math.log2
     total = t.total()
     best_total, best = total, tree
@@ -149,6 +158,8 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
             now = time.perf_counter()
             if now > deadline:
                 break
+            if progress is not None:
+                progress(done, moves)
             frac = max(done / moves, (now - start) / span) if timed else done / moves
             temp = hot * (cold / hot) ** frac
             total = t.total()
@@ -172,8 +183,12 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
         lx, lg = legs[x], legs[g]
         ey = ext[p] | raw[h]
         ly = (lx | lg) & (ey | out)
-        cy = size(lx | lg)
-        cp = size(ly | legs[h])
+        if node is None:
+            cy = size(lx | lg)
+            cp = size(ly | legs[h])
+        else:  # p keeps its leaves, hence its result: only its contraction changes
+            cy = node(size(lx | lg), size(ly))
+            cp = node(size(ly | legs[h]), size(legs[p]))
         delta = cy + cp - cost[y] - cost[p]
         # Judged against the two nodes' own cost, not the whole tree's: see
         # the module docstring.
@@ -182,6 +197,8 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
         left[y], right[y], left[p], right[p] = x, g, y, h
         legs[y], raw[y], ext[y], cost[y], cost[p] = ly, raw[x] | raw[g], ey, cy, cp
         total += delta
+    if progress is not None:
+        progress(moves, moves)
     if t.total() < best_total:
         best = t.tree()
     return best

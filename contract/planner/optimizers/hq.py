@@ -32,11 +32,13 @@ import random
 import sys
 import time
 import warnings
-from typing import Sequence
+from typing import Any, Sequence
 
 from .anneal import anneal
+from .objective import FLOPS, Objective, parse_minimize
+from .progress import Bar
 from .starts import _bisected, greedy_tree, random_greedy_trees
-from .tree import Tree, _Legs, _linear, _Net, _optimal, _reconfigure, tree_flops
+from .tree import Tree, _Legs, _linear, _Net, _optimal, _reconfigure, tree_flops, tree_totals
 
 __all__ = ["annealed_greedy", "optimize", "tree_flops"]
 
@@ -58,15 +60,45 @@ def _width(net: _Net, tree: Tree, legs: _Legs) -> float:
     return math.log2(biggest)
 
 
-def _best(net: _Net, trees: list[Tree]) -> tuple[Tree, _Legs]:
+def _best(net: _Net, trees: list[Tree], objective: Objective = FLOPS) -> tuple[Tree, _Legs]:
     legs = _Legs(net)
-    return min(trees, key=lambda t: tree_flops(net, t, legs)), legs
+    if objective == FLOPS:
+        return min(trees, key=lambda t: tree_flops(net, t, legs)), legs
+    return min(trees, key=lambda t: objective.key(*tree_totals(net, t, legs))), legs
 
 
 def _fused(label: str, fuse: float, start: float) -> None:
     if time.perf_counter() - start > fuse:
         warnings.warn(f"{label}: the {fuse:g} s time fuse stopped the search early; this plan "
-                      "depends on the machine's speed (pass fuse= to allow more)", stacklevel=3)
+                      "depends on the machine's speed (pass max_time= to "
+                      "contract.optimizer to allow more)", stacklevel=3)
+
+
+POLISH_HOT = 0.3
+
+
+def _annealed(net: _Net, tree: Tree, moves: int, deadline: float, rng: random.Random,
+              hot: float, objective: Objective, progress: Any) -> Tree:
+    """Anneal by FLOPs; for another objective, then polish by it for half as
+    many moves (see :mod:`.objective` for why)."""
+    if objective == FLOPS:
+        return anneal(net, tree, moves, deadline, rng, hot=hot, cold=0.02, timed=False,
+                      progress=progress)
+    polish = moves // 2
+    total = moves + polish
+    first = progress and (lambda done, _: progress(done, total))
+    second = progress and (lambda done, _: progress(moves + done, total))
+    tree = anneal(net, tree, moves, deadline, rng, hot=hot, cold=0.02, timed=False,
+                  progress=first)
+    # Its own generator, drawn from the search's, so the FLOPs phase of every
+    # chain matches the minimize="flops" search's draw for draw.
+    return anneal(net, tree, polish, deadline, random.Random(rng.getrandbits(32) ^ 0x5EED),
+                  hot=POLISH_HOT, cold=0.02, timed=False, objective=objective, progress=second)
+
+
+def _local(objective: Objective) -> Any:
+    """The objective's node cost for the DP, None for FLOPs (its fast path)."""
+    return None if objective == FLOPS else objective.node
 
 
 def _schedule(n: int, width: float) -> tuple[int, int]:
@@ -84,7 +116,8 @@ def _schedule(n: int, width: float) -> tuple[int, int]:
 
 def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
                     memory_limit: int | None = None, *, seed: int = 0,
-                    fuse: float = 60.0) -> Path:
+                    fuse: float = 60.0, minimize: Any = "flops",
+                    progress: bool = False) -> Path:
     """``optimize="auto"``'s choice past ``dp``'s range.
 
     The cheapest of cotengrust's random greedy trials and opt_einsum's greedy,
@@ -92,7 +125,9 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     worse than opt_einsum's greedy up to 128 tensors, where it is part of the
     start (beyond, only measured: every bench network up to 2,000 tensors;
     not the 10,000-tensor graph), deterministic for a given ``seed``. ``fuse`` seconds stop
-    a run that is far slower than expected (with a warning). ``memory_limit``
+    a run that is far slower than expected (with a warning). ``minimize`` is
+    the objective (:mod:`.objective`): the best start and the annealing
+    judge trees by it. ``progress`` draws a bar on stderr. ``memory_limit``
     is accepted for the interface and not used.
 
     >>> ins = [frozenset("ab"), frozenset("bc"), frozenset("cd")]
@@ -103,16 +138,20 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     trivial = _trivial(n)
     if trivial is not None:
         return trivial
+    objective = parse_minimize(minimize)
     start = time.perf_counter()
     net = _Net(inputs, output, sizes)
     trials, _ = _schedule(n, 0.0)
     candidates = random_greedy_trees(net, trials, seed)
     if n <= 128:  # a guarantee, cheap only on small networks (quadratic)
         candidates.append(greedy_tree(net))
-    tree, legs = _best(net, candidates)
+    tree, legs = _best(net, candidates, objective)
     _, moves = _schedule(n, _width(net, tree, legs))
-    tree = anneal(net, tree, moves, start + fuse, random.Random(seed), hot=0.3, cold=0.02,
-                  timed=False)
+    bar = Bar("annealed-greedy", 1) if progress else None
+    tree = _annealed(net, tree, moves, start + fuse, random.Random(seed), 0.3, objective,
+                     bar and bar.chain(0))
+    if objective != FLOPS:  # the annealed tree, or the start when it is better
+        tree, _ = _best(net, [tree] + candidates, objective)
     _fused("optimize='auto'", fuse, start)
     return _linear(tree, n)
 
@@ -120,7 +159,7 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
 def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
              memory_limit: int | None = None, *, chains: int = 3, moves: int | None = None,
              k: int = 8, seconds: float | None = None, seed: int = 0,
-             hot: float = 1.0) -> Path:
+             hot: float = 1.0, minimize: Any = "flops", progress: bool = False) -> Path:
     """``optimize="auto-hq"``: see the module docstring.
 
     ``chains`` annealing runs of ``moves`` rotations per tensor each (by
@@ -129,7 +168,10 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     greedy trials, opt_einsum's greedy, a recursive bisection, more random
     greedy seeds; then reconfiguration of the best with ``k`` parts.
     ``seconds`` (default 600) is only a fuse. Deterministic for a given
-    ``seed``. ``memory_limit`` is accepted for the interface and not used.
+    ``seed``. ``minimize`` is the objective (:mod:`.objective`) that the
+    annealing, the reconfiguration and the choice among chains follow;
+    ``progress`` draws one bar per chain on stderr. ``memory_limit`` is
+    accepted for the interface and not used.
 
     >>> ins = [frozenset("ab"), frozenset("bc"), frozenset("cd")]
     >>> optimize(ins, frozenset("ad"), {"a": 8, "b": 16, "c": 32, "d": 4})
@@ -138,12 +180,15 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     n = len(inputs)
     if n < 2:
         return [(0,)] if n == 1 else []
+    objective = parse_minimize(minimize)
+    local = _local(objective)
     net = _Net(inputs, output, sizes)
     if n <= k:
-        return _linear(_optimal(net.legs, net.out, net.size)[1], n)
+        return _linear(_optimal(net.legs, net.out, net.size, local)[1], n)
     fuse = 600.0 if seconds is None else seconds
     start = time.perf_counter()
     rng = random.Random(seed)
+    bar = Bar("auto-hq", chains) if progress else None
     found = []
     for c in range(chains):
         # Different kinds of starting tree explore different parts of the
@@ -155,21 +200,21 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
             tree = _bisected(net, rng, 6, rng.uniform(0.02, 0.25))
         else:
             trials = 128 if n <= 1000 else max(1, int(128 * (1000 / n) ** 3))
-            tree, _ = _best(net, random_greedy_trees(net, trials, seed + c))
+            tree, _ = _best(net, random_greedy_trees(net, trials, seed + c), objective)
         if moves is None:
             per_tensor = max(500.0, min(4000.0, 10 * _width(net, tree, _Legs(net))))
             count = min(int(per_tensor * n), 300_000)
         else:
             count = moves * n
-        found.append(anneal(net, tree, count, start + fuse, rng, hot=hot, cold=0.02,
-                            timed=False))
-    best, _ = _best(net, found)
+        found.append(_annealed(net, tree, count, start + fuse, rng, hot, objective,
+                               bar and bar.chain(c)))
+    best, _ = _best(net, found, objective)
     # Reconfiguration recurses down the tree, and trees of large networks
     # can be nearly as deep as they have leaves.
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 2 * n + 1000))
     try:
-        best = _reconfigure(net, best, k, start + fuse)
+        best = _reconfigure(net, best, k, start + fuse, local=local)
     finally:
         sys.setrecursionlimit(limit)
     _fused("optimize='auto-hq'", fuse, start)

@@ -20,7 +20,7 @@ import math
 import time
 from typing import Any, Callable, Sequence
 
-__all__ = ["tree_flops", "tree_of_linear", "tree_of_ssa"]
+__all__ = ["tree_flops", "tree_of_linear", "tree_of_ssa", "tree_totals"]
 
 # A contraction tree: a leaf (operand index) or a pair of trees.
 Tree = Any
@@ -132,20 +132,39 @@ class _Legs:
 
 def tree_flops(net: _Net, tree: Tree, legs: "_Legs | None" = None) -> float:
     """Total pairwise-contraction cost (products of sizes) of a tree."""
+    return tree_totals(net, tree, legs)[0]
+
+
+def tree_totals(net: _Net, tree: Tree, legs: "_Legs | None" = None) -> tuple[float, float, float]:
+    """(FLOPs, elements written, largest intermediate) of a tree, in the
+    units of :mod:`.objective` (every internal node, the root included).
+
+    >>> net = _Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
+    ...            {"a": 8, "b": 16, "c": 32, "d": 4})
+    >>> tree_totals(net, (0, (1, 2)))
+    (2560.0, 96.0, 64.0)
+    """
     legs = legs or _Legs(net)
-    total = 0.0
+    flops = write = biggest = 0.0
     stack = [tree]
     while stack:
         node = stack.pop()
         if isinstance(node, int):
             continue
-        total += net.size(legs(node[0]) | legs(node[1]))
+        flops += net.size(legs(node[0]) | legs(node[1]))
+        out = net.size(legs(node))
+        write += out
+        biggest = max(biggest, out)
         stack += [node[0], node[1]]
-    return total
+    return flops, write, biggest
 
-def _optimal(tensors: list[int], out: int, size: Any) -> tuple[float, Tree]:
+
+def _optimal(tensors: list[int], out: int, size: Any,
+             node: Callable[[float, float], float] | None = None) -> tuple[float, Tree]:
     """DP over subsets: the cheapest tree over ``tensors`` (leg bitsets) whose
-    result keeps ``out``; leaves of the returned tree are positions."""
+    result keeps ``out``; leaves of the returned tree are positions. A node
+    costs its contraction's size, or ``node(contraction, result)`` (an
+    :meth:`.Objective.node`)."""
     k = len(tensors)
     full = (1 << k) - 1
     union = [0] * (1 << k)
@@ -173,7 +192,8 @@ def _optimal(tensors: list[int], out: int, size: Any) -> tuple[float, Tree]:
             if b:
                 c = best[a] + best[b]
                 if c < cheapest:
-                    c += size(result[a] | result[b])
+                    c += (size(result[a] | result[b]) if node is None
+                          else node(size(result[a] | result[b]), size(result[s])))
                     if c < cheapest:
                         cheapest, pick = c, a
             if sub == 0:
@@ -227,14 +247,20 @@ def _size_function(log: list[float]) -> Callable[[int], float]:
     return size
 
 
-def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 1e-4) -> Tree:
+def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 1e-4,
+                 local: Callable[[float, float], float] | None = None) -> Tree:
     """Rewrite subtrees with optimal orders of their ``k`` costliest parts,
-    skipping subtrees that cost less than ``floor`` of the whole."""
+    skipping subtrees that cost less than ``floor`` of the whole. ``local``
+    is the objective's cost of a node (:meth:`.Objective.node`; FLOPs when
+    None)."""
     size = net.size
     legs = _Legs(net)
 
     def cost(node: Tree) -> float:
-        return 0.0 if isinstance(node, int) else size(legs(node[0]) | legs(node[1]))
+        if isinstance(node, int):
+            return 0.0
+        flops = size(legs(node[0]) | legs(node[1]))
+        return flops if local is None else local(flops, size(legs(node)))
 
     # Keyed by id, holding the node so the id stays unique while memoised.
     totals: dict[int, tuple[Tree, float]] = {}
@@ -268,7 +294,7 @@ def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 
             frontier += [big[0], big[1]]
         if len(frontier) >= 3:
             old = total(node) - sum(total(f) for f in frontier)
-            new, sub = _optimal([legs(f) for f in frontier], legs(node), size)
+            new, sub = _optimal([legs(f) for f in frontier], legs(node), size, local)
             if new < old * (1 - 1e-9):
                 node = _replace(sub, frontier)
         total(node)
