@@ -212,7 +212,7 @@ def widened_integer(name: str) -> str:
     >>> widened_integer("bool"), widened_integer("uint8"), widened_integer("bfloat16")
     ('int32', 'uint32', 'bfloat16')
     """
-    dt = jnp.dtype(name)
+    dt = jax.dtypes.canonicalize_dtype(jnp.dtype(name))
     if dt.kind == "b":
         return jax.dtypes.canonicalize_dtype(np.int64).name
     if dt.kind in "iu":
@@ -228,7 +228,7 @@ def inexact_dtype(name: str) -> str:
     >>> inexact_dtype("uint32"), inexact_dtype("bfloat16"), inexact_dtype("complex64")
     ('float32', 'bfloat16', 'complex64')
     """
-    dt = jnp.dtype(name)
+    dt = jax.dtypes.canonicalize_dtype(jnp.dtype(name))
     if dt.kind in "biu":
         return jax.dtypes.canonicalize_dtype(np.float64 if dt.itemsize == 8 else np.float32).name
     return dt.name

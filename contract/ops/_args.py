@@ -106,7 +106,9 @@ def cast_dtype(x: jax.Array, dtype: Any, op: str) -> jax.Array:
 def dtype_arg(dtype: Any, op: str) -> np.dtype | None:
     """Validate an op's ``dtype=`` argument: its canonical dtype, or None.
 
-    >>> dtype_arg("float64", "sum")  # x64 is off: float64 means float32
-    dtype('float32')
+    A 64-bit dtype with x64 off narrows with jnp's warning (:func:`numeric_dtype`).
+
+    >>> dtype_arg("int8", "sum"), dtype_arg(None, "sum")
+    (dtype('int8'), None)
     """
     return None if dtype is None else numeric_dtype(dtype, f"{op}(): dtype")
