@@ -71,6 +71,14 @@ def _tensor(shape: tuple[int, ...], dtype: str, *, low: int = -5, high: int = 6,
     return torch.from_numpy(_RNG.standard_normal(shape)).to(getattr(torch, dtype))
 
 
+
+def _dim_args(x: Any, dim: Any, keepdim: bool) -> tuple[dict[str, Any], tuple[int, ...] | int]:
+    """contract's keywords for a torch ``(dim, keepdim)`` pair, and the dim torch is given."""
+    kw: dict[str, Any] = {"keepdim": keepdim}
+    if dim is not None:
+        kw["dim"] = list(dim) if isinstance(dim, tuple) else dim
+    return kw, tuple(range(x.ndim)) if dim is None else dim
+
 def _store(key: str, t: torch.Tensor) -> str:
     """Keep one tensor under ``key``; returns the key."""
     t = t.detach().contiguous()
@@ -140,10 +148,7 @@ def sum_cases() -> None:
         x = _tensor((3, 4, 5), dtype)
         for dim, keepdim in ((None, False), (1, False), (-1, True), ((0, 2), False),
                              ((0, 2), True)):
-            kw: dict[str, Any] = {"keepdim": keepdim}
-            if dim is not None:
-                kw["dim"] = list(dim) if isinstance(dim, tuple) else dim
-            tdim = tuple(range(x.ndim)) if dim is None else dim
+            kw, tdim = _dim_args(x, dim, keepdim)
             case(f"sum/{dtype}/dim={dim}/keepdim={keepdim}", "sum",
                  f"torch.sum(x, dim={dim}, keepdim={keepdim})",
                  lambda x, d=tdim, k=keepdim: torch.sum(x, dim=d, keepdim=k), [x], kwargs=kw,
@@ -216,10 +221,7 @@ def moment_cases() -> None:
     for dtype in ("float16", "bfloat16", "float32", "float64", "complex64"):
         x = _tensor((4, 3, 5), dtype)
         for dim, keepdim in ((None, False), (0, True), ((0, 2), False), (-1, False)):
-            kw: dict[str, Any] = {"keepdim": keepdim}
-            if dim is not None:
-                kw["dim"] = list(dim) if isinstance(dim, tuple) else dim
-            tdim = tuple(range(x.ndim)) if dim is None else dim
+            kw, tdim = _dim_args(x, dim, keepdim)
             case(f"mean/{dtype}/dim={dim}/keepdim={keepdim}", "mean",
                  f"torch.mean(x, dim={dim}, keepdim={keepdim})",
                  lambda x, d=tdim, k=keepdim: torch.mean(x, dim=d, keepdim=k), [x], kwargs=kw)

@@ -22,40 +22,41 @@ from .costs import itemsize
 if TYPE_CHECKING:
     from .model import Plan, SlicedPlan
 
-__all__ = ["Axes", "communication", "device_bytes", "device_peak", "idle_axes", "local_slices",
-           "operand_specs", "output_spec", "reduced_axes"]
+__all__ = ["Axes", "communication", "device_bytes", "device_peak", "idle_axes", "input_bytes",
+           "label_shards", "local_slices", "operand_specs", "output_spec", "reduced_axes",
+           "repeated_labels", "shard_counts"]
 
 Axes = tuple[str, ...]
 
 
-def _repeated(base: "Plan") -> set[str]:
+def repeated_labels(base: "Plan") -> set[str]:
     return {l for t in base.inputs for l in t if t.count(l) > 1}
 
 
-def _counts(shards: dict[str, Axes], sizes: dict[str, int]) -> dict[str, int]:
+def shard_counts(shards: dict[str, Axes], sizes: dict[str, int]) -> dict[str, int]:
     return {l: math.prod(sizes[a] for a in axes) for l, axes in shards.items()}
 
 
-def _input_bytes(base: "Plan", counts: dict[str, int]) -> int:
+def input_bytes(base: "Plan", counts: dict[str, int]) -> int:
     """Bytes of one device's blocks of the operands (their own dtypes)."""
     return sum(math.prod(s) // math.prod(counts.get(l, 1) for l in dict.fromkeys(t))
                * itemsize(d) for s, t, d in zip(base.shapes, base.inputs, base.dtypes))
 
 
-def _shards(sp: "Plan | SlicedPlan") -> dict[str, Axes]:
+def label_shards(sp: "Plan | SlicedPlan") -> dict[str, Axes]:
     return dict(sp.shards)
 
 
 def operand_specs(sp: "SlicedPlan") -> tuple[tuple[Axes, ...], ...]:
     """The mesh axes of every squeezed operand axis, as the devices hold them."""
-    shards, repeated = _shards(sp), _repeated(sp.base)
+    shards, repeated = label_shards(sp), repeated_labels(sp.base)
     return tuple(tuple(() if l in repeated else shards.get(l, ()) for l in t)
                  for t in sp.base.inputs)
 
 
 def output_spec(sp: "SlicedPlan") -> tuple[Axes, ...]:
     """The mesh axes of every output axis: free labels keep their sharding."""
-    shards = _shards(sp)
+    shards = label_shards(sp)
     return tuple(shards.get(l, ()) for l in sp.base.output)
 
 
@@ -68,13 +69,13 @@ def reduced_axes(sp: "SlicedPlan") -> Axes:
 
 def local_slices(sp: "SlicedPlan") -> int:
     """How many slices one device runs in sequence (1: its block fits as it is)."""
-    counts = _counts(_shards(sp), dict(sp.mesh))
+    counts = shard_counts(label_shards(sp), dict(sp.mesh))
     return math.prod(c // counts.get(l, 1) for l, c in zip(sp.labels, sp.counts))
 
 
 def device_bytes(sp: "SlicedPlan") -> int:
     """Bytes of the operands one device holds (its blocks, in their dtypes)."""
-    return _input_bytes(sp.base, _counts(_shards(sp), dict(sp.mesh)))
+    return input_bytes(sp.base, shard_counts(label_shards(sp), dict(sp.mesh)))
 
 
 def device_peak(sp: "SlicedPlan") -> int:
@@ -82,7 +83,7 @@ def device_peak(sp: "SlicedPlan") -> int:
     when sliced for a budget, its block of the output accumulated meanwhile."""
     out = 0
     if local_slices(sp) > 1:
-        counts = _counts(_shards(sp), dict(sp.mesh))
+        counts = shard_counts(label_shards(sp), dict(sp.mesh))
         sizes = dict(sp.base.sizes)
         out = math.prod(sizes[l] // counts.get(l, 1) for l in sp.base.output)
         out *= itemsize(sp.base.compute_dtype)
@@ -107,7 +108,7 @@ def communication(sp: "SlicedPlan") -> list[tuple[str, str, int]]:
         out.append(("before step 0", f"reshard operand {n} ({what})", block * itemsize(dtype)))
     reduce = reduced_axes(sp)
     if reduce:
-        counts = _counts(_shards(sp), sizes)
+        counts = shard_counts(label_shards(sp), sizes)
         block = math.prod(label_size[l] // counts.get(l, 1) for l in sp.base.output)
         steps = len(sp.base.steps)
         out.append((f"after step {steps - 1}" if steps else "after the reductions",

@@ -43,7 +43,7 @@ from typing import Any
 from ..caching import memoized
 from ..errors import ContractError
 from .model import Plan, SlicedPlan
-from .shardfacts import (Axes, _counts, _input_bytes, _repeated, _shards, communication,
+from .shardfacts import (Axes, shard_counts, input_bytes, repeated_labels, label_shards, communication,
                          device_bytes, device_peak, idle_axes, operand_specs, output_spec,
                          reduced_axes)
 from .slicing import fit, slice_plan
@@ -107,7 +107,7 @@ def _resolve(base: Plan, given: tuple[tuple[Axes, ...], ...],
              sizes: dict[str, int]) -> dict[str, Axes]:
     """Rule 1 of the module docstring: one sharding per label."""
     label_size = dict(base.sizes)
-    repeated = _repeated(base)
+    repeated = repeated_labels(base)
     used: set[str] = set()
     out: dict[str, Axes] = {}
     for label in _order(base):
@@ -125,15 +125,15 @@ def _resolve(base: Plan, given: tuple[tuple[Axes, ...], ...],
 
 def _score(base: Plan, shards: dict[str, Axes], sizes: dict[str, int]) -> tuple[int, bool, int]:
     """(FLOPs per device, whether a psum is needed, bytes of inputs per device)."""
-    counts = _counts(shards, sizes)
+    counts = shard_counts(shards, sizes)
     one = slice_plan(base, counts).slice
-    return (one.flops, any(l not in base.output for l in shards), _input_bytes(base, counts))
+    return (one.flops, any(l not in base.output for l in shards), input_bytes(base, counts))
 
 
 def _choose(base: Plan, shards: dict[str, Axes], sizes: dict[str, int]) -> dict[str, Axes]:
     """Rule 4: give every unused mesh axis to the label it helps most."""
     label_size = dict(base.sizes)
-    repeated = _repeated(base)
+    repeated = repeated_labels(base)
     used = {a for axes in shards.values() for a in axes}
     for axis, n in sizes.items():
         if axis in used or n == 1:
@@ -175,7 +175,7 @@ def shard(plan: Plan | SlicedPlan, layout: Layout, choose: bool = False) -> Plan
         if isinstance(plan, SlicedPlan) and plan.mesh:  # sharded before: unshard it
             return base if limit is None else fit(base, limit)
         return plan
-    counts = _counts(shards, sizes)
+    counts = shard_counts(shards, sizes)
     local = slice_plan(base, counts).slice
     fitted = local if limit is None else fit(local, limit)
     memory = dict(zip(fitted.labels, fitted.counts)) if isinstance(fitted, SlicedPlan) else {}
@@ -213,7 +213,7 @@ def local_plan(sp: SlicedPlan) -> Plan | SlicedPlan:
     partial sum where :func:`reduced_axes` is not empty.
     """
     sizes = dict(sp.mesh)
-    counts = _counts(_shards(sp), sizes)
+    counts = shard_counts(label_shards(sp), sizes)
     memory = {l: c // counts.get(l, 1) for l, c in zip(sp.labels, sp.counts)
               if c // counts.get(l, 1) > 1}
     if not memory:
