@@ -24,13 +24,14 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 MODULES = ["einsum_bench", "ops_bench", "cumsum_bench", "window_bench", "jit_bench",
-           "planner_bench", "scale_bench"]
+           "kernel_bench", "planner_bench", "scale_bench"]
 # The full planner comparison runs cotengra's 128-trial hyper-optimizer on
 # 12 networks (about an hour on 2 cores): run it alone with
 # `python -m bench.planner_bench`; here it runs in its quick mode.
 QUICK_ONLY = {"planner_bench"}
-# Rows whose ratio is not against a peer (sliced / unsliced time) stay out of the chart.
-NOT_IN_CHART = {"scale_bench"}
+# Rows whose ratio is not against a peer (sliced / unsliced time, XLA's dot /
+# the BLAS kernel) stay out of the chart.
+NOT_IN_CHART = {"scale_bench", "kernel_bench"}
 _RATIO = re.compile(r"^\|(?P<name>[^|]+)\|.*\|\s*(?P<ratio>[0-9.e+-]+|nan)x\s*\|\s*$")
 
 

@@ -29,7 +29,7 @@ from .backend.program import program
 from .backend.sharded import check_mesh, in_shardings
 from .caching import LRU
 from .errors import ContractError
-from .planner import Plan, SlicedPlan, make_plan, shard
+from .planner import Plan, SlicedPlan, check_limit, make_plan, shard
 from .spec import Spec, from_sublists, parse
 from .validate import as_operand, check_precision, is_concrete, is_tracer, numeric_dtype
 
@@ -67,9 +67,6 @@ def _plan_for(spec: Spec, arrays: Sequence[Any], optimize: Any, preferred: Any,
         # Arrays keep their weak type (a Python 2.0 does not promote bf16).
         kinds = [a if isinstance(a, (jax.Array, jax.core.Tracer)) else a.dtype for a in arrays]
         result = jax.dtypes.canonicalize_dtype(jnp.result_type(*kinds)).name
-    # memory_limit slices the plan (planner/slicing.py); "measure" times candidates
-    # compiled ahead of time, outside any trace (backend/measure.py).
-    p = make_plan(bound, dtypes, result, optimize, memory_limit, measure.chooser(precision))
     # Sharded operands and meshes shard the plan (planner/sharding.py). Auto
     # mesh axes count only where there is something to decide (a budget, a
     # mesh); otherwise XLA places the work as it does for jnp.
@@ -77,7 +74,14 @@ def _plan_for(spec: Spec, arrays: Sequence[Any], optimize: Any, preferred: Any,
         check_mesh(mesh)
     if layout is None:
         layout = read(arrays, mesh, auto=mesh is not None or memory_limit is not None)
-    return p if layout is None else shard(p, layout[0], mesh is not None)
+    # memory_limit slices the plan (planner/slicing.py), per device once sharded:
+    # the whole plan need not fit it. "measure" times candidates compiled ahead
+    # of time, outside any trace (backend/measure.py).
+    whole = memory_limit if layout is None else None
+    p = make_plan(bound, dtypes, result, optimize, whole, measure.chooser(precision))
+    if layout is None:
+        return p
+    return shard(p, layout[0], mesh is not None, check_limit(memory_limit))
 
 
 def _hint(arrays: Sequence[Any], mesh: Any) -> Found | None:
@@ -126,8 +130,9 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
     ``HyperOptimizer``, or ``False`` (left to right). ``precision`` takes every
     value ``jnp.einsum`` does (see :func:`contract.validate.check_precision`);
     ``out`` must be None (JAX arrays are immutable).
-    ``memory_limit`` (bytes or ``"max_input"``) slices a plan whose peak is
-    over it (per device when the operands are sharded); ``mesh`` (a
+    ``memory_limit`` (bytes or ``"max_input"``) slices a plan whose peak
+    (bytes held beyond the inputs: intermediates and output) is over it (per
+    device when the operands are sharded); ``mesh`` (a
     ``jax.sharding.Mesh``) shards the operands across its devices along
     labels the planner chooses (docs/scaling.md). Sharded operands give a
     result sharded as ``jnp.einsum``'s would be; ``out_sharding`` (a
@@ -153,17 +158,22 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
                                            preferred_element_type=preferred_element_type,
                                            mesh=mesh),
                        arrays, rank, out_sharding)
-    if mesh is None and args and type(args[0]) is str and all(map(is_concrete, args[1:])):
+    if mesh is None and args and type(args[0]) is str:
+        ops = args[1:]
         # A budget on auto-sharded arrays needs their layout, which the trace hides.
-        hint = None if memory_limit is None else _hint(args[1:], None)
+        hint = None if memory_limit is None else _hint(ops, None)
         key = (args[0], optimize, precision, preferred_element_type, memory_limit, hint)
+        concrete = all(map(is_concrete, ops))
         try:
-            fn = _EAGER.get_or_make(key, lambda: _eager(*key))
+            fn = _EAGER.get(key) if concrete else None
         except TypeError:  # unhashable option (e.g. a list path): the slow path
-            pass
+            fn = None
         else:
+            if fn is None and concrete:
+                fn = _EAGER.get_or_make(key, lambda: _eager(*key))
+        if fn is not None:
             try:
-                return fn(*args[1:])
+                return fn(*ops)
             except ContractError as e:
                 # Raised while jax.jit traced the planner: drop JAX's frames and note.
                 raise ContractError(*e.args) from None

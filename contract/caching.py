@@ -48,15 +48,21 @@ class LRU(Generic[V]):
 
     def get(self, key: Hashable) -> V | None:
         """The value for ``key`` (now the most recent), or None."""
-        with self._lock:
-            try:
-                value = self._data[key]
-            except KeyError:
-                self.misses += 1
-                return None
+        # Lock-free: a hit is on every eager call's path, where the lock alone
+        # cost ~0.3 us (6% of a jitted call's dispatch). Each OrderedDict
+        # operation is atomic under the GIL, and values are never half-made
+        # (``put`` stores finished values); a hit that races its own eviction
+        # only skips the recency update. The counters are statistics.
+        value = self._data.get(key)
+        if value is None:
+            self.misses += 1
+            return None
+        try:
             self._data.move_to_end(key)
-            self.hits += 1
-            return value
+        except KeyError:
+            pass
+        self.hits += 1
+        return value
 
     def put(self, key: Hashable, value: V) -> None:
         """Store ``value`` under ``key``, evicting the least recent past ``maxsize``."""

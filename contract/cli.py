@@ -97,12 +97,17 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--dtype", default="float32",
                         help="operand dtype (default float32), e.g. bfloat16, int8")
     common.add_argument("--memory-limit", type=_limit, default=None, metavar="BYTES",
-                        help="slice the plan until one slice's peak live memory fits BYTES "
-                             "(a number of bytes, or max_input); the report shows the slicing")
+                        help="slice the plan when its peak (the bytes it holds beyond the inputs: "
+                             "intermediates and output; sliced, one slice and the output "
+                             "accumulator) is over BYTES (a number of bytes, or max_input: the "
+                             "largest input plus the output); the report shows the slicing")
     plan = sub.add_parser("plan", parents=[common], help="plan one contraction and report it",
                           epilog=_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     plan.add_argument("--optimize", default="auto",
                       help="optimizer: auto (default), auto-hq, greedy, dp, optimal, measure, ...")
+    plan.add_argument("--progress", action="store_true",
+                      help="draw a progress bar on stderr while contract's own planners "
+                           "(auto, auto-hq, annealed-greedy) anneal; the plan is the same")
     plan.add_argument("--json", action="store_true", help="print the plan as JSON instead")
     plan.add_argument("--plot", metavar="FILE", help="draw the plan to FILE (.png, .svg, .pdf)")
     plan.add_argument("--dot", metavar="FILE", help="write Graphviz text to FILE")
@@ -129,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+# The names --progress can draw a bar for (contract's annealing planners).
+_OURS = frozenset({"auto", "auto-hq", "annealed-greedy"})
+
+
 def _run(argv: Sequence[str] | None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -142,7 +151,11 @@ def _run(argv: Sequence[str] | None) -> int:
             return 0
         _check_output(getattr(args, "plot", None), "--plot", _PLOT_FORMATS)
         _check_output(getattr(args, "dot", None), "--dot")
-        p = contract.plan(args.spec, *shapes, optimize=args.optimize, dtype=args.dtype,
+        optimize: object = args.optimize
+        if args.progress and args.optimize.lower() in _OURS:
+            # The same search as the name (the same path), as an object that reports.
+            optimize = contract.optimizer(args.optimize.lower(), progress=True)
+        p = contract.plan(args.spec, *shapes, optimize=optimize, dtype=args.dtype,
                           memory_limit=args.memory_limit)
         print(p.to_json(indent=1) if args.json else p, flush=True)
         if args.dot:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import opt_einsum
 
-__all__ = ["NETWORKS", "operands", "path_cost", "ring_graph"]
+__all__ = ["NETWORKS", "OUTPUT_ONLY", "budget", "operands", "path_cost", "ring_graph"]
 
 
 def path_cost(inputs, output, sizes, path) -> float:
@@ -47,6 +47,19 @@ NETWORKS = [
     ("ijk,ikl->jl", [(8, 8, 8), (8, 8, 8)]),
     ("ab,cd->abcd", [(8, 8), (8, 8)]),
 ]
+
+
+# NETWORKS whose plan holds nothing but its output (one step, no transpose):
+# slicing only adds input copies to that, so no budget below it can be met.
+OUTPUT_ONLY = {"bij,bjk->bik", "ijk,ikl->jl", "ab,cd->abcd"}
+
+
+def budget(plan, ratio: int) -> int:
+    """A memory_limit that keeps ``plan``'s output and 1/ratio of the rest of its
+    peak (the output is held whatever the slicing: the scan's accumulator)."""
+    sizes = dict(plan.sizes)
+    out = math.prod(sizes[l] for l in plan.output) * np.dtype(plan.compute_dtype).itemsize
+    return out + (plan.peak_bytes - out) // ratio
 
 
 def operands(shapes, dtype="float32", seed=0):

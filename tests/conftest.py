@@ -8,8 +8,12 @@ dependency installed, so nothing there should need to skip.
 from __future__ import annotations
 
 import warnings
+from typing import Any, Iterator
 
 import pytest
+
+import contract
+from contract import native
 
 # reason text (as the test gives it) -> why such a skip is acceptable.
 ALLOWED_SKIPS = {
@@ -21,6 +25,18 @@ ALLOWED_SKIPS = {
 def _quiet_float64_truncation() -> None:
     """float64 inputs become float32 without x64: expected in these tests."""
     warnings.filterwarnings("ignore", message=".*Explicitly requested dtype.*")
+
+
+@pytest.fixture(params=["blas", "no blas"])
+def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Run a test with contract's BLAS kernel (contract/native.py) and again with
+    it turned off (``CONTRACT_BLAS=0``), the fallback every machine must have."""
+    if request.param == "no blas":
+        monkeypatch.setenv(native.ENV, "0")
+    contract.clear_caches(disk=False)  # native reads the switch again, plans re-lower
+    yield request.param
+    monkeypatch.undo()
+    contract.clear_caches(disk=False)
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -89,3 +89,20 @@ def test_hq_beats_greedy_and_random_greedy_on_a_random_regular_graph():
                          opt_einsum.path_random.RandomGreedy(max_repeats=32)(inputs, out, sizes))
     # Measured: 2^14.8 against greedy's 2^20.7 and random-greedy-128's 2^16.5.
     assert hq < greedy / 16 and hq < sampled
+
+
+@pytest.mark.parametrize("sizes", [(2,), (2, 8), (2, 3, 8), (2, 3, 5, 7)])
+def test_inlined_sizes_anneal_exactly_as_the_size_function(sizes):
+    # The annealer inlines net.size for networks with one to three leg sizes;
+    # a network offering only legs/out/size must anneal to the same tree.
+    from types import SimpleNamespace
+
+    inputs, output, _ = _network(7, 30)
+    labels = sorted(set().union(*inputs) | output)
+    dims = {l: sizes[k % len(sizes)] for k, l in enumerate(labels)}
+    net = _Net(inputs, output, dims)
+    plain = SimpleNamespace(legs=net.legs, out=net.out, size=net.size)
+    start = _random_tree(len(inputs), random.Random(1))
+    runs = [anneal(n, start, 3000, float("inf"), random.Random(2), timed=False)
+            for n in (net, plain)]
+    assert runs[0] == runs[1]

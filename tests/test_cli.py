@@ -113,10 +113,14 @@ def test_memory_limit_slices_and_help_says_so(capsys):
 
     with pytest.raises(SystemExit):
         main(["plan", "--help"])
-    assert "slice the plan" in " ".join(capsys.readouterr().out.split())
-    assert main(["plan", "ab,bc,cd->ad", "--shapes", "64x64", "64x64", "64x64",
-                 "--memory-limit", "max_input"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "slice the plan when its peak (the bytes it holds beyond the inputs" in text
+    shapes = ["--shapes", "64x64", "64x64", "64x64"]
+    assert main(["plan", "ab,bc,cd->ad", *shapes, "--memory-limit", "24000"]) == 0
     assert "slicing" in capsys.readouterr().out
+    # max_input: intermediates as large as the largest input pass, as in opt_einsum.
+    assert main(["plan", "ab,bc,cd->ad", *shapes, "--memory-limit", "max_input"]) == 0
+    assert "slicing" not in capsys.readouterr().out
 
 
 def test_huge_flop_counts_print_in_scientific_notation(capsys):
@@ -126,3 +130,15 @@ def test_huge_flop_counts_print_in_scientific_notation(capsys):
     out = capsys.readouterr().out
     flops = next(line for line in out.splitlines() if line.startswith("FLOPs"))
     assert "e+" in flops and " P" not in flops
+
+
+def test_progress_draws_a_bar_on_stderr_and_keeps_the_plan():
+    letters = "abcdefghijklmn"
+    spec = ",".join(a + b for a, b in zip(letters, letters[1:] + letters[0])) + "->"
+    shapes = ["2x2"] * len(letters)
+    quiet = _run("plan", spec, "--shapes", *shapes, "--optimize", "auto-hq", "--json")
+    loud = _run("plan", spec, "--shapes", *shapes, "--optimize", "auto-hq", "--json", "--progress")
+    assert quiet.returncode == loud.returncode == 0, loud.stderr
+    assert "auto-hq chain 1/" in loud.stderr and "100%" in loud.stderr and not quiet.stderr
+    assert contract.Plan.from_json(loud.stdout).path == contract.Plan.from_json(quiet.stdout).path
+    assert "--progress" in _run("plan", "--help").stdout

@@ -1,10 +1,12 @@
-"""Complex contractions lowered as real GEMMs on CPU (contract.backend.complex).
+"""Complex contractions on CPU: BLAS GEMMs or real GEMMs (contract.backend.complex).
 
 Values against numpy.einsum in complex128 (complex64, and complex128 with x64
-on), eager and under jax.jit; every lowering forced on awkward dimension
-layouts; gradients against jnp.einsum and finite differences; and the
-lowered programs themselves: on CPU the complex step is real dot_generals,
-while the branch for other platforms keeps the complex dot.
+on), eager and under jax.jit, with contract's BLAS kernel and without it
+(``CONTRACT_BLAS=0``); every lowering forced on awkward dimension layouts;
+gradients against jnp.einsum and finite differences; and the lowered
+programs themselves: on CPU the complex step is one BLAS custom call (or
+real dot_generals without the kernel), while the branch for other platforms
+keeps the complex dot.
 """
 
 from __future__ import annotations
@@ -65,13 +67,16 @@ def _close(got: Any, want: np.ndarray, dtype: Any) -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale * np.sqrt(want.size + 1))
 
 
+no_blas = pytest.mark.parametrize("kernel", ["no blas"], indirect=True)
+
+
 def _runs(fn: Any) -> list:
     """The same body eagerly and under jax.jit."""
     return [fn, jax.jit(fn)]
 
 
 @pytest.mark.parametrize("spec, shapes", SPECS, ids=[s for s, _ in SPECS])
-def test_complex64_values(spec: str, shapes: list) -> None:
+def test_complex64_values(spec: str, shapes: list, kernel: str) -> None:
     ops = _operands(shapes, 1, np.complex64)
     want = _want(spec, ops)
     for run in _runs(lambda *xs: contract.einsum(spec, *xs)):
@@ -79,7 +84,7 @@ def test_complex64_values(spec: str, shapes: list) -> None:
 
 
 @pytest.mark.parametrize("spec, shapes", SPECS[:8], ids=[s for s, _ in SPECS[:8]])
-def test_complex128_values_in_x64_mode(spec: str, shapes: list) -> None:
+def test_complex128_values_in_x64_mode(spec: str, shapes: list, kernel: str) -> None:
     with jax.enable_x64(True):
         ops = _operands(shapes, 2, np.complex128)
         want = _want(spec, ops)
@@ -124,13 +129,18 @@ def test_every_lowering_matches_the_native_dot(choice: str, lhs: tuple, rhs: tup
 def test_method_picks_per_step_shape_and_precision() -> None:
     assert method(1, 512, 512, 512) == "real"
     assert method(1, 512, 512, 512, highest=False) == "gauss"
+    assert method(1, 512, 512, 512, blas=True) == method(32, 128, 128, 128, False, blas=True) \
+        == "blas"
+    assert method(1, 2048, 1, 2048, blas=True) == "native"
+    assert method(4, 64, 64, 64, mixed=True, blas=True) == "real-mixed"
     assert method(1, 2048, 1, 2048) == "native"  # matrix-vector: memory-bound
     assert method(1, 2048, 2048, 1) == "native"  # outer product
     assert method(4, 64, 64, 64, mixed=True) == "real-mixed"
     assert dot_sizes((4, 8, 16), (4, 16, 2), (((2,), (1,)), ((0,), (0,)))) == (4, 8, 2, 16)
 
 
-def test_precision_decides_gauss() -> None:
+@no_blas
+def test_precision_decides_gauss(kernel: str) -> None:
     a, b = _operands([(128, 128), (128, 128)], 5, np.complex64)
     dims = (((1,), (0,)), ((), ()))
     hi, lo = lax.Precision.HIGHEST, lax.Precision.DEFAULT
@@ -139,7 +149,8 @@ def test_precision_decides_gauss() -> None:
         assert len(_dots(hlo.compile().as_text())) == dots, precision
 
 
-def test_gauss_only_on_request_and_still_accurate_on_random_data() -> None:
+@no_blas
+def test_gauss_only_on_request_and_still_accurate_on_random_data(kernel: str) -> None:
     a, b = _operands([(128, 128), (128, 128)], 5, np.complex64)
     got = contract.einsum("ij,jk->ik", a, b, precision="default")
     _close(got, _want("ij,jk->ik", [a, b]), np.complex64)
@@ -214,15 +225,33 @@ def _dots(hlo: str) -> list[str]:
     return re.findall(r"= (\w+)\[[^\]]*\]\{[^}]*\} dot\(", hlo)
 
 
-def test_compiled_cpu_program_has_only_real_dots() -> None:
+def _gemm_calls(hlo: str) -> list[str]:
+    """The targets of contract's BLAS custom calls in compiled HLO text."""
+    return re.findall(r'custom_call_target="(contract_gemm_\w+)"', hlo)
+
+
+def test_compiled_cpu_program_is_one_blas_call_or_real_dots(kernel: str) -> None:
     a, b = _operands([(64, 48), (48, 40)], 12, np.complex64)
-    jitted = jax.jit(lambda x, y: contract.einsum("ij,jk->ik", x, y))
-    assert _dots(jitted.lower(a, b).compile().as_text()) == ["f32"]
+    hlo = jax.jit(lambda x, y: contract.einsum("ij,jk->ik", x, y)).lower(a, b).compile().as_text()
+    if kernel == "blas":
+        assert _gemm_calls(hlo) == ["contract_gemm_c64"] and _dots(hlo) == []
+    else:
+        assert _gemm_calls(hlo) == [] and _dots(hlo) == ["f32"]
     thin = jax.jit(lambda x, y: contract.einsum("ij,j->i", x, y))
-    assert _dots(thin.lower(a, b[:, 0]).compile().as_text()) == ["c64"]
+    thin_hlo = thin.lower(a, b[:, 0]).compile().as_text()
+    assert _dots(thin_hlo) == ["c64"] and _gemm_calls(thin_hlo) == []
 
 
-def test_jaxpr_cpu_branch_is_real_and_other_platforms_keep_the_complex_dot() -> None:
+def test_precision_needs_no_gauss_with_the_kernel(kernel: str) -> None:
+    a, b = _operands([(128, 128), (128, 128)], 5, np.complex64)
+    hlo = jax.jit(lambda x, y: contract.einsum("ij,jk->ik", x, y, precision="default")) \
+        .lower(a, b).compile().as_text()
+    assert len(_gemm_calls(hlo)) == (kernel == "blas")
+    assert len(_dots(hlo)) == (0 if kernel == "blas" else 3)
+
+
+def test_jaxpr_cpu_branch_is_blas_or_real_and_other_platforms_keep_the_complex_dot(
+        kernel: str) -> None:
     a, b = _operands([(64, 48), (48, 40)], 13, np.complex64)
     jaxpr = jax.make_jaxpr(lambda x, y: contract.einsum("ij,jk->ik", x, y))(a, b)
     conds = [e for e in _eqns(jaxpr.jaxpr) if e.primitive.name == "cond"]
@@ -230,9 +259,14 @@ def test_jaxpr_cpu_branch_is_real_and_other_platforms_keep_the_complex_dot() -> 
     (cond,) = conds
     platforms = cond.params["branches_platforms"]
     by_platform = dict(zip(platforms, cond.params["branches"]))
-    cpu_dots = [e for e in _eqns(by_platform[("cpu",)].jaxpr) if e.primitive.name == "dot_general"]
+    cpu = _eqns(by_platform[("cpu",)].jaxpr)
+    cpu_dots = [e for e in cpu if e.primitive.name == "dot_general"]
+    calls = [e for e in cpu if e.primitive.name == "ffi_call"]
     other_dots = [e for e in _eqns(by_platform[None].jaxpr) if e.primitive.name == "dot_general"]
-    assert [str(e.outvars[0].aval.dtype) for e in cpu_dots] == ["float32"]
+    if kernel == "blas":
+        assert cpu_dots == [] and [e.params["target_name"] for e in calls] == ["contract_gemm_c64"]
+    else:
+        assert calls == [] and [str(e.outvars[0].aval.dtype) for e in cpu_dots] == ["float32"]
     assert [str(e.outvars[0].aval.dtype) for e in other_dots] == ["complex64"]
 
 

@@ -202,6 +202,25 @@ def test_lower_shows_the_einsum_stages_and_block() -> None:
     assert "prb->pr" in [spec for spec, _ in deep.stages]  # rows carried recursively
 
 
+@pytest.mark.parametrize("dtype", ["int32", "uint32", "int8", "bool"])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_integers_along_a_leading_axis_scan_rows(dtype: str, reverse: bool) -> None:
+    x = _random((1, 300, 8, 128), dtype, seed=4)
+    got = contract.cumsum(x, axis=1, reverse=reverse)
+    _check(got, x, 1, reverse)
+    jaxpr = jax.make_jaxpr(lambda v: contract.cumsum(v, axis=1, reverse=reverse))(x)
+    names = {e.primitive.name for e in jaxpr.jaxpr.eqns}
+    assert "scan" in names and "dot_general" not in names, names
+    assert "row addition" in str(contract.lower(contract.cumsum, x, axis=1, reverse=reverse))
+    # Narrow rows, or an axis with something before it: the blocked einsums.
+    for shape, axis in (((300, 8), 0), ((2, 300, 1024), 1)):
+        y = _random(shape, dtype, seed=5)
+        _check(contract.cumsum(y, axis=axis, reverse=reverse), y, axis, reverse)
+        names = {e.primitive.name for e in jax.make_jaxpr(
+            lambda v: contract.cumsum(v, axis=axis, reverse=reverse))(y).jaxpr.eqns}
+        assert "scan" not in names
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"axis": 2}, "out of range"),
     ({"axis": -3}, "out of range"),

@@ -450,6 +450,31 @@ def test_optimizers_and_decorator_form():
         close(contract.jit(optimize=opt)(lambda x, y, z: x @ y @ z)(x, y, z), x @ y @ z)
 
 
+def test_optimize_takes_what_einsum_takes():
+    # None, aliases, NumPy's (name, limit) pair and PathOptimizer instances,
+    # as contract.einsum accepts them; the instance is the one that plans.
+    import opt_einsum
+
+    class Counting(opt_einsum.paths.PathOptimizer):
+        calls = 0
+
+        def __call__(self, inputs, output, size_dict, memory_limit=None):  # noqa: ANN001, ANN204
+            Counting.calls += 1
+            return opt_einsum.paths.greedy(inputs, output, size_dict, memory_limit)
+
+    x, y, z = rand(30, 3), rand(3, 30), rand(30, 2)
+    chain = lambda x, y, z: x @ y @ z  # noqa: E731
+    # Fresh instances: opt_einsum's stateful optimizers serve one contraction each.
+    for make in (lambda: None, lambda: True, lambda: "Greedy", lambda: "opportunistic",
+                 lambda: ("greedy", 10**6), lambda: opt_einsum.RandomGreedy(max_repeats=4),
+                 Counting):
+        close(contract.jit(chain, optimize=make())(x, y, z), contract.einsum(
+            "ab,bc,cd->ad", x, y, z, optimize=make()))
+    assert Counting.calls >= 1
+    (c,) = contract.jit(chain, optimize=Counting()).explain(x, y, z).rewritten
+    assert c.plan.optimize.endswith("Counting")
+
+
 def test_explain_report():
     x, y, z = rand(64, 8), rand(8, 64), rand(64, 2)
     text = str(contract.jit(lambda x, y, z: x @ y @ z).explain(x, y, z))

@@ -192,3 +192,34 @@ def test_deep_trees_of_large_networks_do_not_recurse():
     sizes = {f"c{i}": 2 for i in range(n + 1)}
     path = OPTIMIZERS["auto"](inputs, frozenset({"c0", f"c{n}"}), sizes, None)
     assert recount(inputs, frozenset({"c0", f"c{n}"}), sizes, path)[0] <= 8 * n
+
+
+def test_without_kahypar_auto_hq_bisects_in_python(monkeypatch):
+    from contract.planner.optimizers import partition
+
+    net = regular(60, seed=3)
+    monkeypatch.setattr(partition, "kahypar", None)
+    path = OPTIMIZERS["auto-hq"](*net, None)  # (may differ from the path made with kahypar)
+    assert recount(*net, path)[0] <= recount(*net, opt_einsum.paths.greedy(*net))[0]
+    assert path == OPTIMIZERS["auto-hq"](*net, None)  # still a pure function
+
+
+def test_memory_limit_caps_the_largest_intermediate_of_annealed_plans():
+    # 100-tensor 3-regular graph: auto's unconstrained path has a 2^18-element
+    # intermediate; under a 2^17 limit the search itself keeps below it.
+    net = regular(100)
+    free = recount(*net, hq.annealed_greedy(*net))
+    limit = 2**17
+    assert free[1] > limit
+    for fn in (hq.annealed_greedy, hq.optimize):
+        capped = recount(*net, fn(*net, limit))
+        assert capped[1] <= limit
+        assert capped[0] <= 16 * free[0]  # not bought with an absurd path
+    # The same through opt_einsum's PathOptimizer contract and NumPy's pair.
+    opt = contract.optimizer("auto")
+    assert recount(*net, opt(*net, memory_limit=limit))[1] <= limit
+    symbol = {l: opt_einsum.get_symbol(k) for k, l in enumerate(sorted(net[2]))}
+    spec = ",".join("".join(symbol[l] for l in sorted(t)) for t in net[0]) + "->"
+    shapes = [(2,) * len(t) for t in net[0]]
+    plan = contract.plan(spec, *shapes, optimize=("auto", limit))
+    assert max(s.size for s in plan.steps) <= limit

@@ -122,6 +122,26 @@ def test_sum_matches_numpy(sa: tuple, dtype: str, keepdims: bool) -> None:
                                atol=rtol * 4)
 
 
+def test_result_dtypes_follow_the_x64_switch_between_calls() -> None:
+    # The eager fast path caches a compiled program per argument signature; the
+    # x64 switch changes the result dtype, so it must be part of that key.
+    x = jnp.ones(3, jnp.int32)
+    before = bool(jax.config.jax_enable_x64)
+    try:
+        for on in (before, not before, before):
+            with jax.enable_x64(on):
+                assert contract.sum(x).dtype == jnp.sum(x).dtype, on
+                # cumsum widens as jnp.sum does (jnp.cumsum keeps int32: coming_from.md).
+                got = contract.cumsum(x)
+                assert got.dtype == jnp.sum(x).dtype, on
+                np.testing.assert_array_equal(got, jnp.cumsum(x))
+        jax.config.update("jax_enable_x64", not before)
+        assert contract.sum(x).dtype == jnp.sum(x).dtype
+    finally:
+        jax.config.update("jax_enable_x64", before)
+    assert contract.sum(x).dtype == jnp.sum(x).dtype
+
+
 def test_sum_dtype_casts_first() -> None:
     # PyTorch: torch.sum(torch.tensor([1.5, 2.5]), dtype=torch.int32) == 3 (cast, then sum).
     assert contract.sum([1.5, 2.5], dtype=jnp.int32).item() == 3

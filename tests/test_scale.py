@@ -21,20 +21,23 @@ import numpy as np
 import pytest
 
 import contract
-from tests._helpers import NETWORKS, operands
+from tests._helpers import NETWORKS, OUTPUT_ONLY, budget, operands
 from contract.backend.program import program
 from contract.planner import SlicedPlan, fit, slice_plan
 from contract.planner.slicing import divisors
 
-# Networks whose unsliced peak is large against small budgets: a matrix
-# chain, a ring, a batched product, a diagonal, broadcasting ellipses, a
-# transposed output and an outer product.
-@pytest.mark.parametrize("ratio", [8, 64])
-@pytest.mark.parametrize("spec,shapes", NETWORKS)
+SLICEABLE = [(spec, shapes) for spec, shapes in NETWORKS if spec not in OUTPUT_ONLY]
+
+
+# Networks whose intermediates outweigh their output, against budgets that keep
+# the output and 1/4 or 1/16 of the rest: a matrix chain, a ring, a diagonal,
+# broadcasting ellipses and a transposed output.
+@pytest.mark.parametrize("ratio", [4, 16])
+@pytest.mark.parametrize("spec,shapes", SLICEABLE)
 def test_sliced_matches_numpy(spec, shapes, ratio):
     ops = operands(shapes)
     base = contract.plan(spec, *shapes)
-    limit = base.peak_bytes // ratio
+    limit = budget(base, ratio)
     sp = contract.plan(spec, *shapes, memory_limit=limit)
     assert isinstance(sp, SlicedPlan) and sp.n_slices > 1
     assert sp.peak_bytes <= limit < base.peak_bytes
@@ -47,12 +50,25 @@ def test_sliced_matches_numpy(spec, shapes, ratio):
         np.testing.assert_allclose(out, ref, rtol=2e-5, atol=2e-5 * np.abs(ref).max())
 
 
+@pytest.mark.parametrize("spec,shapes", [n for n in NETWORKS if n[0] in OUTPUT_ONLY])
+def test_a_plan_holding_only_its_output_is_never_sliced(spec, shapes):
+    # Every slicing keeps the whole output and adds copies of the inputs: none
+    # holds less than the plan itself, so a smaller budget is refused with the
+    # unsliced peak as the smallest that works, and that budget runs unsliced.
+    base = contract.plan(spec, *shapes)
+    with pytest.raises(contract.ContractError,
+                       match=f"smallest budget that works is {base.peak_bytes} bytes .unsliced."):
+        contract.plan(spec, *shapes, memory_limit=base.peak_bytes - 1)
+    assert contract.plan(spec, *shapes, memory_limit=base.peak_bytes) == base
+
+
 @pytest.mark.parametrize("dtype", ["bfloat16", "float16", "int8", "int32", "bool", "complex64"])
 def test_sliced_dtypes_match_unsliced(dtype):
     spec, shapes = NETWORKS[1]
     ops = operands(shapes, "float32" if dtype in ("bfloat16", "float16") else dtype, seed=1)
     ops = [jnp.asarray(x, dtype) for x in ops]
-    limit = contract.plan(spec, *ops).peak_bytes // 16
+    limit = budget(contract.plan(spec, *ops), 16)
+    assert isinstance(contract.plan(spec, *ops, memory_limit=limit), SlicedPlan)
     sliced = contract.einsum(spec, *ops, memory_limit=limit)
     whole = contract.einsum(spec, *ops)
     assert sliced.dtype == whole.dtype == jnp.dtype(dtype)
@@ -69,7 +85,7 @@ def test_sliced_dtypes_match_unsliced(dtype):
 def test_grad_through_slices():
     spec, shapes = NETWORKS[1]
     ops = operands(shapes, seed=2)
-    limit = contract.plan(spec, *shapes).peak_bytes // 8
+    limit = budget(contract.plan(spec, *shapes), 8)
 
     def loss(a):
         return (contract.einsum(spec, a, *ops[1:], memory_limit=limit) ** 2).sum()
@@ -84,7 +100,7 @@ def test_slices_lower_compiled_temp_memory():
     spec, shapes = NETWORKS[1]
     ops = operands(shapes)
     base = contract.plan(spec, *shapes)
-    sp = contract.plan(spec, *shapes, memory_limit=base.peak_bytes // 8)
+    sp = contract.plan(spec, *shapes, memory_limit=budget(base, 8))
 
     def temp(p):
         return jax.jit(program(p)).lower(*ops).compile().memory_analysis().temp_size_in_bytes
@@ -98,17 +114,22 @@ def test_slices_lower_compiled_temp_memory():
 
 
 def test_greedy_prefers_slicing_without_flop_overhead():
-    # Slicing the batch label b costs nothing extra; i, j or k would not.
-    sp = contract.plan("bij,bjk->bik", (64, 16, 16), (64, 16, 16), memory_limit=25_000)
+    # Slicing the batch label b costs nothing extra; i, j, k or l would not.
+    shapes = [(64, 16, 16)] * 3
+    sp = contract.plan("bij,bjk,bkl->bil", *shapes, memory_limit=100_000)
+    block = 16 * 16 * 4  # one (16, 16) float32 matrix
+    # Unsliced: the (b, i, k) intermediate next to the output.
+    assert sp.base.peak_bytes == 2 * 64 * block
     assert sp.labels == ("b",) and sp.overhead == 1.0
-    # The fewest slices that fit: three (64/n, 16, 16) float32 blocks per slice.
-    assert sp.n_slices == 8 and sp.peak_bytes == 3 * 8 * 256 * 4
+    # The fewest slices that fit: the output accumulator, plus per slice the
+    # three input copies and the (b, i, k) intermediate of 64/8 matrices each.
+    assert sp.n_slices == 8 and sp.peak_bytes == 64 * block + 4 * 8 * block
 
 
-@pytest.mark.parametrize("spec,shapes", NETWORKS[:4])
+@pytest.mark.parametrize("spec,shapes", SLICEABLE[:4])
 def test_greedy_beats_every_one_or_two_label_slicing(spec, shapes):
     base = contract.plan(spec, *shapes)
-    limit = base.peak_bytes // 8
+    limit = budget(base, 8)
     sp = contract.plan(spec, *shapes, memory_limit=limit)
     sizes = dict(base.sizes)
     for l1, l2 in itertools.combinations_with_replacement(sizes, 2):
@@ -133,12 +154,21 @@ def test_report_shows_slicing():
 
 
 def test_max_input_budget():
-    shapes = [(64, 64), (64, 64), (64, 64)]
-    sp = contract.plan("ab,bc,cd->ad", *shapes, memory_limit="max_input")
-    assert sp.peak_bytes <= 64 * 64 * 4 == sp.memory_limit
-    ops = operands(shapes)
-    np.testing.assert_allclose(contract.einsum("ab,bc,cd->ad", *ops, memory_limit="max_input"),
-                               np.einsum("ab,bc,cd->ad", *ops), rtol=1e-4, atol=1e-3)
+    # As opt_einsum's max_input: intermediates no larger than the largest input
+    # pass, beside the output; a chain of square matrices is not sliced.
+    square = [(64, 64)] * 3
+    assert not isinstance(contract.plan("ab,bc,cd->ad", *square, memory_limit="max_input"),
+                          SlicedPlan)
+    # A path through the 64x64 outer product of thin matrices is sliced to
+    # hold at most the largest input (64x8) besides the output (64x8).
+    thin, path = [(64, 8), (8, 64), (64, 8)], [(0, 1), (0, 1)]
+    sp = contract.plan("ab,bc,cd->ad", *thin, optimize=path, memory_limit="max_input")
+    assert isinstance(sp, SlicedPlan) and sp.base.peak_bytes == (64 * 64 + 64 * 8) * 4
+    assert sp.peak_bytes <= 2 * 64 * 8 * 4 == sp.memory_limit
+    ops = operands(thin)
+    np.testing.assert_allclose(
+        contract.einsum("ab,bc,cd->ad", *ops, optimize=path, memory_limit="max_input"),
+        np.einsum("ab,bc,cd->ad", *ops), rtol=1e-4, atol=1e-4)
 
 
 def test_fitting_plan_is_not_sliced():
@@ -151,6 +181,7 @@ def test_too_small_budget_names_the_smallest_that_works():
     with pytest.raises(contract.ContractError, match=r"smallest budget that works is \d+") as e:
         contract.plan("ij,jk->ik", (8, 6), (6, 4), memory_limit=8)
     smallest = int(str(e.value).rsplit("is ", 1)[1].split()[0])
+    assert "(unsliced)" in str(e.value)  # one product holds only its output
     assert contract.plan("ij,jk->ik", (8, 6), (6, 4), memory_limit=smallest).peak_bytes <= smallest
     with pytest.raises(contract.ContractError, match="memory_limit=8"):
         contract.einsum("ij,jk->ik", np.ones((8, 6), np.float32), np.ones((6, 4), np.float32),
@@ -178,7 +209,8 @@ def test_random_networks_sliced_or_refused(seed):
     rng = np.random.default_rng(seed)
     spec, shapes = _random_network(rng)
     ops = operands(shapes, seed=seed)
-    limit = max(1, contract.plan(spec, *shapes).peak_bytes // int(rng.choice([2, 8, 32])))
+    base = contract.plan(spec, *shapes)
+    limit = max(1, budget(base, int(rng.choice([2, 8, 32]))))
     try:
         sp = contract.plan(spec, *shapes, memory_limit=limit)
     except contract.ContractError as e:
@@ -187,7 +219,7 @@ def test_random_networks_sliced_or_refused(seed):
         assert smallest > limit
         assert contract.plan(spec, *shapes, memory_limit=smallest).peak_bytes <= smallest
         return
-    assert sp.peak_bytes <= limit
+    assert sp.peak_bytes <= limit and (sp == base or sp.peak_bytes < base.peak_bytes)
     ref = np.einsum(spec, *ops)
     got = contract.einsum(spec, *ops, memory_limit=limit)
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5 * max(1, np.abs(ref).max()))
@@ -204,12 +236,12 @@ def test_one_device_mesh_in_process():
 
 def test_contract_jit_slices_clusters_to_the_budget():
     a, b, c = operands([(64, 48), (48, 64), (64, 32)])
-    chain = lambda a, b, c: jnp.tanh((a @ b @ c).sum(1))
-    budget = contract.plan("ij,jk,kl->il", a, b, c).peak_bytes // 8
-    fitted = contract.jit(chain, memory_limit=budget)
+    chain = lambda a, b, c: jnp.tanh(a @ b @ c)
+    limit = budget(contract.plan("ij,jk,kl->il", a, b, c), 8)
+    fitted = contract.jit(chain, memory_limit=limit)
     np.testing.assert_allclose(fitted(a, b, c), jax.jit(chain)(a, b, c), rtol=1e-4, atol=1e-4)
     (cluster,) = [c for c in fitted.explain(a, b, c).clusters if c.rewritten]
-    assert isinstance(cluster.plan, SlicedPlan) and cluster.plan.peak_bytes <= budget
+    assert isinstance(cluster.plan, SlicedPlan) and cluster.plan.peak_bytes <= limit
     assert "scan" in str(fitted.lower(a, b, c).as_text()) or "while" in str(
         fitted.lower(a, b, c).as_text())
 
@@ -232,7 +264,8 @@ _MESH_SCRIPT = textwrap.dedent(
     import jax, jax.numpy as jnp, numpy as np
     import contract
     from jax.sharding import Mesh
-    from tests._helpers import NETWORKS, operands
+    from contract.planner.shardfacts import local_slices
+    from tests._helpers import NETWORKS, budget, operands
 
     assert jax.device_count() == 4, jax.devices()
     devs = np.array(jax.devices())
@@ -252,7 +285,7 @@ _MESH_SCRIPT = textwrap.dedent(
     for n, (spec, shapes) in enumerate(NETWORKS):
         ops = operands(shapes)
         whole = contract.einsum(spec, *ops)
-        limit = contract.plan(spec, *shapes).peak_bytes // 8
+        limit = budget(contract.plan(spec, *shapes), 8)
         mesh = meshes["1d"]
         check(f"{spec} 1d", contract.einsum(spec, *ops, mesh=mesh), whole, 1e-5)
         check(f"{spec} 1d budget",
@@ -274,11 +307,16 @@ _MESH_SCRIPT = textwrap.dedent(
     loss = lambda a, **kw: (contract.einsum(spec, a, *ops[1:], **kw) ** 2).sum()
     check("grad", jax.jit(jax.grad(lambda a: loss(a, mesh=meshes["2x2"])))(ops[0]),
           jax.jit(jax.grad(loss))(ops[0]), 1e-4)
-    # contract.jit: a written chain whose planned cluster is sliced and spread.
+    # contract.jit: a written chain whose planned cluster is spread, each
+    # device's part (1536 B beyond its inputs, 1024 B of them its output
+    # block) sliced to the budget per device.
     a, b, c = operands([(64, 32), (32, 64), (64, 16)])
-    chain = lambda a, b, c: (a @ b @ c).sum(1)
-    spread = contract.jit(chain, mesh=meshes["1d"], memory_limit=64 * 16 * 4 // 2)
+    chain = lambda a, b, c: a @ b @ c
+    spread = contract.jit(chain, mesh=meshes["1d"], memory_limit=1_200)
     check("contract.jit mesh", spread(a, b, c), jax.jit(chain)(a, b, c), 1e-4)
+    (cluster,) = [c for c in spread.explain(a, b, c).clusters if c.rewritten]
+    if local_slices(cluster.plan) < 2 or cluster.plan.peak_bytes > 1_200:
+        errors.append("contract.jit mesh: not sliced per device")
     p = contract.plan(spec, *shapes, mesh=meshes["1d"])
     print(json.dumps({"errors": errors, "checked": checked, "n_slices": p.n_slices,
                       "devices": p.devices, "overhead": p.overhead, "report": str(p)}))

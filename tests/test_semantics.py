@@ -419,7 +419,7 @@ class _Recording(opt_einsum.paths.PathOptimizer):
 def test_a_path_optimizer_instance_is_called_and_its_path_used() -> None:
     opt = _Recording()
     p = contract.plan(SPEC3, *SHAPES3, optimize=opt)
-    assert p.path == ((1, 2), (0, 1)) and p.optimize == "_Recording"
+    assert p.path == ((1, 2), (0, 1)) and p.optimize.split(".")[-1] == "_Recording"
     (inputs, output, size_dict, limit), = opt.calls
     assert len(inputs) == 3 and all(isinstance(t, frozenset) for t in inputs)
     assert len(output) == 2 and sorted(size_dict.values()) == [2, 3, 4, 5] and limit is None
@@ -453,9 +453,9 @@ def test_a_broken_path_optimizer_is_a_contract_error(tmp_path) -> None:  # noqa:
         def __call__(self, inputs, output, size_dict, memory_limit=None):  # noqa: ANN001, ANN204
             raise RuntimeError("no path today")
 
-    with pytest.raises(ContractError, match=r"optimize=Bad returned an invalid path"):
+    with pytest.raises(ContractError, match=r"optimize=(\w+\.)?Bad returned an invalid path"):
         contract.plan(SPEC3, *SHAPES3, optimize=Bad())
-    with pytest.raises(ContractError, match=r"optimize=Raises failed: RuntimeError: no path"):
+    with pytest.raises(ContractError, match=r"optimize=(\w+\.)?Raises failed: RuntimeError: no path"):
         contract.plan(SPEC3, *SHAPES3, optimize=Raises())
     # An optimizer object has no identity across processes: never on disk.
     contract.set_cache_dir(tmp_path)

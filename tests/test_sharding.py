@@ -80,20 +80,27 @@ def test_spread_prefers_free_labels_then_the_fewest_flops():
     assert spread(contract.plan("ij,jk->ik", (8, 6), (6, 4)), 1).mesh == ()
 
 
+CHAIN, CHAIN_SHAPES = "bij,bjk,bkl->bil", [(64, 16, 16)] * 3
+
+
 def test_a_budget_is_per_device_and_slices_the_local_plan():
-    p = contract.plan("bij,bjk->bik", (64, 16, 16), (64, 16, 16), memory_limit=25_000)
-    sp = spread(p, 4)
+    # The whole plan holds its 64 KiB output: a 25 kB budget is out of reach
+    # for it, but not for each of 4 devices (a 16 KiB block of the output).
+    p = contract.plan(CHAIN, *CHAIN_SHAPES)
+    with pytest.raises(contract.ContractError, match="smallest budget that works"):
+        contract.plan(CHAIN, *CHAIN_SHAPES, memory_limit=25_000)
+    sp = spread(p, 4, 25_000)
     local = local_plan(sp)
-    assert sp.memory_limit == p.memory_limit and sp.peak_bytes <= 25_000
+    assert sp.memory_limit == 25_000 and sp.peak_bytes <= 25_000
     assert isinstance(local, contract.SlicedPlan) and dict(local.base.sizes)["b"] == 16
     assert sp.n_slices == 4 * local.n_slices
+    assert spread(p, 4, 25_000) == shard(sp, Layout.whole(sp.mesh, p), True)
 
 
 def test_sharded_plans_round_trip_json_and_show_their_sharding():
     p = contract.plan("ij,jk->ik", (8, 8), (8, 8))
     for sp in (shard(p, _layout(["", "y"], ["x", ""])),
-               spread(contract.plan("bij,bjk->bik", (64, 16, 16), (64, 16, 16),
-                                    memory_limit=25_000), MESH)):
+               spread(contract.plan(CHAIN, *CHAIN_SHAPES), MESH, 25_000)):
         back = load(sp.to_json())
         assert back == sp and back.shards == sp.shards and back.given == sp.given
         text = str(sp)
@@ -169,13 +176,23 @@ def _device_checks() -> None:
               lambda: jax.jit(lambda u: jnp.var(u, axis=1))(X))
         mulsum = lambda u, v: (u * v).sum(0)  # noqa: E731
         check(k + "contract.jit", lambda: contract.jit(mulsum)(A, A), lambda: jax.jit(mulsum)(A, A))
-        check(k + "memory_limit", lambda: contract.einsum(bmm, A, B, memory_limit=300),
-              lambda: jnp.einsum(bmm, A, B))
+        # A batch of rings: each device's part (two rings) holds 640 B beyond
+        # its inputs, so a 600 B budget slices it; the whole plan is sliced
+        # under jax.jit over auto axes, which a trace does not show.
+        ring = "xabc,xcde,xefg,xgha->x"
+        R = [put(rng.standard_normal((8, 4, 8, 4), np.float32), m1, "x") for _ in range(4)]
+        check(k + "memory_limit", lambda: contract.einsum(ring, *R, memory_limit=600),
+              lambda: jnp.einsum(ring, *R))
+        check(k + "memory_limit under jax.jit",
+              lambda: jax.jit(lambda *r: contract.einsum(ring, *r, memory_limit=600))(*R),
+              lambda: jax.jit(lambda *r: jnp.einsum(ring, *r))(*R))
         check(k + "mesh= on sharded inputs", lambda: contract.einsum(bmm, A, B, mesh=m1),
               lambda: jnp.einsum(bmm, A, B))
         want = np.cumsum(x, 0)
         out = check(k + "cumsum along the sharded axis", lambda: contract.cumsum(X, 0),
                     lambda: jnp.cumsum(X, 0), want)
+        check(k + "cumsum under jax.jit", lambda: jax.jit(lambda u: contract.cumsum(u, 0))(X),
+              lambda: jax.jit(lambda u: jnp.cumsum(u, 0))(X), want)
         if kind == "explicit" and out is not None:
             results[k + "cumsum keeps the input's sharding"] = (
                 "ok" if out.sharding.is_equivalent_to(X.sharding, 4) else str(out.sharding.spec))
@@ -194,9 +211,10 @@ def _device_checks() -> None:
             results[k + "2-D summed label"] = f"sharding {out.sharding.spec}, want replicated"
         check(k + "vmap", lambda: jax.jit(jax.vmap(lambda u, v: contract.einsum("ij,jk->ik", u, v)))(A, B),
               lambda: jax.jit(jax.vmap(lambda u, v: jnp.einsum("ij,jk->ik", u, v)))(A, B))
+        one = "abc,cde,efg,gha->"  # 320 B beyond its inputs: sliced to 100 B
         check(k + "vmap memory_limit", lambda: jax.jit(jax.vmap(
-            lambda u, v: contract.einsum("ij,jk->ik", u, v, memory_limit=100)))(A, B),
-              lambda: jax.jit(jax.vmap(lambda u, v: jnp.einsum("ij,jk->ik", u, v)))(A, B))
+            lambda *r: contract.einsum(one, *r, memory_limit=100)))(*R),
+              lambda: jax.jit(jax.vmap(lambda *r: jnp.einsum(one, *r)))(*R))
         with jax.set_mesh(m1):
             check(k + "grad", lambda: jax.jit(jax.grad(lambda u: contract.einsum(bmm, u, B).sum()))(A),
                   lambda: jax.jit(jax.grad(lambda u: jnp.einsum(bmm, u, B).sum()))(A))
@@ -236,13 +254,14 @@ def device_results() -> dict[str, str]:
 
 
 CASES = ["einsum", "einsum under jax.jit", "sum", "batch_stats", "var under jax.jit",
-         "contract.jit", "memory_limit", "mesh= on sharded inputs", "2-D free labels", "vmap",
+         "contract.jit", "memory_limit", "memory_limit under jax.jit", "mesh= on sharded inputs", "2-D free labels", "vmap",
          "vmap memory_limit",
          "grad", "mesh= on host arrays", "mesh= shards along the batch label",
          "plan of sharded arrays", "operands on another mesh", "2-D summed label",
-         "cumsum along the sharded axis"]
+         "cumsum along the sharded axis", "cumsum under jax.jit"]
 # Where jnp itself refuses (explicit axes), contract's answer is checked instead.
-REFUSED = {"explicit 2-D summed label", "explicit cumsum along the sharded axis"}
+REFUSED = {"explicit 2-D summed label", "explicit cumsum along the sharded axis",
+           "explicit cumsum under jax.jit"}
 
 
 @pytest.mark.parametrize("kind", ["explicit", "auto"])

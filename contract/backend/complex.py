@@ -6,7 +6,12 @@ arithmetic, on this 2-core machine). So on CPU a complex step with enough
 work in it becomes real ``dot_general``s over the real and imaginary parts,
 chosen per step from its shape by :func:`method`:
 
-``"real"`` (the default)
+``"blas"`` (the default where :mod:`contract.native`'s kernel loads)
+    One call to OpenBLAS's ``cgemm``/``zgemm`` through an XLA FFI custom call
+    (:mod:`.blas`): 1.2-1.9x faster than ``"real"`` on this machine, with the
+    rounding of a native complex GEMM. Single-device processes only (a
+    custom call has no sharding rule).
+``"real"`` (the default without the kernel)
     One real GEMM over stacked parts: ``[ar ai]`` (the parts as a new
     contracted axis) times the 2x2 real block ``[[br bi], [-bi br]]`` built
     from the smaller operand, giving ``[cr ci]`` in one call. Each output
@@ -54,10 +59,11 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..planner.costs import complex_lowering as method
+from .blas import gemm_dot, usable
 
 __all__ = ["METHODS", "complex_dot", "dot_sizes", "method", "real_dtype"]
 
-METHODS = ("native", "real", "gauss", "real-mixed")
+METHODS = ("native", "blas", "real", "gauss", "real-mixed")
 
 Dims = tuple[tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[int, ...], tuple[int, ...]]]
 
@@ -196,7 +202,12 @@ def _mixed(a: jax.Array, b: jax.Array, dims: Dims, precision: Any, cdtype: Any) 
     return lax.complex(re, im)
 
 
-_LOWERINGS = {"real": _stacked, "gauss": _gauss, "real-mixed": _mixed}
+def _blas(a: jax.Array, b: jax.Array, dims: Dims, precision: Any, cdtype: Any) -> jax.Array:
+    """One BLAS complex GEMM (always full precision: ``precision`` asks no less)."""
+    return gemm_dot(a, b, dims)
+
+
+_LOWERINGS = {"blas": _blas, "real": _stacked, "gauss": _gauss, "real-mixed": _mixed}
 
 
 def complex_dot(a: Any, b: Any, dims: Dims, precision: Any, choice: str | None = None,
@@ -213,10 +224,13 @@ def complex_dot(a: Any, b: Any, dims: Dims, precision: Any, choice: str | None =
     if cdtype is None:
         cdtype = jnp.result_type(a.dtype, b.dtype, jnp.complex64)
     mixed = not (jnp.iscomplexobj(a) and jnp.iscomplexobj(b))
+    blas = not mixed and usable(cdtype)
     if choice is None:
-        choice = method(*dot_sizes(a.shape, b.shape, dims), _highest(precision), mixed=mixed)
+        choice = method(*dot_sizes(a.shape, b.shape, dims), _highest(precision), mixed=mixed,
+                        blas=blas)
     elif choice != "native":
         choice = "real-mixed" if mixed else "real" if choice == "real-mixed" else choice
+        choice = "real" if choice == "blas" and not blas else choice
     native = partial(_native, dims=dims, precision=precision, cdtype=cdtype)
     if choice == "native":
         return native(a, b)

@@ -13,15 +13,16 @@ True
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
+from jax.experimental.shard_alike import shard_alike
 from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from ..errors import ContractError
 from ..planner import Layout
 
-__all__ = ["held", "is_sharded", "mesh_shape", "read", "spec"]
+__all__ = ["held", "is_sharded", "mesh_shape", "read", "shard_like", "spec"]
 
 Found = tuple[Layout, Any]  # the layout and the mesh to run on (Mesh or AbstractMesh)
 
@@ -122,3 +123,21 @@ def is_sharded(x: Any) -> bool:
     False
     """
     return read([x], auto=True) is not None
+
+
+def shard_like(like: Callable[[], jax.Array], out: jax.Array) -> jax.Array:
+    """``out``, tied to the sharding of ``like()`` (same shape) for XLA's propagation.
+
+    Over auto mesh axes a trace shows no sharding, so where contract's program
+    differs from ``jnp``'s (a scan, triangular products) XLA could end up
+    replicating a result ``jnp`` keeps sharded; ``shard_alike`` makes both
+    arrays take one sharding. On one device there is nothing to tie, and
+    ``like`` is not even built.
+
+    >>> import jax.numpy as jnp
+    >>> shard_like(lambda: jnp.ones(2), jnp.zeros(2)).tolist()
+    [0.0, 0.0]
+    """
+    if jax.device_count() == 1:
+        return out
+    return shard_alike(like(), out)[1]

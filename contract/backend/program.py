@@ -8,9 +8,10 @@ by the planner's rules (:mod:`contract.planner.sharding`) and run by
 any auto-sharded operands as it would for ``jnp``.
 
 >>> import numpy as np, contract
->>> p = contract.plan("ij,jk->ik", (8, 6), (6, 4), memory_limit=200)
->>> program(p)(np.ones((8, 6), np.float32), np.ones((6, 4), np.float32)).shape
-(8, 4)
+>>> p = contract.plan("ab,bc,cd->ad", *[(16, 16)] * 3, memory_limit=1_600)
+>>> x = np.ones((16, 16), np.float32)
+>>> p.n_slices, program(p)(x, x, x)[0, 0].item()
+(32, 256.0)
 """
 
 from __future__ import annotations

@@ -32,7 +32,7 @@ from ..errors import ContractError
 from ..planner import SlicedPlan
 from ..planner.sharding import local_plan, operand_specs, output_spec, reduced_axes
 from .jax import execute
-from .layout import Found, held, read, spec
+from .layout import Found, held, read, shard_like, spec
 from .sliced import cast_result, run_slices
 
 __all__ = ["check_mesh", "in_shardings", "scan_blocks", "sharded"]
@@ -109,11 +109,14 @@ def scan_blocks(x: jax.Array, axis: int, reverse: bool, scan: Callable[[jax.Arra
     refuses), the blocks' totals are exchanged once (one ``all_gather`` of one
     slice per device) and each device adds the totals of the blocks before it
     (after it, for ``reverse``). ``layout`` (:func:`.layout.read` of the
-    concrete array) stands in for auto axes, which a trace hides.
+    concrete array) stands in for auto axes, which a trace hides; where
+    neither shows a sharding, the result is tied to ``x``'s (``shard_alike``),
+    so that under ``jax.jit`` XLA's propagation shards it as it does
+    ``jnp.cumsum``'s instead of replicating it after the triangular products.
     """
     found = layout if layout is not None else read([x])
     if found is None or not any(found[0].specs[0]):
-        return scan(x)
+        return shard_like(lambda: x, scan(x))
     axes_all = found[0].specs[0]
     axes, mesh = axes_all[axis], found[1]
     count = math.prod(mesh.shape[a] for a in axes)

@@ -22,8 +22,9 @@ import jax.numpy as jnp
 from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
-from ..planner import SlicedPlan
+from ..planner import SlicedPlan, slice_plan
 from .jax import execute
+from .layout import shard_like
 
 __all__ = ["cast_result", "run_slices"]
 
@@ -94,4 +95,22 @@ def run_slices(sp: SlicedPlan, precision: Any, operands: Sequence[Any],
     if varying:
         acc = lax.pcast(acc, varying, to="varying")
     acc, _ = lax.scan(body, acc, jnp.arange(sp.n_slices, dtype=jnp.int32))
+    if not varying and _replicated(arrays) is None:
+        # Over auto mesh axes (invisible here) XLA's propagation cannot see
+        # through the scan's dynamic slices and would replicate the result.
+        acc = shard_like(lambda: _probe(sp, precision, arrays), acc)
     return cast_result(acc, base.result_dtype) if cast else acc
+
+
+def _probe(sp: SlicedPlan, precision: Any, arrays: Sequence[jax.Array]) -> jax.Array:
+    """The unsliced plan's products with every label the output lacks cut to
+    one element: an output-shaped array that XLA shards as it would shard the
+    plan's result (the same ``dot_general``s on the same operand axes). Only
+    its sharding is used, so XLA drops its computation."""
+    base = sp.base
+    gone = {l: n for l, n in base.sizes if l not in base.output and n > 1}
+    parts = [lax.slice(x, (0,) * x.ndim, tuple(1 if l in gone else n
+                                                for l, n in zip(labels, x.shape)))
+             for x, labels in zip(arrays, base.inputs)]
+    out = execute(slice_plan(base, gone).slice, precision, *parts)
+    return out.astype(sp.slice.result_dtype)

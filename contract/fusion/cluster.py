@@ -131,11 +131,11 @@ def make_cluster(net: Net, primitives: tuple[str, ...], where: str, labels: Labe
     prec = _precision(net, precision)
 
     def done(plan: Plan | None, rewritten: bool, reason: str) -> Cluster:
-        if rewritten and (options.memory_limit is not None or options.mesh is not None):
-            if options.memory_limit is not None:
-                plan = fit(plan, options.memory_limit)  # slice it
-            if options.mesh is not None:
-                plan = spread(plan, options.mesh)  # shard it over the mesh
+        if rewritten and options.mesh is not None:
+            # Shard it over the mesh, each device's part sliced to the budget.
+            plan = spread(plan, options.mesh, options.memory_limit)
+        elif rewritten and options.memory_limit is not None:
+            plan = fit(plan, options.memory_limit)  # slice it
         return Cluster(net, primitives, where, spec, shape, kept, plan, prec, rewritten, reason,
                        options.mesh)
 

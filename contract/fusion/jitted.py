@@ -32,6 +32,7 @@ from jax.extend.core import jaxpr_as_fun
 from ..backend.sharded import check_mesh
 from ..errors import ContractError
 from ..planner import make_plan, resolve_limit
+from ..planner.search import freeze_option, is_optimizer, memory_pair
 from ..spec import parse
 from ..validate import check_precision
 from .cluster import PlanOptions
@@ -42,13 +43,20 @@ __all__ = ["jit", "Jitted"]
 
 
 def _check_optimize(optimize: Any) -> None:
-    if not isinstance(optimize, (str, bool)):
+    """Accept every ``optimize=`` value :func:`contract.einsum` accepts (the
+    planner's own check decides) except those that order one contraction: an
+    explicit path or a saved plan cannot fit every cluster."""
+    pair = isinstance(optimize, (list, tuple)) and memory_pair(tuple(optimize))
+    if not (optimize is None or isinstance(optimize, (str, bool)) or is_optimizer(optimize)
+            or pair):
         raise ContractError(
-            f"contract.jit takes an optimizer name (or True/False) for optimize, got "
-            f"{optimize!r}; an explicit path cannot fit every cluster"
+            f"contract.jit takes an optimizer name, True/False/None, a (name, memory_limit) "
+            f"pair or a PathOptimizer for optimize, got {optimize!r}: an explicit path cannot fit "
+            f"every cluster, nor can a saved plan"
         )
-    # The planner owns the list of names and the message for a bad one.
-    if optimize != "measure":  # measuring needs real clusters; the name is checked by them
+    # The planner owns the list of names and the message for a bad one;
+    # measuring needs real clusters (the name is checked by them).
+    if freeze_option(optimize) != "measure":
         make_plan(parse("ab,bc->ac").bind([(2, 2), (2, 2)]), ("float32",) * 2, "float32", optimize)
 
 

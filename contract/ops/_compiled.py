@@ -64,9 +64,14 @@ def _static(a: Any) -> Any:
 
 
 def _key(args_fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
-    """The fast-path key of a call (keyword order included), or None."""
+    """The fast-path key of a call (keyword order included), or None.
+
+    The x64 switch is part of it: ``params`` (result dtypes) depend on it,
+    and it can change between calls (``jax.enable_x64``, ``jax.config.update``).
+    """
     try:
-        return (args_fn, *map(_static, args), *kwargs, *map(_static, kwargs.values()))
+        return (args_fn, bool(jax.config.jax_enable_x64), *map(_static, args), *kwargs,
+                *map(_static, kwargs.values()))
     except _Dynamic:
         return None
 

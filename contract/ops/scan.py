@@ -182,6 +182,42 @@ def _scan(x: jax.Array, reverse: bool, block: int, ein: Callable[..., jax.Array]
     return out[:, :n] if padded != n else out
 
 
+# Integer scans along a leading axis whose rows hold at least this many
+# elements run as a loop over the rows (below).
+_ROW_SCAN_MIN = 1024
+
+
+def _by_rows(x: jax.Array, axis: int) -> bool:
+    """Whether to scan ``x`` along ``axis`` as a loop of row additions.
+
+    XLA's CPU dot has no fast integer kernel: an int32 (1024, 4096) cumsum
+    along axis 0 ran 57 ms as triangular products (jnp.cumsum: 27 ms), and
+    2.7 ms as ``lax.scan`` adding one 4096-wide row per step, each step a
+    vector add on contiguous memory. Exact for integers, so only they take
+    it; floats keep the blocked products, whose error does not grow with the
+    length. The axis must lead (nothing before it but size-1 axes), so the
+    rows are contiguous without a transpose.
+    """
+    return (jnp.issubdtype(x.dtype, jnp.integer) and axis < x.ndim - 1
+            and math.prod(x.shape[:axis]) == 1 and math.prod(x.shape[axis + 1:]) >= _ROW_SCAN_MIN)
+
+
+def _row_scan(x: jax.Array, axis: int, reverse: bool) -> jax.Array:
+    """Inclusive scan along ``axis`` as one row addition per step (see :func:`_by_rows`).
+
+    >>> _row_scan(jnp.arange(6).reshape(3, 2), 0, False).tolist()
+    [[0, 1], [2, 4], [6, 9]]
+    """
+    rows = x.reshape(x.shape[axis], -1)
+
+    def add(total: jax.Array, row: jax.Array) -> tuple[jax.Array, jax.Array]:
+        total = total + row
+        return total, total
+
+    _, out = lax.scan(add, jnp.zeros(rows.shape[1:], rows.dtype), rows, reverse=reverse)
+    return out.reshape(x.shape)
+
+
 def _einsum(spec: str, *operands: Any) -> jax.Array:
     """The engine's einsum at full float32 precision (exact for integers).
 
@@ -211,6 +247,8 @@ def _kernel(x: jax.Array, *, axis: int | None, cast: str | None, reverse: bool, 
         x = x.astype(acc)
     if x.size:
         def along(x: jax.Array) -> jax.Array:
+            if _by_rows(x, axis):
+                return _row_scan(x, axis, reverse)
             moved = jnp.moveaxis(x, axis, -1)  # a transpose only when axis is not last
             flat = _scan(moved.reshape(-1, x.shape[axis]), reverse, block, ein)
             return jnp.moveaxis(flat.reshape(moved.shape), -1, axis)
@@ -303,6 +341,12 @@ def _lower_cumsum(x: Any, axis: int | None = None, dtype: Any = None, reverse: b
     jax.eval_shape(functools.partial(_kernel, **params, ein=record),
                    jax.ShapeDtypeStruct(arr.shape, arr.dtype))
     n = shape[ax]
+    if _by_rows(jax.ShapeDtypeStruct(shape, acc), ax):
+        rest = math.prod(shape[ax + 1:])
+        return Lowering("cumsum", (), (
+            f"integer scan along leading axis {ax} of {shape}: {n} steps of one {rest}-element "
+            f"row addition (lax.scan{', reverse' if rev else ''}), exact; accumulate in {acc}, "
+            f"result {result}"))
     padded = [f"{len_} -> {r * b * blk}" for len_ in _lengths(n, blk) if len_ > blk
               for r, b in [_rows(len_, blk)] if r * b * blk != len_]
     outer = math.prod(shape[:ax] + shape[ax + 1:])

@@ -19,7 +19,7 @@ import time
 from typing import Sequence
 
 from ..spec import Bound
-from .costs import compute_dtype, itemsize, live_peak, prod, step_flops
+from .costs import compute_dtype, held, itemsize, live_peak, prod, step_flops
 from .model import Plan, Prep, Step
 from .search import search
 
@@ -41,7 +41,8 @@ def build(bound: Bound, dtypes: tuple[str, ...], result_dtype: str, optimize: ob
     terms = [p.labels for p in preps]
     path, name, strategy = search(optimize, terms, bound.output, sizes, None)
     steps, final = _steps(terms, bound.output, sizes, path)
-    peak = live_peak([prod(t, sizes) for t in terms], [(s.operands, s.size) for s in steps])
+    peak = live_peak(held(bound.inputs, preps, sizes), [(s.operands, s.size) for s in steps],
+                     prod(bound.output, sizes), final != bound.output)
     prep_flops = sum(prod(t, sizes) for t, p in zip(bound.inputs, preps) if p.summed)
     flops = prep_flops + sum(s.flops for s in steps)
     shapes = tuple(tuple(sizes[l] for l in t) for t in bound.inputs)

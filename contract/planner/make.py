@@ -25,7 +25,7 @@ from ..spec import Bound
 from . import cache
 from .build import build
 from .model import Plan, SlicedPlan
-from .search import freeze_option, is_optimizer
+from .search import describe, freeze_option, is_optimizer
 from .slicing import check_limit, fit
 
 __all__ = ["Chooser", "candidates", "check_saved", "make_plan"]
@@ -52,11 +52,17 @@ def make_plan(bound: Bound, dtypes: Sequence[str], result_dtype: str, optimize: 
     memory_limit = check_limit(memory_limit)
     order, key = _canonical(bound)
     full_key = (key, tuple(dtypes), result_dtype, opt, memory_limit)
-    # An optimizer object has no stable identity across processes: memory only.
-    disk = not is_optimizer(opt)
+    # On disk an optimizer object is keyed by its description: contract's own
+    # have a stable one (their settings); any other has no identity that
+    # holds across processes, so its plans stay in memory (search.describe).
+    disk_key = full_key
+    disk = True
+    if is_optimizer(opt):
+        name, disk = describe(opt)
+        disk_key = (key, tuple(dtypes), result_dtype, ("optimizer", name), memory_limit)
     plan = _PLANS.get(full_key)
     if plan is None:
-        plan = cache.load(full_key) if disk else None
+        plan = cache.load(disk_key) if disk else None
         if plan is None:
             sizes = {order[l]: s for l, s in bound.sizes.items() if l in order}
             canonical = Bound(bound.spec, key[0], key[1], sizes, bound.squeeze)
@@ -65,7 +71,7 @@ def make_plan(bound: Bound, dtypes: Sequence[str], result_dtype: str, optimize: 
             else:
                 plan = _fitted(build(canonical, tuple(dtypes), result_dtype, opt), memory_limit)
             if disk:
-                cache.store(full_key, plan)
+                cache.store(disk_key, plan)
         _PLANS.put(full_key, plan)
     return plan.relabel({v: k for k, v in order.items()}, str(bound.spec))
 

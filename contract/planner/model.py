@@ -129,8 +129,9 @@ class Plan(PlanView):
     ``opt_einsum.contract_path(spec, *shapes, optimize=plan.path)`` replays it.
     ``shapes`` are the operands' shapes once broadcast size-1 axes are
     squeezed. ``flops`` counts multiply-adds as 2; ``peak_bytes`` is the
-    largest total of live arrays (inputs included) at any step, in the
-    compute dtype (:mod:`contract.planner.costs`). ``optimize`` names the
+    most the contraction holds at once beyond the caller's inputs (its
+    intermediates and the output), in the compute dtype
+    (:mod:`contract.planner.costs`). ``optimize`` names the
     option asked for; ``strategy`` the optimizer that actually ran.
     """
 
@@ -191,9 +192,9 @@ class SlicedPlan(PlanView):
     ``base`` is the unsliced plan; ``slice`` the plan of one slice (sliced
     labels have the chunk size; it accumulates in the compute dtype).
     ``labels``/``counts`` name the sliced labels and how many slices each is
-    cut into. ``peak_bytes`` is one slice's peak: its slices of the inputs,
-    its intermediates and its part of the output (the full inputs and the
-    result exist before and after the call whatever the plan).
+    cut into. ``peak_bytes`` has the unsliced plan's meaning (bytes held beyond the
+    caller's inputs): one slice's copies of the inputs it cuts, its
+    intermediates, and the full-size output accumulator.
     ``devices`` > 1 means the slices are shared by a mesh's devices. A
     sharded plan (:mod:`.sharding`) also names the ``mesh`` (axis names and
     sizes), the ``shards`` (each sharded label and the mesh axes it is split

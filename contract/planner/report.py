@@ -77,7 +77,7 @@ def render(plan: "Plan | SlicedPlan") -> str:
     shapes      (8, 16), (16, 32), (32, 4)   float32 -> float32
     optimizer   auto (ran optimal)   path [(1, 2), (0, 1)]
     FLOPs       naive 49.15 k  planned 5.12 k  speedup 9.6x
-    memory      largest intermediate 64 elements (256 B), peak live 3.33 kB
+    memory      largest intermediate 64 elements (256 B), peak 384 B beyond the inputs
     step  contraction  kind  FLOPs   read     written  FLOP/B  share
        0  jk,kl->jl    GEMM  4.10 k  2.56 kB  256 B      1.45  80.0%
        1  ij,jl->il    GEMM  1.02 k  768 B    128 B      1.14  20.0%
@@ -97,7 +97,8 @@ def render(plan: "Plan | SlicedPlan") -> str:
         f"FLOPs       naive {human(plan.naive_flops)}  planned {human(plan.flops)}"
         f"  speedup {ratio(plan.speedup)}",
         f"memory      largest intermediate {human(plan.largest_intermediate)} elements"
-        f" ({human(plan.largest_intermediate * item, 'B')}), peak live {human(plan.peak_bytes, 'B')}",
+        f" ({human(plan.largest_intermediate * item, 'B')}), peak {human(plan.peak_bytes, 'B')}"
+        " beyond the inputs",
     ]
     rows = costs(plan)
     if not rows:
@@ -145,8 +146,8 @@ def _slicing(sp: "SlicedPlan") -> list[str]:
         f"  sliced      {chunks}",
         f"  slices      {sp.n_slices}, run as {where}",
         f"  FLOPs       {human(sp.flops)} in all, overhead {sp.overhead:.2f}x",
-        f"  memory      peak per slice {human(sp.peak_bytes, 'B')}{budget},"
-        f" unsliced {human(sp.base.peak_bytes, 'B')}",
+        f"  memory      peak {human(sp.peak_bytes, 'B')}{budget}: one slice and the"
+        f" output accumulator, unsliced {human(sp.base.peak_bytes, 'B')}",
     ]
 
 

@@ -23,7 +23,7 @@ Every n-ary entry is split into pairwise ones: one ``dot_general`` each.
 ([(0, 1), (0, 1)], 'explicit', 'explicit')
 >>> search(opt_einsum.RandomGreedy(max_repeats=4), [("a", "b"), ("b", "c")], ("a", "c"),
 ...        {"a": 2, "b": 3, "c": 4}, None)
-([(0, 1)], 'RandomGreedy', 'RandomGreedy')
+([(0, 1)], 'opt_einsum.RandomGreedy', 'opt_einsum.RandomGreedy')
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from opt_einsum.paths import PathOptimizer
 from ..errors import ContractError
 from .optimizers import ALIASES, OPTIMIZERS, auto_strategy
 
-__all__ = ["freeze_option", "is_optimizer", "search", "unknown"]
+__all__ = ["describe", "freeze_option", "is_optimizer", "memory_pair", "search", "unknown"]
 
 
 def pairwise(path: Sequence[Sequence[int]], n: int) -> list[tuple[int, int]]:
@@ -83,8 +83,33 @@ def is_optimizer(optimize: Any) -> bool:
     return isinstance(optimize, PathOptimizer)
 
 
-def _memory_pair(optimize: Any) -> bool:
-    """NumPy's ``("greedy", memory_limit)`` form of ``optimize``."""
+def describe(optimizer: Any) -> tuple[str, bool]:
+    """(name, stable) of an optimizer object: contract's own describe their
+    settings (``AutoHQOptimizer(minimize='size', seed=1)``), the same in every
+    process, so their plans can be cached on disk; any other shows its
+    library and class (``cotengra.HyperOptimizer``), which does not say how
+    it was configured (nor can: its repr has its address, its settings and
+    state live in attributes we cannot know), so its plans stay in memory.
+
+    >>> describe(opt_einsum.RandomGreedy(max_repeats=4))
+    ('opt_einsum.RandomGreedy', False)
+    """
+    own = getattr(optimizer, "description", None)
+    if callable(own):
+        name = own()
+        if isinstance(name, str):
+            return name, True
+    cls = type(optimizer)
+    root = cls.__module__.split(".")[0]
+    return (cls.__name__ if root in ("__main__", "builtins") else f"{root}.{cls.__name__}"), False
+
+
+def memory_pair(optimize: Any) -> bool:
+    """NumPy's ``("greedy", memory_limit)`` form of ``optimize``.
+
+    >>> memory_pair(("greedy", 1e6)), memory_pair([(0, 1)])
+    (True, False)
+    """
     return (isinstance(optimize, tuple) and len(optimize) == 2 and isinstance(optimize[0], str)
             and optimize[0] != "einsum_path" and isinstance(optimize[1], numbers.Real)
             and not isinstance(optimize[1], bool))
@@ -95,7 +120,7 @@ def search(optimize: Any, terms: list[tuple[str, ...]], output: tuple[str, ...],
     """The pairwise path, the option's name and the optimizer that ran."""
     n = len(terms)
     optimize = freeze_option(optimize)
-    if _memory_pair(optimize):
+    if memory_pair(optimize):
         optimize, cap = optimize
         limit = int(cap) if limit is None else min(limit, int(cap))
     if isinstance(optimize, str) and optimize not in OPTIMIZERS:
@@ -113,7 +138,7 @@ def search(optimize: Any, terms: list[tuple[str, ...]], output: tuple[str, ...],
     # dp ("no contraction found"); plan as if it were 1: any path is right.
     size_dict = {sym[l]: max(s, 1) for l, s in sizes.items()}
     if is_optimizer(optimize):
-        name = type(optimize).__name__
+        name, _ = describe(optimize)
         try:
             path = (optimize(ins, out, size_dict) if limit is None
                     else optimize(ins, out, size_dict, limit))
@@ -176,7 +201,7 @@ def freeze_option(optimize: Any) -> Any:
         return optimize
     if isinstance(optimize, bool) or not hasattr(optimize, "__iter__"):
         raise unknown(optimize)
-    if isinstance(optimize, (list, tuple)) and _memory_pair(tuple(optimize)):
+    if isinstance(optimize, (list, tuple)) and memory_pair(tuple(optimize)):
         name, cap = optimize
         if cap != cap or cap < 1 or cap == float("inf"):
             raise ContractError(f"the memory limit of optimize={tuple(optimize)!r} must be a "

@@ -79,15 +79,10 @@ def device_bytes(sp: "SlicedPlan") -> int:
 
 
 def device_peak(sp: "SlicedPlan") -> int:
-    """One device's peak: its operand blocks, the working set of one slice and,
-    when sliced for a budget, its block of the output accumulated meanwhile."""
-    out = 0
-    if local_slices(sp) > 1:
-        counts = shard_counts(label_shards(sp), dict(sp.mesh))
-        sizes = dict(sp.base.sizes)
-        out = math.prod(sizes[l] // counts.get(l, 1) for l in sp.base.output)
-        out *= itemsize(sp.base.compute_dtype)
-    return device_bytes(sp) + sp.peak_bytes + out
+    """One device's peak: its operand blocks plus what its part of the plan
+    holds beyond them (the plan's ``peak_bytes``: a budget-sliced part counts
+    its slice and its block of the output accumulator)."""
+    return device_bytes(sp) + sp.peak_bytes
 
 
 def communication(sp: "SlicedPlan") -> list[tuple[str, str, int]]:

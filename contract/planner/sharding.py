@@ -156,25 +156,32 @@ def _choose(base: Plan, shards: dict[str, Axes], sizes: dict[str, int]) -> dict[
 
 
 @memoized("sharded plans")
-def shard(plan: Plan | SlicedPlan, layout: Layout, choose: bool = False) -> Plan | SlicedPlan:
+def shard(plan: Plan | SlicedPlan, layout: Layout, choose: bool = False,
+          memory_limit: Any = None) -> Plan | SlicedPlan:
     """``plan`` sharded as ``layout`` says (module docstring); ``choose`` shards
     the mesh axes no operand uses as well (``mesh=``).
 
-    Returns ``plan`` itself when nothing is sharded. A memory-sliced plan
-    keeps its budget, now per device; a sharded plan is re-sharded from its
-    base, so ``shard`` of its own result gives the same plan.
+    Returns ``plan`` itself when nothing is sharded and there is no new
+    budget. ``memory_limit`` (default: the budget ``plan`` was sliced for) is
+    per device: each device's part is fitted to it, so an unsliced ``plan``
+    may hold more than the budget as a whole (its output, say). A sharded
+    plan is re-sharded from its base, so ``shard`` of its own result gives
+    the same plan.
     """
     base = plan.base if isinstance(plan, SlicedPlan) else plan
-    limit = plan.memory_limit if isinstance(plan, SlicedPlan) else None
+    limit = memory_limit
+    if limit is None and isinstance(plan, SlicedPlan):
+        limit = plan.memory_limit
     sizes = dict(layout.mesh)
     given = _given(base, layout)
     shards = _resolve(base, given, sizes)
     if choose:
         shards = _choose(base, shards, sizes)
     if not shards and not any(any(spec) for spec in given):
-        if isinstance(plan, SlicedPlan) and plan.mesh:  # sharded before: unshard it
-            return base if limit is None else fit(base, limit)
-        return plan
+        unsharded = base if isinstance(plan, SlicedPlan) and plan.mesh else plan
+        if limit is None or (unsharded is plan and memory_limit is None):
+            return unsharded
+        return fit(base, limit)  # sharded before, or a new budget: fit the whole
     counts = shard_counts(shards, sizes)
     local = slice_plan(base, counts).slice
     fitted = local if limit is None else fit(local, limit)
@@ -188,10 +195,12 @@ def shard(plan: Plan | SlicedPlan, layout: Layout, choose: bool = False) -> Plan
                       tuple(sorted(shards.items(), key=lambda kv: order.index(kv[0]))), given)
 
 
-def spread(plan: Plan | SlicedPlan, mesh: Any) -> Plan | SlicedPlan:
+def spread(plan: Plan | SlicedPlan, mesh: Any, memory_limit: Any = None) -> Plan | SlicedPlan:
     """``plan`` sharded over ``mesh`` from unsharded operands, the labels chosen
     by rule 4: ``mesh`` is a device count (a 1-D mesh), ``((axis, size), ...)``
-    or a ``jax.sharding.Mesh``. A plan that cannot use the mesh comes back as is.
+    or a ``jax.sharding.Mesh``; ``memory_limit`` is a budget per device (see
+    :func:`shard`). A plan that cannot use the mesh comes back as is, fitted
+    to a budget if one is given.
 
     >>> import contract
     >>> sp = spread(contract.plan("ij,jk->ik", (8, 6), (6, 4)), 2)
@@ -200,8 +209,9 @@ def spread(plan: Plan | SlicedPlan, mesh: Any) -> Plan | SlicedPlan:
     """
     shape = _mesh_shape(mesh)
     if math.prod(n for _, n in shape) <= 1:
-        return plan
-    return shard(plan, Layout.whole(shape, plan), True)
+        base = plan.base if isinstance(plan, SlicedPlan) else plan
+        return plan if memory_limit is None else fit(base, memory_limit)
+    return shard(plan, Layout.whole(shape, plan), True, memory_limit)
 
 
 @memoized("local plans")

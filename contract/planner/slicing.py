@@ -3,18 +3,23 @@
 Slicing a label of size ``d`` into ``s`` slices splits the network into ``s``
 copies where that label has size ``d / s``; each copy is contracted with the
 same path and the results are summed (a contracted label) or written into
-their place in the output (an output label). Peak memory drops with the sliced
-sizes; the price is FLOPs: steps that do not touch a sliced label repeat once
-per slice. As in cotengra's ``SliceFinder``, labels are chosen greedily by peak
-reduction per unit of FLOP overhead, fewest slices first, and every candidate
-is re-costed on the base plan's path with :func:`~.build.build` (no search,
-and no cache: candidates never evict real plans). This module only searches;
+their place in the output (an output label). The intermediates shrink with
+the sliced sizes, while each slice adds copies of the inputs it cuts and the
+whole output stays (the scan's accumulator): the peak of :mod:`.costs`, the
+same definition as the unsliced plan's, counts all of it, so a plan whose
+peak is little more than its output cannot be sliced below it. The price is
+FLOPs: steps that do not touch a sliced label repeat once per slice. As in
+cotengra's ``SliceFinder``, labels are chosen greedily by the reduction of
+one slice's working set per unit of FLOP overhead, fewest slices first, and
+every candidate is re-costed on the base plan's path with
+:func:`~.build.build` (no search, and no cache: candidates never evict real
+plans). This module only searches;
 ``contract.backend.sliced`` runs the slices as one ``lax.scan``.
 
 >>> import contract
->>> p = contract.plan("ab,bc,cd->ad", (64, 64), (64, 64), (64, 64), memory_limit=40_000)
->>> p.labels, p.n_slices, p.peak_bytes <= 40_000
-(('a', 'c'), 4, True)
+>>> p = contract.plan("ab,bc,cd->ad", (64, 64), (64, 64), (64, 64), memory_limit=24_000)
+>>> p.labels, p.n_slices, p.peak_bytes <= 24_000 < p.base.peak_bytes
+(('a', 'c'), 64, True)
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import numpy as np
 from ..errors import ContractError
 from ..spec import Bound
 from .build import build
-from .costs import itemsize
+from .costs import held, itemsize, live_peak, prod
 from .model import Plan, SlicedPlan
 from .optimizers import OPTIMIZERS
 
@@ -63,22 +68,32 @@ def check_limit(memory_limit: Any) -> int | str | None:
 
 
 def resolve_limit(memory_limit: Any, plan: Plan | None) -> int:
-    """Check ``memory_limit`` and turn ``"max_input"`` into bytes (``plan``'s largest input).
+    """Check ``memory_limit`` and turn ``"max_input"`` into bytes for ``plan``.
+
+    ``"max_input"`` bounds what the plan holds besides its output by the
+    largest input, as opt_einsum's ``max_input`` bounds intermediates: the
+    budget is the largest input's bytes (its own dtype) plus the output's
+    (the compute dtype), since every plan's peak holds the output.
 
     >>> import contract
-    >>> resolve_limit("max_input", contract.plan("ij,jk", (4, 8), (8, 2)))
-    128
+    >>> resolve_limit("max_input", contract.plan("ij,jk", (4, 8), (8, 2)))  # 128 + 32
+    160
     """
     limit = check_limit(memory_limit)
     if limit == "max_input":
         if plan is None:
             return 0  # checked now; resolved once there is a plan
-        return max((math.prod(s) * itemsize(d) for s, d in zip(plan.shapes, plan.dtypes)),
-                   default=0)
+        largest = max((math.prod(s) * itemsize(d) for s, d in zip(plan.shapes, plan.dtypes)),
+                      default=0)
+        return largest + _output_bytes(plan)
     if limit is None:
         raise ContractError("memory_limit must be a positive number of bytes or 'max_input', "
                             "got None")
     return int(limit)
+
+
+def _output_bytes(plan: Plan) -> int:
+    return prod(plan.output, dict(plan.sizes)) * itemsize(plan.compute_dtype)
 
 
 def divisors(n: int) -> list[int]:
@@ -94,12 +109,16 @@ def slice_plan(base: Plan, counts: dict[str, int], optimize: Any = None) -> Slic
     """Cost ``base`` sliced ``counts[label]`` ways per label (each a divisor of its size).
 
     ``optimize=None`` keeps the base path (re-costing only); an optimizer name
-    re-plans the sliced network.
+    re-plans the sliced network. The peak (:mod:`.costs`) is one slice's:
+    its copies of the inputs it cuts and the arrays it makes, next to the
+    full output accumulator the scan carries.
 
     >>> import contract
     >>> sp = slice_plan(contract.plan("ij,jk->ik", (8, 6), (6, 4)), {"j": 3})
     >>> sp.n_slices, dict(sp.slice.sizes)["j"], sp.overhead
     (3, 2, 1.0)
+    >>> sp.peak_bytes == 4 * (8 * 2 + 2 * 4 + 8 * 4 + 8 * 4)  # copies, part, accumulator
+    True
     """
     sizes = dict(base.sizes)
     chunk = {l: sizes[l] // c for l, c in counts.items()}
@@ -109,7 +128,23 @@ def slice_plan(base: Plan, counts: dict[str, int], optimize: Any = None) -> Slic
     cdtype = base.compute_dtype
     one = build(bound, base.dtypes, cdtype, base.path if optimize is None else optimize)
     labels = tuple(l for l in sizes if counts.get(l, 1) > 1)
-    return SlicedPlan(base, one, labels, tuple(counts[l] for l in labels), one.peak_bytes, None)
+    peak = (_slice_peak(one, frozenset(labels)) + prod(base.output, sizes)) * itemsize(cdtype)
+    return SlicedPlan(base, one, labels, tuple(counts[l] for l in labels), peak, None)
+
+
+def _slice_peak(one: Plan, cut: frozenset[str]) -> int:
+    """Elements one slice holds, counting a copy of every operand with a label in ``cut``."""
+    sizes = dict(one.sizes)
+    return live_peak(held(one.inputs, one.preps, sizes, cut),
+                     [(s.operands, s.size) for s in one.steps], prod(one.output, sizes),
+                     one.final != one.output)
+
+
+def _work(sp: SlicedPlan) -> int:
+    """One slice's working set with every operand counted: it shrinks with every cut
+    (the peak need not: the first cut of an operand adds its copy), so the
+    greedy search ranks cuts by it."""
+    return _slice_peak(sp.slice, frozenset(dict(sp.slice.sizes)))
 
 
 def _volume(sp: SlicedPlan) -> int:
@@ -134,13 +169,17 @@ def next_cuts(sp: SlicedPlan) -> Iterator[SlicedPlan]:
             yield slice_plan(sp.base, {**counts, label: bigger[0]})
 
 
-def _greedy(base: Plan, limit: int) -> tuple[SlicedPlan, bool]:
-    """Slice until one slice fits ``limit``; returns the last slicing and whether it fits."""
+def _greedy(base: Plan, limit: int) -> tuple[SlicedPlan, SlicedPlan | None]:
+    """Slice until one slice fits ``limit``: the smallest-peak slicing seen, and
+    the fitting one (None when cutting stops first). The cuts do not depend on
+    ``limit``, only where they stop does, so with the smallest peak seen as the
+    budget the search stops at a slicing that fits it."""
     cur = slice_plan(base, {})
+    smallest = cur
     while cur.peak_bytes > limit:
         best, best_key = None, None
         for cand in next_cuts(cur):
-            gain = math.log(cur.peak_bytes / cand.peak_bytes)
+            gain = math.log(_work(cur) / max(_work(cand), 1))
             if not gain:
                 # The peak sits in another step too: a cut that shrinks the
                 # arrays elsewhere still progresses (ranked after real gains).
@@ -153,36 +192,42 @@ def _greedy(base: Plan, limit: int) -> tuple[SlicedPlan, bool]:
             if best_key is None or key > best_key:
                 best, best_key = cand, key
         if best is None:
-            return cur, False
+            return smallest, None
         cur = best
-    return cur, True
+        if cur.peak_bytes < smallest.peak_bytes:
+            smallest = cur
+    return smallest, cur
 
 
 def fit(base: Plan, memory_limit: Any) -> Plan | SlicedPlan:
     """``base`` itself if its peak fits ``memory_limit``, else the best slicing found.
 
-    Raises :class:`ContractError` with the smallest budget that would work
-    when no slicing fits.
+    Both peaks are :mod:`.costs`' (bytes held beyond the inputs), so a sliced
+    plan always holds less than ``base``. Raises :class:`ContractError` with
+    the smallest budget that would work when no slicing fits.
 
     >>> import contract
-    >>> p = contract.plan("ij,jk->ik", (8, 6), (6, 4))
-    >>> fit(p, 10**6) is p
-    True
-    >>> fit(p, 8)  # doctest: +ELLIPSIS
+    >>> p = contract.plan("ab,bc,cd->ad", (64, 64), (64, 64), (64, 64))
+    >>> fit(p, 10**6) is p, p.peak_bytes, fit(p, 24_000).peak_bytes
+    (True, 32768, 22784)
+    >>> fit(contract.plan("ij,jk->ik", (8, 6), (6, 4)), 8)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    contract.errors.ContractError: spec 'ij,jk->ik' needs 416 bytes unsliced; ... works is 12 bytes
+    contract.errors.ContractError: spec 'ij,jk->ik' needs 128 bytes unsliced; ... works is 128 bytes (unsliced)
     """
     limit = resolve_limit(memory_limit, base)
     if base.peak_bytes <= limit:
         return base
-    sliced, ok = _greedy(base, limit)
-    if not ok:
+    smallest, sliced = _greedy(base, limit)
+    if sliced is None:
+        # Slicing adds copies of the inputs and keeps the whole output: for a
+        # plan whose peak is little more than its output it cannot win.
+        least = min(base.peak_bytes, smallest.peak_bytes)
         raise ContractError(
-            f"spec '{base.spec}' needs {base.peak_bytes} bytes unsliced; sliced as far as it "
-            f"goes ({', '.join(sliced.labels)}: {sliced.n_slices} slices) one slice still needs "
-            f"{sliced.peak_bytes} bytes, over memory_limit={limit}: the smallest budget that "
-            f"works is {sliced.peak_bytes} bytes"
+            f"spec '{base.spec}' needs {base.peak_bytes} bytes unsliced; the best slicing "
+            f"({smallest.n_slices} slices) needs "
+            f"{smallest.peak_bytes} bytes, over memory_limit={limit}: the smallest budget that "
+            f"works is {least} bytes{' (unsliced)' if least == base.peak_bytes else ''}"
         )
     # Fewest slices: undo any slicing step the budget and FLOPs do not need.
     changed = True

@@ -106,7 +106,20 @@ class ContractOptimizer(PathOptimizer):
     def __hash__(self) -> int:
         return hash(self._settings())
 
+    def description(self) -> str:
+        """What ``plan.optimize`` shows and the disk cache keys on: the
+        class and every setting the path depends on (``progress`` only
+        reports, so it is left out), the same in every process.
+
+        >>> optimizer("auto-hq", minimize="size", progress=True).description()
+        "AutoHQOptimizer(minimize='size')"
+        """
+        return self._describe(progress=False)
+
     def __repr__(self) -> str:
+        return self._describe(progress=self.progress)
+
+    def _describe(self, progress: bool) -> str:
         parts = [] if type(self) is not NamedOptimizer else [repr(self.planner)]
         if self.objective != FLOPS:
             parts.append(f"minimize={str(self.objective)!r}")
@@ -114,7 +127,7 @@ class ContractOptimizer(PathOptimizer):
             parts.append(f"seed={self.seed}")
         if self.max_time is not None:
             parts.append(f"max_time={self.max_time:g}")
-        if self.progress:
+        if progress:
             parts.append("progress=True")
         return f"{type(self).__name__}({', '.join(parts)})"
 

@@ -6,7 +6,7 @@ stops a search that has run far past its expected length, and warns.
 
 1. **Starting trees** (:mod:`.starts`): cotengrust's randomised greedy
    trials (Rust), opt_einsum's plain greedy, and for ``auto-hq`` recursive
-   bisections.
+   bisections (:mod:`.partition`: KaHyPar's when it is installed).
 2. **Simulated annealing** (:mod:`.anneal`) of the best starting trees by
    local rotations, each move judged against the cost of the two nodes it
    changes. Starting from a random-greedy tree is what makes ``auto`` beat
@@ -14,7 +14,12 @@ stops a search that has run far past its expected length, and warns.
    local structure, annealing repairs the few contractions near the root
    that dominate the cost.
 3. **Subtree reconfiguration** (``auto-hq`` only, :func:`.tree._reconfigure`):
-   the ``k`` largest sub-contractions under every node re-ordered optimally.
+   the ``k`` largest sub-contractions under every node re-ordered optimally,
+   never widening the tree.
+
+A ``memory_limit`` (elements) caps the largest intermediate: a constraint of
+the objective (:mod:`.objective`) for the annealing, the DP and the choice
+among trees.
 
 Small networks (up to ``k`` tensors) are solved optimally by DP.
 
@@ -37,7 +42,8 @@ from typing import Any, Sequence
 from .anneal import anneal
 from .objective import FLOPS, Objective, parse_minimize
 from .progress import Bar
-from .starts import _bisected, greedy_tree, random_greedy_trees
+from .partition import partition_tree
+from .starts import greedy_tree, random_greedy_trees
 from .tree import Tree, _Legs, _linear, _Net, _optimal, _reconfigure, tree_flops, tree_totals
 
 __all__ = ["annealed_greedy", "optimize", "tree_flops"]
@@ -76,24 +82,34 @@ def _fused(label: str, fuse: float, start: float) -> None:
 
 POLISH_HOT = 0.3
 
+# auto-hq's share of moves on the costliest nodes (anneal's ``focus``). A
+# partition tree often has one contraction near the root that dominates the
+# total, which uniform moves (300 per node) rarely reach: on four KaHyPar
+# trees of the 1,000-tensor 3-regular graph, 0.0 left two stuck at 10^52-53,
+# 0.05 reached 10^42.0-43.7 and 0.2 10^41.4-43.1; neutral on MERA, better on
+# the 757-tensor circuit (10^11.3-11.5 against 10^11.3-13.0).
+FOCUS = 0.1
+
 
 def _annealed(net: _Net, tree: Tree, moves: int, deadline: float, rng: random.Random,
-              hot: float, objective: Objective, progress: Any) -> Tree:
-    """Anneal by FLOPs; for another objective, then polish by it for half as
-    many moves (see :mod:`.objective` for why)."""
+              hot: float, objective: Objective, progress: Any, focus: float = 0.0) -> Tree:
+    """Anneal by FLOPs; for another objective (or under a memory limit), then
+    polish by it for half as many moves (see :mod:`.objective` for why:
+    annealed under a limit from the start, a wide start tree often stays
+    wide; 3-regular, 100 tensors, limit 2^16: width 2^17 against 2^16)."""
     if objective == FLOPS:
         return anneal(net, tree, moves, deadline, rng, hot=hot, cold=0.02, timed=False,
-                      progress=progress)
+                      focus=focus, progress=progress)
     polish = moves // 2
     total = moves + polish
-    first = progress and (lambda done, _: progress(done, total))
-    second = progress and (lambda done, _: progress(moves + done, total))
+    before = progress and (lambda done, _: progress(done, total))
+    after = progress and (lambda done, _: progress(moves + done, total))
     tree = anneal(net, tree, moves, deadline, rng, hot=hot, cold=0.02, timed=False,
-                  progress=first)
+                  focus=focus, progress=before)
     # Its own generator, drawn from the search's, so the FLOPs phase of every
     # chain matches the minimize="flops" search's draw for draw.
     return anneal(net, tree, polish, deadline, random.Random(rng.getrandbits(32) ^ 0x5EED),
-                  hot=POLISH_HOT, cold=0.02, timed=False, objective=objective, progress=second)
+                  hot=POLISH_HOT, cold=0.02, timed=False, objective=objective, progress=after)
 
 
 def _local(objective: Objective) -> Any:
@@ -128,7 +144,8 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     a run that is far slower than expected (with a warning). ``minimize`` is
     the objective (:mod:`.objective`): the best start and the annealing
     judge trees by it. ``progress`` draws a bar on stderr. ``memory_limit``
-    is accepted for the interface and not used.
+    (elements) caps the largest intermediate: a constraint of the objective
+    (see :mod:`.objective`), honoured whenever annealing can reach it.
 
     >>> ins = [frozenset("ab"), frozenset("bc"), frozenset("cd")]
     >>> annealed_greedy(ins, frozenset("ad"), {"a": 8, "b": 16, "c": 32, "d": 4})
@@ -138,7 +155,7 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     trivial = _trivial(n)
     if trivial is not None:
         return trivial
-    objective = parse_minimize(minimize)
+    objective = parse_minimize(minimize).limited(memory_limit)
     start = time.perf_counter()
     net = _Net(inputs, output, sizes)
     trials, _ = _schedule(n, 0.0)
@@ -156,22 +173,48 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     return _linear(tree, n)
 
 
+def _hq_schedule(n: int, width: float) -> tuple[int, tuple[int, int], int, int]:
+    """(random greedy trials, (random greedy chains, partition trees), moves
+    per chain, reconfiguration k) for ``auto-hq`` on ``n`` tensors whose plain greedy tree has ``width``
+    (log2 of its largest intermediate): counts, never seconds.
+
+    One chain per starting tree (random greedy, greedy, partitions); the
+    best is annealed again for as many moves. Annealing is noisy (the same
+    start ends 10^15.6-10^16.2 on the MERA row over four seeds): short
+    chains from many starts beat a few long ones. On MERA random greedy
+    starts (each chain its own seed) anneal best, on large random graphs
+    partition trees (10^42 against 10^53 at 1,000 tensors). A random greedy trial
+    costs about 0.1 µs per tensor and unit of width (3.6 ms on the 32x32
+    lattice, 26 ms on the 1,000-tensor 3-regular graph), so trials shrink
+    with ``n * width``; partition trees are what large random graphs need,
+    and cost ~0.7 ms per tensor each.
+    """
+    trials = min(128, max(2, int(4e6 / (n * max(width, 1.0)))))
+    moves = min(1000 * n, 300_000)
+    if n <= 400:  # (random greedy chains, partition trees)
+        return trials, (4, 3), moves, 8
+    return trials, (1, 2), moves, 6
+
+
 def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
-             memory_limit: int | None = None, *, chains: int = 3, moves: int | None = None,
-             k: int = 8, seconds: float | None = None, seed: int = 0,
-             hot: float = 1.0, minimize: Any = "flops", progress: bool = False) -> Path:
+             memory_limit: int | None = None, *, chains: int | None = None,
+             moves: int | None = None, k: int | None = None, seconds: float | None = None,
+             seed: int = 0, hot: float = 1.0, minimize: Any = "flops",
+             progress: bool = False) -> Path:
     """``optimize="auto-hq"``: see the module docstring.
 
-    ``chains`` annealing runs of ``moves`` rotations per tensor each (by
-    default 10 per unit of log2 width of the start, 500 to 4,000, at most
-    300,000 per run), from different kinds of start: the best of 128 random
-    greedy trials, opt_einsum's greedy, a recursive bisection, more random
-    greedy seeds; then reconfiguration of the best with ``k`` parts.
+    Starting trees: the best of cotengrust's random greedy trials,
+    opt_einsum's greedy (up to 2,000 tensors) and recursive bisections
+    (:func:`.partition.partition_tree`: KaHyPar when it is installed); the
+    first ``chains`` of them (all by default) are each annealed for ``moves``
+    rotations per tensor (see :func:`_hq_schedule` for the defaults), the
+    best again for as many, then reconfigured with ``k`` parts.
     ``seconds`` (default 600) is only a fuse. Deterministic for a given
     ``seed``. ``minimize`` is the objective (:mod:`.objective`) that the
     annealing, the reconfiguration and the choice among chains follow;
-    ``progress`` draws one bar per chain on stderr. ``memory_limit`` is
-    accepted for the interface and not used.
+    ``memory_limit`` (elements) caps the largest intermediate (a
+    constraint of the objective; the reconfiguration never breaks it, nor
+    widens the tree); ``progress`` draws one bar per chain on stderr.
 
     >>> ins = [frozenset("ab"), frozenset("bc"), frozenset("cd")]
     >>> optimize(ins, frozenset("ad"), {"a": 8, "b": 16, "c": 32, "d": 4})
@@ -180,41 +223,49 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     n = len(inputs)
     if n < 2:
         return [(0,)] if n == 1 else []
-    objective = parse_minimize(minimize)
+    objective = parse_minimize(minimize).limited(memory_limit)
     local = _local(objective)
     net = _Net(inputs, output, sizes)
-    if n <= k:
+    if n <= (8 if k is None else k):
         return _linear(_optimal(net.legs, net.out, net.size, local)[1], n)
+    plain = random_greedy_trees(net, 0, seed)[0]  # one plain greedy tree: the width probe
+    trials, parts, count, k_auto = _hq_schedule(n, _width(net, plain, _Legs(net)))
+    k = k_auto if k is None else k
+    count = count if moves is None else moves * n
     fuse = 600.0 if seconds is None else seconds
     start = time.perf_counter()
     rng = random.Random(seed)
-    bar = Bar("auto-hq", chains) if progress else None
-    found = []
-    for c in range(chains):
-        # Different kinds of starting tree explore different parts of the
-        # space: random greedy (each chain its own seed), plain greedy, a
-        # bisection.
-        if c == 1 and n <= 2000:
-            tree = greedy_tree(net)
-        elif c == 2:
-            tree = _bisected(net, rng, 6, rng.uniform(0.02, 0.25))
-        else:
-            trials = 128 if n <= 1000 else max(1, int(128 * (1000 / n) ** 3))
-            tree, _ = _best(net, random_greedy_trees(net, trials, seed + c), objective)
-        if moves is None:
-            per_tensor = max(500.0, min(4000.0, 10 * _width(net, tree, _Legs(net))))
-            count = min(int(per_tensor * n), 300_000)
-        else:
-            count = moves * n
-        found.append(_annealed(net, tree, count, start + fuse, rng, hot, objective,
-                               bar and bar.chain(c)))
-    best, _ = _best(net, found, objective)
-    # Reconfiguration recurses down the tree, and trees of large networks
-    # can be nearly as deep as they have leaves.
+    # Reconfiguration and bisection recurse down the tree, and trees of large
+    # networks can be nearly as deep as they have leaves.
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 2 * n + 1000))
     try:
-        best = _reconfigure(net, best, k, start + fuse, local=local)
+        kinds = ["random greedy"] * parts[0] + (["greedy"] if n <= 2000 else []) + \
+            ["partition"] * parts[1]
+        kinds = kinds[:len(kinds) if chains is None else max(1, chains)]
+        bar = Bar("auto-hq", len(kinds) + 1) if progress else None
+        found = []
+        for c, kind in enumerate(kinds):
+            if kind == "random greedy":
+                # The first chain gets every trial, later ones a quarter (their
+                # seeds matter more than their trial counts).
+                few = trials if c == 0 else max(2, trials // 4)
+                tree, _ = _best(net, random_greedy_trees(net, few, seed + c), objective)
+            elif kind == "greedy":
+                tree = greedy_tree(net)
+            else:
+                tree = partition_tree(net, rng, rng.uniform(0.01, 0.3))
+            found.append(_annealed(net, tree, count, start + fuse, rng, hot, objective,
+                                   bar and bar.chain(c), FOCUS))
+        best, _ = _best(net, found, objective)
+        best = _annealed(net, best, count, start + fuse, rng, 0.3, objective,
+                         bar and bar.chain(len(kinds)), FOCUS)
+        best, legs = _best(net, [best] + found, objective)
+        # The reconfiguration may not widen the tree (nor break the limit).
+        cap = 2.0 ** _width(net, best, legs)
+        if objective.limit is not None:
+            cap = max(min(cap, objective.limit), 1.0)
+        best = _reconfigure(net, best, k, start + fuse, local=local, cap=cap)
     finally:
         sys.setrecursionlimit(limit)
     _fused("optimize='auto-hq'", fuse, start)

@@ -20,6 +20,16 @@ soft maximum that the largest intermediates dominate) plus its FLOPs (the
 tie-break). Candidate trees are always compared by the exact
 :meth:`Objective.key`.
 
+A ``limit`` (``memory_limit``, in elements, as opt_einsum counts it) makes
+the largest intermediate a constraint: a node whose result has ``x`` times
+more elements costs ``2^40 x^2`` times its contraction on top of its own
+cost, so the annealer and the DP shrink every such node before anything
+else (the square: a move that halves an excess pays even when it costs
+FLOPs), and
+:meth:`Objective.key` ranks a tree that keeps the limit before any tree that
+does not. (A penalty, not a wall: a starting tree over the limit can still
+be annealed below it.)
+
 Annealing by ``write`` or ``size`` alone is a poor search: a rotation only
 changes the size of one intermediate, and the landscape is flat. The planners
 therefore anneal by FLOPs first and then polish by the objective (measured on
@@ -27,9 +37,11 @@ a 150-tensor 3-regular graph from the same start: write-only annealing
 reached write 2^23.7 and width 2^23, FLOPs then write 2^20.7, width 2^19).
 
 >>> parse_minimize("combo-128")
-Objective(kind='combo', factor=128.0)
+Objective(kind='combo', factor=128.0, limit=None)
 >>> parse_minimize("size").node(64.0, 2.0)
 320.0
+>>> parse_minimize("flops").limited(16).key(1e3, 0.0, 32.0)
+(True, 32.0, 1000.0, 32.0)
 """
 
 from __future__ import annotations
@@ -54,6 +66,13 @@ _COMBO = 64.0
 _SOFT_CAP = 2.0 ** 120
 _POWER = 8
 
+# A node over the memory limit costs this many times its contraction times
+# the square of its excess on top (capped so the product stays finite:
+# tree._BIG is 2^1000).
+_PENALTY = 2.0 ** 40
+_PENALTY_CAP = 2.0 ** 800
+_OVER_CAP = 2.0 ** 60
+
 
 @dataclass(frozen=True)
 class Objective:
@@ -61,32 +80,52 @@ class Objective:
 
     kind: str = "flops"
     factor: float = _COMBO
+    limit: float | None = None
 
     def __str__(self) -> str:
-        return f"combo-{self.factor:g}" if self.kind == "combo" else self.kind
+        name = f"combo-{self.factor:g}" if self.kind == "combo" else self.kind
+        return name if self.limit is None else f"{name} (largest intermediate <= {self.limit:g})"
+
+    def limited(self, limit: float | None) -> "Objective":
+        """This objective with its largest intermediate capped at ``limit``
+        elements (None: no cap; the tighter of two caps)."""
+        if limit is None:
+            return self
+        limit = float(limit) if self.limit is None else min(self.limit, float(limit))
+        return Objective(self.kind, self.factor, limit)
 
     def node(self, contraction: float, out: float) -> float:
         """The local cost of a node whose contraction touches labels of
         product ``contraction`` and whose result has ``out`` elements."""
         kind = self.kind
         if kind == "flops":
-            return contraction
-        if kind == "write":
-            return out
-        if kind == "combo":
-            return contraction + self.factor * out
-        return min(out, _SOFT_CAP) ** _POWER + contraction
+            cost = contraction
+        elif kind == "write":
+            cost = out
+        elif kind == "combo":
+            cost = contraction + self.factor * out
+        else:
+            cost = min(out, _SOFT_CAP) ** _POWER + contraction
+        if self.limit is not None and out > self.limit:
+            over = min(out / self.limit, _OVER_CAP)
+            cost += min(contraction, _PENALTY_CAP) * _PENALTY * over * over
+        return cost
 
-    def key(self, flops: float, write: float, size: float) -> tuple[float, ...]:
+    def key(self, flops: float, write: float, size: float) -> tuple[Any, ...]:
         """The exact score of a whole tree (lower is better) from its totals."""
         kind = self.kind
         if kind == "flops":
-            return (flops, size)
-        if kind == "write":
-            return (write, flops)
-        if kind == "combo":
-            return (flops + self.factor * write, size)
-        return (size, flops)
+            score: tuple[Any, ...] = (flops, size)
+        elif kind == "write":
+            score = (write, flops)
+        elif kind == "combo":
+            score = (flops + self.factor * write, size)
+        else:
+            score = (size, flops)
+        if self.limit is None:
+            return score
+        over = size > self.limit  # any tree within the limit, then the narrowest
+        return (over, size if over else 0.0) + score
 
 
 FLOPS = Objective()

@@ -56,6 +56,24 @@ class _Net:
                 if self.count[n] > 2:
                     self.holders[n] = self.holders.get(n, 0) | 1 << v
         self.size = _size_function(self.log)
+        # For the annealer to inline size() (a third of a move's time), the
+        # terms _size_function computes it from: (base, mask, cap) when every
+        # leg of size > 1 has one size (size = base ** min(popcount, cap));
+        # (log1, mask1, log2, mask2, log3, mask3) for two or three sizes
+        # (2 ** min(sum of log * popcount, 1000)). None otherwise.
+        masks: dict[float, int] = {}
+        for n, x in enumerate(self.log):
+            if x:
+                masks[x] = masks.get(x, 0) | 1 << n
+        self.uniform: tuple[float, int, int] | None = None
+        self.mixed: tuple[float, int, float, int, float, int] | None = None
+        if len(masks) == 1:
+            ((x, mask),) = masks.items()
+            self.uniform = (2.0 ** x, mask, int(1000 / math.log2(2.0 ** x)))
+        elif len(masks) <= 3:
+            terms = [(math.log2(2.0 ** x), m) for x, m in masks.items()] + [(0.0, 0)]
+            (x1, m1), (x2, m2), (x3, m3) = terms[:3]
+            self.mixed = (x1, m1, x2, m2, x3, m3)
         # Masks for join: legs that close like ordinary edges, and the
         # hyperedges that can close at all.
         self.plain = ~self.out & ~self.hyper
@@ -248,13 +266,27 @@ def _size_function(log: list[float]) -> Callable[[int], float]:
 
 
 def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 1e-4,
-                 local: Callable[[float, float], float] | None = None) -> Tree:
+                 local: Callable[[float, float], float] | None = None,
+                 cap: float = math.inf) -> Tree:
     """Rewrite subtrees with optimal orders of their ``k`` costliest parts,
     skipping subtrees that cost less than ``floor`` of the whole. ``local``
     is the objective's cost of a node (:meth:`.Objective.node`; FLOPs when
-    None)."""
+    None). A rewrite whose intermediates exceed ``cap`` elements (and the
+    largest of those it replaces) is refused: the DP by FLOPs alone often
+    trades a wider intermediate for fewer FLOPs."""
     size = net.size
     legs = _Legs(net)
+
+    def widest(node: Tree, stop: set[int]) -> float:
+        """The largest result among the nodes from ``node`` down to ``stop``."""
+        biggest, stack = 0.0, [node]
+        while stack:
+            v = stack.pop()
+            if isinstance(v, int) or id(v) in stop:
+                continue
+            biggest = max(biggest, size(legs(v)))
+            stack += [v[0], v[1]]
+        return biggest
 
     def cost(node: Tree) -> float:
         if isinstance(node, int):
@@ -296,7 +328,13 @@ def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 
             old = total(node) - sum(total(f) for f in frontier)
             new, sub = _optimal([legs(f) for f in frontier], legs(node), size, local)
             if new < old * (1 - 1e-9):
-                node = _replace(sub, frontier)
+                rewritten = _replace(sub, frontier)
+                if cap == math.inf:
+                    node = rewritten
+                else:
+                    stop = {id(f) for f in frontier}
+                    if widest(rewritten, stop) <= max(cap, widest(node, stop)):
+                        node = rewritten
         total(node)
         return node
 

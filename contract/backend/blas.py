@@ -1,0 +1,110 @@
+"""A ``dot_general`` as one batched BLAS GEMM on CPU (:mod:`contract.native`'s kernel).
+
+:func:`gemm_dot` arranges each operand as ``(batch, rows, contracted)`` or
+``(batch, contracted, rows)`` — whichever needs no transpose, else the first —
+flattens the label groups, and calls the kernel through ``jax.ffi.ffi_call``,
+passing transposed operands as BLAS transpose flags instead of copies. Only
+the primal goes through BLAS: ``custom_jvp`` gives the tangent as the same
+contraction in ``lax.dot_general``, so ``jvp``, ``grad`` and ``vjp`` work
+(reverse mode transposes those XLA dots), and ``vmap`` adds a batch dimension
+the kernel loops over.
+
+:func:`usable` says when a step may take this path: the kernel is loaded, the
+dtype is one BLAS has, and the process has a single device (a custom call has
+no sharding rule, so under a multi-device mesh XLA would gather its operands;
+``shard_map`` bodies keep XLA's dots too). Callers pick it inside
+``lax.platform_dependent``'s CPU branch only.
+
+>>> import numpy as np
+>>> a = (np.arange(6.0) + 1j).reshape(2, 3).astype(np.complex64)
+>>> dims = (((1,), (0,)), ((), ()))
+>>> np.allclose(gemm_dot(a, a.T, dims), a @ a.T) if usable("complex64") else True
+True
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+from .. import native
+from ..caching import memoized
+
+__all__ = ["gemm_dot", "usable"]
+
+Dims = tuple[tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[int, ...], tuple[int, ...]]]
+_TARGET = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128"}
+
+
+@memoized("gemm kernel registration", 1)
+def _registered() -> bool:
+    """Register the kernel's handlers with XLA (idempotent), once per cache lifetime."""
+    lib = native.library()
+    if lib is None:
+        return False
+    for suffix in _TARGET.values():
+        name = f"contract_gemm_{suffix}"
+        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
+    return True
+
+
+def usable(dtype: Any) -> bool:
+    """Whether a step in ``dtype`` may run as a BLAS GEMM in this process."""
+    return (jnp.dtype(dtype).name in _TARGET and jax.device_count() == 1
+            and _registered())
+
+
+def _arrange(x: jax.Array, batch: tuple[int, ...], rows: list[int],
+             contracted: tuple[int, ...], rows_first: bool) -> tuple[jax.Array, bool]:
+    """``x`` as a 3-d ``(batch, rows, contracted)`` array (``rows_first``) or
+    ``(batch, contracted, rows)``, and whether it is the other one (a BLAS
+    transpose flag): the layout that needs no transpose wins.
+
+    >>> y, flip = _arrange(jnp.zeros((2, 3, 4)), (0,), [2], (1,), rows_first=True)
+    >>> y.shape, flip
+    ((2, 3, 4), True)
+    """
+    groups = [batch, rows, contracted] if rows_first else [batch, contracted, rows]
+    flip = False
+    if [*batch, *groups[1], *groups[2]] != list(range(x.ndim)):
+        flip = [*batch, *groups[2], *groups[1]] == list(range(x.ndim))
+        if flip:
+            groups = [batch, groups[2], groups[1]]
+        else:
+            x = lax.transpose(x, [d for g in groups for d in g])
+            groups = [range(a, a + len(g)) for a, g in zip((0, len(batch), x.ndim - len(groups[2])),
+                                                           groups)]
+    return x.reshape([math.prod(x.shape[d] for d in g) for g in groups]), flip
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(2,))
+def gemm_dot(a: jax.Array, b: jax.Array, dims: Dims) -> jax.Array:
+    """``lax.dot_general(a, b, dims)`` for two arrays of one BLAS dtype, computed by BLAS."""
+    (lc, rc), (lb, rb) = dims
+    free_a = [d for d in range(a.ndim) if d not in lc and d not in lb]
+    free_b = [d for d in range(b.ndim) if d not in rc and d not in rb]
+    a3, trans_a = _arrange(a, lb, free_a, lc, rows_first=True)
+    b3, trans_b = _arrange(b, rb, free_b, rc, rows_first=False)
+    m = a3.shape[2] if trans_a else a3.shape[1]
+    n = b3.shape[1] if trans_b else b3.shape[2]
+    out = jax.ShapeDtypeStruct((a3.shape[0], m, n), a.dtype)
+    call = jax.ffi.ffi_call(f"contract_gemm_{_TARGET[a.dtype.name]}", out,
+                            vmap_method="broadcast_all")
+    c = call(a3, b3, trans_a=trans_a, trans_b=trans_b)
+    shape = ([a.shape[d] for d in lb] + [a.shape[d] for d in free_a]
+             + [b.shape[d] for d in free_b])
+    return c.reshape(shape)
+
+
+@gemm_dot.defjvp
+def _gemm_jvp(dims: Dims, primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]:
+    a, b = primals
+    da, db = tangents
+    dot = partial(lax.dot_general, dimension_numbers=dims, precision=lax.Precision.HIGHEST,
+                  preferred_element_type=a.dtype)
+    return gemm_dot(a, b, dims), dot(da, b) + dot(a, db)

@@ -1,0 +1,91 @@
+// Batched GEMM for XLA's CPU backend, calling the BLAS that SciPy ships.
+//
+// contract lowers a GEMM-shaped contraction step here when it measures faster
+// than XLA's own CPU dot (see contract/backend/blas.py for the rule and the
+// figures). The BLAS routines are not linked: Python hands over their
+// addresses, read from SciPy's `scipy.linalg.cython_blas` capsules, once at
+// load time, so this library depends on nothing but the XLA FFI headers.
+//
+// Arrays are row-major. A row-major C (m x n) is, read column-major, C^T, so
+// C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T: the
+// operands swap places and no copy or transpose is ever made.
+#include <cstdint>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+// The Fortran BLAS gemm signature (LP64: 32-bit integers), any element type.
+using Gemm = void(const char*, const char*, const int*, const int*, const int*, const void*,
+                  const void*, const int*, const void*, const int*, const void*, void*,
+                  const int*);
+
+// One slot per element type: float32, float64, complex64, complex128 (the
+// order of ROUTINES in contract/native.py).
+Gemm* gemm_fns[4] = {nullptr, nullptr, nullptr, nullptr};
+
+template <ffi::DataType T>
+constexpr int kSlot = T == ffi::F32 ? 0 : T == ffi::F64 ? 1 : T == ffi::C64 ? 2 : 3;
+
+// a: (..., m, k), or (..., k, m) when trans_a; b: (..., k, n), or (..., n, k)
+// when trans_b; out: (..., m, n), the leading dimensions the same batch in all
+// three (checked in Python; vmap adds leading dimensions to all of them).
+template <ffi::DataType T>
+ffi::Error BatchedGemm(ffi::Buffer<T> a, ffi::Buffer<T> b, ffi::ResultBuffer<T> out,
+                       bool trans_a, bool trans_b) {
+  Gemm* gemm = gemm_fns[kSlot<T>];
+  if (gemm == nullptr) return ffi::Error::InvalidArgument("contract: BLAS gemm not loaded");
+  auto ad = a.dimensions(), od = out->dimensions();
+  const size_t r = od.size();
+  if (r < 2 || ad.size() != r || b.dimensions().size() != r)
+    return ffi::Error::InvalidArgument("contract: gemm operands must share a rank >= 2");
+  int64_t batch = 1;
+  for (size_t i = 0; i + 2 < r; ++i) batch *= od[i];
+  const int64_t m = od[r - 2], n = od[r - 1];
+  const int64_t k = trans_a ? ad[r - 2] : ad[r - 1];
+  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
+    return ffi::Error::InvalidArgument("contract: gemm dimension over 2^31");
+  const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
+  // Leading dimensions of the column-major views (see the file comment).
+  const int ldb = trans_b ? ki : ni, lda = trans_a ? mi : ki, ldc = ni;
+  const char tb = trans_b ? 'T' : 'N', ta = trans_a ? 'T' : 'N';
+  using E = ffi::NativeType<T>;
+  const E one(1), zero(0);
+  if (m == 0 || n == 0) return ffi::Error::Success();
+  const E* ap = a.typed_data();
+  const E* bp = b.typed_data();
+  E* cp = out->typed_data();
+  for (int64_t i = 0; i < batch; ++i) {
+    if (k == 0) {  // BLAS wants ld >= 1; an empty sum is zero
+      for (int64_t e = 0; e < m * n; ++e) cp[i * m * n + e] = zero;
+      continue;
+    }
+    gemm(&tb, &ta, &ni, &mi, &ki, &one, bp + i * k * n, &ldb, ap + i * m * k, &lda, &zero,
+         cp + i * m * n, &ldc);
+  }
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+extern "C" int contract_set_gemm(int slot, void* fn) {
+  if (slot < 0 || slot > 3) return 1;
+  gemm_fns[slot] = reinterpret_cast<Gemm*>(fn);
+  return 0;
+}
+
+#define CONTRACT_GEMM(name, T)                                                    \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(name, BatchedGemm<T>,                             \
+                                ffi::Ffi::Bind()                                  \
+                                    .Arg<ffi::Buffer<T>>()                        \
+                                    .Arg<ffi::Buffer<T>>()                        \
+                                    .Ret<ffi::Buffer<T>>()                        \
+                                    .Attr<bool>("trans_a")                        \
+                                    .Attr<bool>("trans_b"));
+
+CONTRACT_GEMM(contract_gemm_f32, ffi::F32)
+CONTRACT_GEMM(contract_gemm_f64, ffi::F64)
+CONTRACT_GEMM(contract_gemm_c64, ffi::C64)
+CONTRACT_GEMM(contract_gemm_c128, ffi::C128)

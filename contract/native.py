@@ -1,0 +1,130 @@
+"""contract's one native kernel: a batched BLAS GEMM for XLA's CPU backend.
+
+``gemm.cc`` (next to this file) is an XLA FFI handler that calls the BLAS
+SciPy ships (``scipy.linalg.cython_blas``: OpenBLAS in SciPy's wheels). It is
+compiled on first use with the machine's C++ compiler against the FFI
+headers jaxlib installs, into ``$XDG_CACHE_HOME/contract`` (or
+``~/.cache/contract``), keyed by the source and the jaxlib version, so later
+processes only load it. No BLAS is linked: the routines' addresses are read
+from SciPy's capsules and handed to the library once it is loaded.
+
+Why: XLA's CPU backend runs a complex ``dot`` several times slower than
+OpenBLAS's ``cgemm`` (docs/lowering.md has the figures), so complex GEMM steps
+on CPU go through this kernel (:mod:`contract.backend.blas`). Everything
+degrades cleanly: no compiler, no SciPy, a failed build or
+``CONTRACT_BLAS=0`` leave :func:`available` False and contract lowers those
+steps with XLA's own dots, as before; :func:`status` says why.
+
+This module imports no JAX (the planner's report asks it which lowering a
+step gets).
+
+>>> status() in ("available", "off (CONTRACT_BLAS=0)") or status().startswith("unavailable")
+True
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from .caching import memoized
+
+__all__ = ["ENV", "ROUTINES", "available", "library", "status"]
+
+ENV = "CONTRACT_BLAS"
+SOURCE = Path(__file__).with_name("gemm.cc")
+# BLAS routine per element type, in the order of gemm.cc's slots.
+ROUTINES = {"float32": "sgemm", "float64": "dgemm", "complex64": "cgemm", "complex128": "zgemm"}
+
+
+def _include_dir() -> Path | None:
+    """jaxlib's FFI headers (what ``jax.ffi.include_dir()`` returns), found without importing JAX."""
+    spec = importlib.util.find_spec("jaxlib")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    inc = Path(list(spec.submodule_search_locations)[0]) / "include"
+    return inc if (inc / "xla" / "ffi" / "api" / "ffi.h").is_file() else None
+
+
+def _build_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "contract"
+
+
+def _build(include: Path) -> Path:
+    """The compiled library for this source and jaxlib, building it if needed."""
+    key = hashlib.sha256(SOURCE.read_bytes() + importlib.metadata.version("jaxlib").encode())
+    target = _build_dir() / f"gemm-{key.hexdigest()[:16]}.so"
+    if target.is_file():
+        return target
+    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
+    if compiler is None:
+        raise OSError("no C++ compiler (c++, g++ or $CXX) on PATH")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Built under a temporary name and renamed: processes racing to build
+    # (an SPMD launch) each see either no library or a whole one.
+    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+    os.close(fd)
+    cmd = [compiler, "-O2", "-std=c++17", "-shared", "-fPIC", "-w", f"-I{include}",
+           str(SOURCE), "-o", tmp]
+    try:
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            raise OSError(f"compiling {SOURCE.name} failed: {done.stderr.strip()[-500:]}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _blas_pointer(name: str) -> int:
+    """The address of SciPy's BLAS routine ``name`` (from its Cython capsule)."""
+    from scipy.linalg import cython_blas  # noqa: PLC0415 - only when the kernel is wanted
+
+    capsule = cython_blas.__pyx_capi__[name]
+    get_name = ctypes.pythonapi.PyCapsule_GetName
+    get_name.restype, get_name.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    return get(capsule, get_name(capsule))
+
+
+@memoized("native kernel", 1)
+def _load() -> tuple[ctypes.CDLL | None, str]:
+    """(the loaded library, "available"), or (None, why not)."""
+    if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off"):
+        return None, f"off ({ENV}=0)"
+    include = _include_dir()
+    if include is None:
+        return None, "unavailable: jaxlib's FFI headers are missing"
+    try:
+        lib = ctypes.CDLL(str(_build(include)))
+        for slot, routine in enumerate(ROUTINES.values()):
+            if lib.contract_set_gemm(slot, ctypes.c_void_p(_blas_pointer(routine))) != 0:
+                raise OSError(f"could not install {routine}")
+    except (OSError, ImportError, KeyError, subprocess.SubprocessError) as e:
+        return None, f"unavailable: {e}"
+    return lib, "available"
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded kernel library, or None (see :func:`status`)."""
+    return _load()[0]
+
+
+def available() -> bool:
+    """Whether the BLAS GEMM kernel is built and loaded in this process."""
+    return _load()[0] is not None
+
+
+def status() -> str:
+    """``"available"``, or why the kernel is not used."""
+    return _load()[1]

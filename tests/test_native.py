@@ -1,0 +1,137 @@
+"""The BLAS GEMM kernel (contract/native.py, contract/backend/blas.py): it builds,
+it computes what ``lax.dot_general`` computes on every layout, it differentiates
+and batches, it is used only where it may be, and every way of not having it
+falls back to XLA's dots with the same values."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax import lax
+from jax.test_util import check_grads
+
+import contract
+from contract import native
+from contract.backend.blas import gemm_dot, usable
+
+DIMS = [  # lhs shape, rhs shape, dot_general dimension numbers
+    ((4, 5), (5, 3), (((1,), (0,)), ((), ()))),
+    ((5, 4), (5, 3), (((0,), (0,)), ((), ()))),  # lhs transposed: a BLAS flag
+    ((4, 5), (3, 5), (((1,), (1,)), ((), ()))),  # rhs transposed
+    ((2, 4, 5), (2, 5, 3), (((2,), (1,)), ((0,), (0,)))),
+    ((4, 2, 5), (5, 3, 2), (((2,), (0,)), ((1,), (2,)))),  # batch not leading: copies
+    ((2, 3, 4, 5), (4, 5, 6), (((2, 3), (0, 1)), ((), ()))),  # two contracted axes
+    ((2, 3, 4, 5), (6, 5, 4), (((2, 3), (2, 1)), ((), ()))),
+    ((3, 0, 4), (3, 4, 2), (((2,), (1,)), ((0,), (0,)))),  # empty rows
+    ((3, 4, 0), (3, 0, 2), (((2,), (1,)), ((0,), (0,)))),  # empty sum: zeros
+    ((7, 3), (7,), (((0,), (0,)), ((), ()))),
+]
+
+
+def _complex(shape: tuple, seed: int, dtype: Any = np.complex64) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return (rng.standard_normal(shape) + 1j * rng.standard_normal(shape)).astype(dtype)
+
+
+def _calls(hlo: str) -> list[str]:
+    return re.findall(r'custom_call_target="(contract_gemm_\w+)"', hlo)
+
+
+def test_the_kernel_builds_here() -> None:
+    """CI has a C++ compiler and SciPy: the kernel must load, not fall back silently."""
+    assert native.status() == "available" and usable("complex64") and usable("float32")
+    assert not usable("int32") and not usable("bfloat16")
+
+
+@pytest.mark.parametrize("lhs, rhs, dims", DIMS)
+@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+def test_gemm_dot_matches_dot_general(lhs: tuple, rhs: tuple, dims: Any, dtype: str) -> None:
+    a, b = _complex(lhs, 1), _complex(rhs, 2)
+    if dtype == "float32":
+        a, b = a.real.copy(), b.real.copy()
+    want = np.asarray(lax.dot_general(a.astype(np.complex128), b.astype(np.complex128), dims))
+    for fn in (lambda x, y: gemm_dot(x, y, dims), jax.jit(lambda x, y: gemm_dot(x, y, dims))):
+        got = np.asarray(fn(jnp.asarray(a), jnp.asarray(b)))
+        assert got.shape == want.shape and got.dtype == np.dtype(dtype)
+        scale = max(1.0, np.abs(want).max(initial=0.0))
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale)
+
+
+def test_complex128_in_x64_mode_is_zgemm() -> None:
+    with jax.enable_x64(True):
+        a, b = _complex((3, 40, 30), 3, np.complex128), _complex((3, 30, 20), 4, np.complex128)
+        dims = (((2,), (1,)), ((0,), (0,)))
+        fn = jax.jit(lambda x, y: gemm_dot(x, y, dims))
+        np.testing.assert_allclose(fn(a, b), np.matmul(a, b), rtol=1e-12)
+        assert _calls(fn.lower(a, b).compile().as_text()) == ["contract_gemm_c128"]
+
+
+def test_derivatives_forward_and_reverse_to_second_order() -> None:
+    with jax.enable_x64(True):
+        a, b = _complex((5, 6, 4), 5, np.complex128), _complex((6, 5, 3), 6, np.complex128)
+        dims = (((0, 1), (1, 0)), ((), ()))
+        check_grads(lambda x, y: gemm_dot(x, y, dims), (a, b), order=2, modes=("fwd", "rev"))
+
+
+def test_vmap_batches_through_the_kernel() -> None:
+    a, b = _complex((6, 2, 4, 5), 7), _complex((2, 5, 3), 8)
+    dims = (((2,), (1,)), ((0,), (0,)))
+    got = jax.jit(jax.vmap(lambda x: gemm_dot(x, b, dims)))(a)
+    np.testing.assert_allclose(got, np.matmul(a, b[None]), rtol=1e-5, atol=1e-5)
+
+
+def test_not_used_with_several_devices(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A custom call has no sharding rule: multi-device processes keep XLA's dots."""
+    monkeypatch.setattr(jax, "device_count", lambda *_: 4)
+    assert not usable("complex64")
+    a, b = _complex((64, 48), 9), _complex((48, 40), 10)
+    hlo = jax.jit(lambda x, y: contract.einsum("ij,jk->ik", x, y)).lower(a, b).compile().as_text()
+    assert _calls(hlo) == []
+
+
+def _fallback_is_right() -> None:
+    a, b = _complex((3, 64, 48), 11), _complex((3, 48, 40), 12)
+    got = contract.einsum("bij,bjk->bik", a, b)
+    np.testing.assert_allclose(got, np.matmul(a, b), rtol=1e-5, atol=1e-4)
+    hlo = jax.jit(lambda x, y: contract.einsum("bij,bjk->bik", x, y)).lower(a, b).compile()
+    assert _calls(hlo.as_text()) == []
+
+
+def test_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(native.ENV, "0")
+    contract.clear_caches(disk=False)
+    try:
+        assert native.status() == "off (CONTRACT_BLAS=0)" and not usable("complex64")
+        _fallback_is_right()
+    finally:
+        monkeypatch.undo()
+        contract.clear_caches(disk=False)
+
+
+def test_no_compiler_falls_back(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing built there yet
+    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
+    contract.clear_caches(disk=False)
+    try:
+        assert native.status().startswith("unavailable: ") and not usable("complex64")
+        _fallback_is_right()
+    finally:
+        monkeypatch.undo()
+        contract.clear_caches(disk=False)
+
+
+def test_a_fresh_cache_directory_builds_the_kernel(monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Any) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    contract.clear_caches(disk=False)
+    try:
+        assert native.status() == "available"
+        assert [p.suffix for p in (tmp_path / "contract").iterdir()] == [".so"]
+    finally:
+        monkeypatch.undo()
+        contract.clear_caches(disk=False)
