@@ -244,7 +244,7 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
             ["partition"] * parts[1]
         kinds = kinds[:len(kinds) if chains is None else max(1, chains)]
         bar = Bar("auto-hq", len(kinds) + 1) if progress else None
-        found = []
+        found: list[Tree] = []
         for c, kind in enumerate(kinds):
             if kind == "random greedy":
                 # The first chain gets every trial, later ones a quarter (their
