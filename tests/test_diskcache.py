@@ -3,6 +3,7 @@ writes, corrupted entries ignored and replaced, clearing."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
@@ -49,13 +50,23 @@ def test_corrupted_entries_are_ignored_and_replaced(cache):
         assert entry.read_bytes() != junk  # rewritten with the good plan
 
 
-def test_environment_variable_and_off_switch(tmp_path, monkeypatch):
-    monkeypatch.setenv(diskcache.ENV, str(tmp_path))
-    monkeypatch.setattr(diskcache, "_dir", diskcache._UNSET)
-    assert diskcache.cache_dir() == tmp_path
-    contract.set_cache_dir(None)
-    assert diskcache.cache_dir() is None and contract.clear_caches() == 0
-    monkeypatch.setattr(diskcache, "_dir", diskcache._UNSET)
+def test_environment_variable_and_off_switch(tmp_path):
+    """A fresh process (the variable is read when nothing overrides it): the
+    variable turns the cache on, ``set_cache_dir(None)`` turns it off again."""
+    code = textwrap.dedent(f"""
+        import contract
+        from contract.planner import cache
+        print(cache.cache_dir())
+        contract.plan({SPEC!r}, *{SHAPES!r})
+        print(cache.cache_info()["disk"]["entries"])
+        contract.set_cache_dir(None)
+        print(cache.cache_dir(), contract.clear_caches())
+    """)
+    env = {**os.environ, diskcache.ENV: str(tmp_path), "JAX_PLATFORMS": "cpu"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split("\n")[:3] == [str(tmp_path), "1", "None 0"]
 
 
 def test_unusable_directory_is_a_clear_error(tmp_path):
