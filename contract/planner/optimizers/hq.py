@@ -179,7 +179,11 @@ def _hq_schedule(n: int, width: float) -> tuple[int, tuple[int, int], int, int]:
     (log2 of its largest intermediate): counts, never seconds.
 
     One chain per starting tree (random greedy, greedy, partitions); the
-    best is annealed again for as many moves. Annealing is noisy (the same
+    best is annealed again for as many moves. The counts were set against
+    the planner bench on a quiet machine (bench/PLANNER.md): 700 moves per
+    tensor (at most 200,000) and fewer chains below 100 tensors keep every
+    row's FLOPs and width while planning in under a tenth of cotengra's
+    hyper-optimizer's time; 1,000 per tensor gained nothing measurable. Annealing is noisy (the same
     start ends 10^15.6-10^16.2 on the MERA row over four seeds): short
     chains from many starts beat a few long ones. On MERA random greedy
     starts (each chain its own seed) anneal best, on large random graphs
@@ -190,8 +194,10 @@ def _hq_schedule(n: int, width: float) -> tuple[int, tuple[int, int], int, int]:
     and cost ~0.7 ms per tensor each.
     """
     trials = min(128, max(2, int(4e6 / (n * max(width, 1.0)))))
-    moves = min(1000 * n, 300_000)
-    if n <= 400:  # (random greedy chains, partition trees)
+    moves = min(700 * n, 200_000)
+    if n <= 100:  # (random greedy chains, partition trees)
+        return trials, (2, 2), moves, 8
+    if n <= 400:
         return trials, (4, 3), moves, 8
     return trials, (1, 2), moves, 6
 
