@@ -224,10 +224,19 @@ def _device_checks() -> None:
                     None, np.einsum(bmm, *big))
         if out is not None:
             e = contract.expression(bmm, (16, 8, 8), (16, 8, 8), mesh=m2)
+            placed = [jax.device_put(v, s) for v, s in zip(big, e.in_shardings)]
+            # Twice on placed operands (the second call takes the placed fast path),
+            # then on host arrays and on operands of another size (the checked path).
+            calls = [e(*placed), e(*placed), e(*big)]
+            try:
+                e(*[v[:8] for v in big])
+                calls = []  # a wrong shape must be refused
+            except contract.ContractError:
+                pass
             fine = (str(out.sharding.spec) == str(P(("x", "y"), None, None))
                     and all(s.spec == P(("x", "y"), None, None) for s in e.in_shardings)
-                    and np.allclose(e(*[jax.device_put(v, s) for v, s in zip(big, e.in_shardings)]),
-                                    np.einsum(bmm, *big), rtol=1e-4, atol=1e-4))
+                    and len(calls) == 3 and all(
+                        np.allclose(c, np.einsum(bmm, *big), rtol=1e-4, atol=1e-4) for c in calls))
             results[k + "mesh= shards along the batch label"] = "ok" if fine else str(out.sharding)
         plan = contract.plan(bmm, A, B)
         results[k + "plan of sharded arrays"] = (
