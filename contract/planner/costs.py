@@ -221,6 +221,7 @@ def complex_lowerings(plan: "Plan") -> list[str]:
     """
     sizes = dict(plan.sizes)
     real = [not d.startswith("complex") for d in plan.dtypes]
+    blas = native.available()
     out = []
     for s in plan.steps:
         i, j = s.operands
@@ -229,7 +230,7 @@ def complex_lowerings(plan: "Plan") -> list[str]:
         both_real = real[i] and real[j]
         choice = "real" if both_real else complex_lowering(
             prod(s.batch, sizes), prod(free_l, sizes), prod(free_r, sizes),
-            prod(s.contracted, sizes), mixed=real[i] or real[j], blas=native.available())
+            prod(s.contracted, sizes), mixed=real[i] or real[j], blas=blas)
         out.append("real dot" if both_real else LOWERING_NAMES[choice])
         real = real[:i] + real[i + 1 : j] + real[j + 1 :] + [both_real]
     return out

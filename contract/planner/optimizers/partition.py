@@ -30,7 +30,7 @@ import os
 import random
 
 from .starts import _bisect, _bisected
-from .tree import Tree, _bit_list, _Net, _optimal, _replace
+from .tree import Tree, _bit_list, _Net
 
 try:
     import kahypar
@@ -53,32 +53,15 @@ def partition_tree(net: _Net, rng: random.Random, imbalance: float, k: int = 6) 
     Python fallback), halves within ``imbalance`` of an even split."""
     if kahypar is None or not os.path.exists(_PROFILE):
         return _bisected(net, rng, k, imbalance)
-    holders: dict[int, list[int]] = {}
-    for v, b in enumerate(net.legs):
-        for l in _bit_list(b & ~net.out):
-            holders.setdefault(l, []).append(v)
-
-    def build(group: list[int]) -> Tree:
-        if len(group) <= k:
-            inside = set(group)
-            out = 0
-            for v in group:  # legs needed outside the group, or in the output
-                for l in _bit_list(net.legs[v]):
-                    if net.out >> l & 1 or any(u not in inside for u in holders.get(l, ())):
-                        out |= 1 << l
-            return _replace(_optimal([net.legs[v] for v in group], out, net.size)[1], group)
-        if len(group) <= _SMALL:  # KaHyPar's set-up costs more than the split
-            left, right = _bisect(group, holders, net, rng, imbalance)
-        else:
-            left, right = _split(net, group, holders, rng, imbalance)
-        return (build(left), build(right))
-
-    return build(list(range(len(net.legs))))
+    return _bisected(net, rng, k, imbalance, _split)
 
 
-def _split(net: _Net, group: list[int], holders: dict[int, list[int]], rng: random.Random,
+def _split(group: list[int], holders: dict[int, list[int]], net: _Net, rng: random.Random,
            imbalance: float) -> tuple[list[int], list[int]]:
-    """Two non-empty halves of ``group`` by one KaHyPar bisection."""
+    """Two non-empty halves of ``group`` by one KaHyPar bisection (the Python
+    bisection for groups of ``_SMALL`` or fewer)."""
+    if len(group) <= _SMALL:  # KaHyPar's set-up costs more than the split
+        return _bisect(group, holders, net, rng, imbalance)
     pos = {v: i for i, v in enumerate(group)}
     index, pins, weights = [0], [], []
     seen: set[int] = set()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
-from typing import Any
+from typing import Any, Callable
 
 import opt_einsum
 
@@ -148,11 +148,19 @@ def _greedy(net: _Net, alpha: float, temp: float, rng: random.Random) -> Tree:
     return root
 
 
-def _bisected(net: _Net, rng: random.Random, k: int, imbalance: float) -> Tree:
+Split = Callable[[list[int], dict[int, list[int]], _Net, random.Random, float],
+                 tuple[list[int], list[int]]]
+
+
+def _bisected(net: _Net, rng: random.Random, k: int, imbalance: float,
+              split: "Split | None" = None) -> Tree:
     """A tree by recursive bisection: split the tensors in two halves cutting
     few (log-weighted) legs, recurse, and order groups of ``k`` or fewer
     optimally. Partitioning sees the whole network, where greedy only sees
-    the next pair; on large graphs it finds far better starting trees."""
+    the next pair; on large graphs it finds far better starting trees.
+    ``split(group, holders, net, rng, imbalance)`` makes each cut (default
+    :func:`_bisect`; :mod:`.partition` passes KaHyPar's)."""
+    split = _bisect if split is None else split
     size = net.size
     holders: dict[int, list[int]] = {}
     for v, b in enumerate(net.legs):
@@ -169,7 +177,7 @@ def _bisected(net: _Net, rng: random.Random, k: int, imbalance: float) -> Tree:
                         out |= 1 << l
             sub = _optimal([net.legs[v] for v in group], out, size)[1]
             return _replace(sub, group)
-        left, right = _bisect(group, holders, net, rng, imbalance)
+        left, right = split(group, holders, net, rng, imbalance)
         return (build(left), build(right))
 
     return build(list(range(len(net.legs))))
