@@ -27,11 +27,12 @@ def _quiet_float64_truncation() -> None:
     warnings.filterwarnings("ignore", message=".*Explicitly requested dtype.*")
 
 
-@pytest.fixture(params=["blas", "no blas"])
+@pytest.fixture(params=["native", "portable"])
 def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Run a test with contract's BLAS kernel (contract/native.py) and again with
-    it turned off (``CONTRACT_BLAS=0``), the fallback every machine must have."""
-    if request.param == "no blas":
+    """Run a test with contract's native kernels (contract/native.py: BLAS GEMM,
+    scan) and again with them turned off (``CONTRACT_NATIVE=0``): the portable
+    XLA lowering every machine must have."""
+    if request.param == "portable":
         monkeypatch.setenv(native.ENV, "0")
     contract.clear_caches(disk=False)  # native reads the switch again, plans re-lower
     yield request.param

@@ -2,7 +2,7 @@
 
 Values against numpy.einsum in complex128 (complex64, and complex128 with x64
 on), eager and under jax.jit, with contract's BLAS kernel and without it
-(``CONTRACT_BLAS=0``); every lowering forced on awkward dimension layouts;
+(``CONTRACT_NATIVE=0``); every lowering forced on awkward dimension layouts;
 gradients against jnp.einsum and finite differences; and the lowered
 programs themselves: on CPU the complex step is one BLAS custom call (or
 real dot_generals without the kernel), while the branch for other platforms
@@ -67,7 +67,7 @@ def _close(got: Any, want: np.ndarray, dtype: Any) -> None:
     np.testing.assert_allclose(got, want, rtol=0, atol=tol * scale * np.sqrt(want.size + 1))
 
 
-no_blas = pytest.mark.parametrize("kernel", ["no blas"], indirect=True)
+no_blas = pytest.mark.parametrize("kernel", ["portable"], indirect=True)
 
 
 def _runs(fn: Any) -> list:
@@ -233,7 +233,7 @@ def _gemm_calls(hlo: str) -> list[str]:
 def test_compiled_cpu_program_is_one_blas_call_or_real_dots(kernel: str) -> None:
     a, b = _operands([(64, 48), (48, 40)], 12, np.complex64)
     hlo = jax.jit(lambda x, y: contract.einsum("ij,jk->ik", x, y)).lower(a, b).compile().as_text()
-    if kernel == "blas":
+    if kernel == "native":
         assert _gemm_calls(hlo) == ["contract_gemm_c64"] and _dots(hlo) == []
     else:
         assert _gemm_calls(hlo) == [] and _dots(hlo) == ["f32"]
@@ -246,8 +246,8 @@ def test_precision_needs_no_gauss_with_the_kernel(kernel: str) -> None:
     a, b = _operands([(128, 128), (128, 128)], 5, np.complex64)
     hlo = jax.jit(lambda x, y: contract.einsum("ij,jk->ik", x, y, precision="default")) \
         .lower(a, b).compile().as_text()
-    assert len(_gemm_calls(hlo)) == (kernel == "blas")
-    assert len(_dots(hlo)) == (0 if kernel == "blas" else 3)
+    assert len(_gemm_calls(hlo)) == (kernel == "native")
+    assert len(_dots(hlo)) == (0 if kernel == "native" else 3)
 
 
 def test_jaxpr_cpu_branch_is_blas_or_real_and_other_platforms_keep_the_complex_dot(
@@ -263,7 +263,7 @@ def test_jaxpr_cpu_branch_is_blas_or_real_and_other_platforms_keep_the_complex_d
     cpu_dots = [e for e in cpu if e.primitive.name == "dot_general"]
     calls = [e for e in cpu if e.primitive.name == "ffi_call"]
     other_dots = [e for e in _eqns(by_platform[None].jaxpr) if e.primitive.name == "dot_general"]
-    if kernel == "blas":
+    if kernel == "native":
         assert cpu_dots == [] and [e.params["target_name"] for e in calls] == ["contract_gemm_c64"]
     else:
         assert calls == [] and [str(e.outvars[0].aval.dtype) for e in cpu_dots] == ["float32"]

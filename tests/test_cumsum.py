@@ -1,4 +1,6 @@
-"""contract.cumsum: the blocked triangular einsum against NumPy and jax.numpy.
+"""contract.cumsum against NumPy and jax.numpy: the native CPU scan kernel and
+the portable lowering (blocked triangular einsums, integer row additions),
+each value test run both ways through the ``kernel`` fixture.
 
 PyTorch parity (dim=, dtype= casting first, widening, empty and 0-d inputs)
 is checked against torch's recorded outputs in test_torch_parity.py.
@@ -88,7 +90,7 @@ def test_axis_none_flattens_like_numpy() -> None:
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_dtypes(dtype: str) -> None:
+def test_dtypes(dtype: str, kernel: str) -> None:
     x = _random((3, 70), dtype)
     _check(contract.cumsum(x, axis=1, block=4), x, 1, False)
     _check(contract.cumsum(x, axis=0), x, 0, False)
@@ -114,21 +116,22 @@ def test_dtype_casts_first_and_is_the_result_dtype(dtype: str) -> None:
         np.testing.assert_array_equal(np.asarray(got), np.cumsum(cast, axis=1, dtype=dtype))
 
 
-def test_narrow_integers_do_not_overflow() -> None:
+def test_narrow_integers_do_not_overflow(kernel: str) -> None:
     x = np.full(1000, 127, np.int8)
     got = contract.cumsum(x)
     assert got.dtype == RESULT["int8"] and int(got[-1]) == 127_000
     assert int(contract.cumsum(np.full(60000, 65535, np.uint16))[-1]) == 60000 * 65535  # > 2**31
 
 
-def test_int32_is_exact_over_long_axes() -> None:
+def test_int32_is_exact_over_long_axes(kernel: str) -> None:
     x = np.random.default_rng(3).integers(-(2**20), 2**20, 300_000).astype(np.int32)
     np.testing.assert_array_equal(contract.cumsum(x), np.cumsum(x.astype(np.int64)))
 
 
 @pytest.mark.parametrize("n", [1, 31, 32, 33, 1023, 1025, 32 * 128, 32 * 128 + 1, 40_000])
-def test_lengths_around_the_block_structure(n: int) -> None:
-    """Lengths below, at and past L, L*B (one row) and many rows (recursion)."""
+def test_lengths_around_the_block_structure(n: int, kernel: str) -> None:
+    """Lengths below, at and past L, L*B (one row) and many rows (recursion);
+    for the native kernel, past its tile (16) and chunk (4096) lengths."""
     x = _random((2, n), "int32", seed=n)
     for reverse in (False, True):
         _check(contract.cumsum(x, axis=1, reverse=reverse), x, 1, reverse)
@@ -156,7 +159,7 @@ def test_deep_recursion_over_rows(n: int, block: int, reverse: bool) -> None:
         _check(jax.jit(kernel)(x), x, 1, reverse)
 
 
-def test_reverse_is_flip_cumsum_flip() -> None:
+def test_reverse_is_flip_cumsum_flip(kernel: str) -> None:
     x = _random((4, 150, 3), "float32")
     for axis in range(3):
         want = jnp.flip(contract.cumsum(jnp.flip(x, axis), axis=axis), axis)
@@ -164,7 +167,7 @@ def test_reverse_is_flip_cumsum_flip() -> None:
                                    rtol=1e-5, atol=1e-4)
 
 
-def test_float32_accuracy_no_worse_than_sequential_scan() -> None:
+def test_float32_accuracy_no_worse_than_sequential_scan(kernel: str) -> None:
     """Max abs error against float64 on 1e6 elements (no timing)."""
     rng = np.random.default_rng(7)
     for x in (rng.random(10**6, dtype=np.float32), rng.standard_normal(10**6, dtype=np.float32)):
@@ -176,7 +179,7 @@ def test_float32_accuracy_no_worse_than_sequential_scan() -> None:
         assert ours <= sequential
 
 
-def test_jit_grad_vmap() -> None:
+def test_jit_grad_vmap(kernel: str) -> None:
     x = _random((3, 100), "float32")
     f = jax.jit(lambda v: contract.cumsum(v, axis=1))
     np.testing.assert_allclose(f(x), np.cumsum(x, axis=1), rtol=1e-5, atol=1e-5)
@@ -191,20 +194,48 @@ def test_jit_grad_vmap() -> None:
                                atol=1e-4)
 
 
-def test_lower_shows_the_einsum_stages_and_block() -> None:
-    low = contract.lower(contract.cumsum, np.ones((1024, 4096), np.float32), axis=1)
+def test_lower_shows_the_einsum_stages_and_block(kernel: str) -> None:
+    x = np.ones((1024, 4096), np.float32)
+    default = str(contract.lower(contract.cumsum, x, axis=1))
+    assert ("native scan kernel" in default) == (kernel == "native")
+    low = contract.lower(contract.cumsum, x, axis=1, block=block_length())  # asks for L
     specs = [spec for spec, _ in low.stages]
     assert specs == ["pbl->pb", "pb,bc->pc", "bl,lm->bm"]
     assert low.stages[2][1] == ((1024 * 4096 // block_length(), block_length()),
                                 (block_length(), block_length()))
     assert f"L={block_length()}" in str(low)
-    deep = contract.lower(contract.cumsum, np.ones(10**6, np.float32), dim=0)
+    deep = contract.lower(contract.cumsum, np.ones(10**6, np.float32), dim=0, block=32)
     assert "prb->pr" in [spec for spec, _ in deep.stages]  # rows carried recursively
+
+
+@pytest.mark.parametrize("shape, axis", [((10**6,), 0), ((256, 1000), 1), ((64, 3, 500), 0),
+                                         ((7, 9000, 3), 1)])
+@pytest.mark.parametrize("dtype", ["float32", "int32", "uint32"])
+def test_native_kernel_is_one_custom_call(shape: tuple, axis: int, dtype: str,
+                                          kernel: str) -> None:
+    """On CPU the default lowering is one call of the native kernel, nothing else
+    of the array's size: no dot, no reduce-window, no loop."""
+    x = _random(shape, dtype, seed=9)
+    for reverse in (False, True):
+        fn = jax.jit(lambda v: contract.cumsum(v, axis=axis, reverse=reverse))
+        _check(fn(x), x, axis, reverse)
+        hlo = fn.lower(x).compile().as_text()
+        calls = hlo.count('custom_call_target="contract_cumsum_')  # not the test's own name
+        assert calls == (kernel == "native"), hlo
+        if kernel == "native":
+            assert not any(op in hlo for op in (" dot(", "reduce-window(", " while("))
+
+
+def test_native_int32_wraps_like_numpy(kernel: str) -> None:
+    x = np.full(5000, 2**30, np.int32)
+    want = np.cumsum(x, dtype=np.int32)  # wraps past 2**31
+    np.testing.assert_array_equal(contract.cumsum(x, dtype="int32"), want)
 
 
 @pytest.mark.parametrize("dtype", ["int32", "uint32", "int8", "bool"])
 @pytest.mark.parametrize("reverse", [False, True])
-def test_integers_along_a_leading_axis_scan_rows(dtype: str, reverse: bool) -> None:
+@pytest.mark.parametrize("kernel", ["portable"], indirect=True)
+def test_integers_along_a_leading_axis_scan_rows(dtype: str, reverse: bool, kernel: str) -> None:
     x = _random((1, 300, 8, 128), dtype, seed=4)
     got = contract.cumsum(x, axis=1, reverse=reverse)
     _check(got, x, 1, reverse)

@@ -106,7 +106,7 @@ def test_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(native.ENV, "0")
     contract.clear_caches(disk=False)
     try:
-        assert native.status() == "off (CONTRACT_BLAS=0)" and not usable("complex64")
+        assert native.status() == "off (CONTRACT_NATIVE=0)" and not usable("complex64")
         _fallback_is_right()
     finally:
         monkeypatch.undo()

@@ -253,7 +253,7 @@ def test_hq_paths_are_right_with_hyperedges_and_outputs(seed):
 def test_report_names_the_cpu_lowering_of_complex_steps(kernel: str):
     big = contract.plan("ij,jk->ik", (512, 512), (512, 512), dtype="complex64")
     thin = contract.plan("ij,jk->ik", (512, 512), (512, 2), dtype="complex64")
-    name = "1 BLAS gemm (XLA FFI kernel)" if kernel == "blas" else "1 real GEMM (2x2 real block)"
+    name = "1 BLAS gemm (XLA FFI kernel)" if kernel == "native" else "1 real GEMM (2x2 real block)"
     assert f"CPU lowering  step 0: {name}" in big.report()
     assert "CPU lowering  step 0: native complex dot" in thin.report()
     assert "CPU lowering" not in contract.plan("ij,jk->ik", (512, 512), (512, 512)).report()

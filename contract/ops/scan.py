@@ -42,6 +42,7 @@ import numpy as np
 from jax import lax
 
 from ..api import einsum
+from ..backend import scan as native_scan
 from ..backend.layout import read
 from ..backend.sharded import scan_blocks
 from ..caching import memoized
@@ -227,13 +228,39 @@ def _einsum(spec: str, *operands: Any) -> jax.Array:
     return einsum(spec, *operands, precision="highest")
 
 
-def _kernel(x: jax.Array, *, axis: int | None, cast: str | None, reverse: bool, block: int,
-            ein: Callable[..., jax.Array] = _einsum, layout: Any = None) -> jax.Array:
-    """Cast, scan ``axis`` as the last axis of ``(P, n)``, cast back.
+def _portable(x: jax.Array, axis: int, reverse: bool, block: int,
+              ein: Callable[..., jax.Array]) -> jax.Array:
+    """The scan in XLA's own operations: row additions or blocked triangular products.
+
+    >>> _portable(jnp.arange(6).reshape(2, 3), 1, False, 2, _einsum).tolist()
+    [[0, 1, 3], [3, 7, 12]]
+    """
+    if _by_rows(x, axis):
+        return _row_scan(x, axis, reverse)
+    moved = jnp.moveaxis(x, axis, -1)  # a transpose only when axis is not last
+    flat = _scan(moved.reshape(-1, x.shape[axis]), reverse, block, ein)
+    return jnp.moveaxis(flat.reshape(moved.shape), -1, axis)
+
+
+def _native(dtype: Any, block: int | None) -> bool:
+    """Whether a scan accumulating in ``dtype`` runs as the native CPU kernel.
+
+    Only without an explicit ``block=`` (which asks for the triangular
+    lowering) and where :func:`contract.backend.scan.usable`; other
+    platforms still take the portable branch of ``lax.platform_dependent``.
+    """
+    return block is None and jax.default_backend() == "cpu" and native_scan.usable(dtype)
+
+
+def _kernel(x: jax.Array, *, axis: int | None, cast: str | None, reverse: bool,
+            block: int | None, ein: Callable[..., jax.Array] = _einsum,
+            layout: Any = None) -> jax.Array:
+    """Cast, scan ``axis``, cast back.
 
     Everything, including ``dtype=``'s cast and ``axis=None``'s flattening,
     happens here so that it compiles into the one program (an eager reshape
-    or cast would each write a full copy first).
+    or cast would each write a full copy first). On CPU the scan is the
+    native kernel where :func:`_native` allows, else :func:`_portable`.
 
     >>> _kernel(jnp.ones((2, 3), jnp.int8), axis=None, cast=None, reverse=True, block=2).tolist()
     [6, 5, 4, 3, 2, 1]
@@ -246,12 +273,14 @@ def _kernel(x: jax.Array, *, axis: int | None, cast: str | None, reverse: bool, 
     if x.dtype != acc:
         x = x.astype(acc)
     if x.size:
+        portable = functools.partial(_portable, axis=axis, reverse=reverse,
+                                     block=block or block_length(), ein=ein)
+
         def along(x: jax.Array) -> jax.Array:
-            if _by_rows(x, axis):
-                return _row_scan(x, axis, reverse)
-            moved = jnp.moveaxis(x, axis, -1)  # a transpose only when axis is not last
-            flat = _scan(moved.reshape(-1, x.shape[axis]), reverse, block, ein)
-            return jnp.moveaxis(flat.reshape(moved.shape), -1, axis)
+            if not _native(x.dtype, block):
+                return portable(x)
+            cpu = functools.partial(native_scan.cumsum, axis=axis, reverse=reverse)
+            return lax.platform_dependent(x, cpu=cpu, default=portable)
 
         # Sharded: each device scans its block (one carry exchange if axis is sharded).
         x = scan_blocks(x, axis, reverse, along, layout)
@@ -277,16 +306,16 @@ def _arguments(x: Any, axis: Any, dtype: Any, reverse: Any, dim: Any, out: Any,
                               jax.ShapeDtypeStruct((), arr.dtype)).dtype.name
     if not isinstance(reverse, (bool, np.bool_)):
         raise ContractError(f"cumsum(): reverse must be True or False, got {reverse!r}")
-    if block is None:
-        block = block_length()
-    elif isinstance(block, bool) or not isinstance(block, (int, np.integer)) or block < 2:
+    if block is not None and (isinstance(block, bool) or block < 2
+                              or not isinstance(block, (int, np.integer))):
         raise ContractError(f"cumsum(): block must be an int >= 2, got {block!r}")
     if axis is not None:
         # NumPy scans a 0-d array as 1-d, so axis 0 (or -1) is valid there.
         axis = normalize_axis(axis, max(arr.ndim, 1), "cumsum")
         if arr.ndim == 0:
             axis = None
-    return arr, {"axis": axis, "cast": cast, "reverse": bool(reverse), "block": int(block)}
+    block = None if block is None else int(block)
+    return arr, {"axis": axis, "cast": cast, "reverse": bool(reverse), "block": block}
 
 
 def cumsum(x: Any, axis: int | None = None, dtype: Any = None, reverse: bool = False, *,
@@ -328,10 +357,17 @@ def _lower_cumsum(x: Any, axis: int | None = None, dtype: Any = None, reverse: b
       L=32, rows of B <= 128 blocks; axis 1 of (2, 100) as (P, n) = (2, 100); pad 100 -> 128; accumulate in float32, result float32; block totals, their exclusive scan within each row (B x B strictly triangular), the running sums within each block (L x L triangular) and the carry of whole rows (the same scan, recursively) are added in one fused pass
     """
     arr, params = _arguments(x, axis, dtype, reverse, dim, out, block)
-    blk, rev = params["block"], params["reverse"]
+    rev = params["reverse"]
     shape = arr.shape if params["axis"] is not None else (arr.size,)
     ax = params["axis"] or 0
     acc, result = _result_dtype(params["cast"] or arr.dtype, params["cast"])
+    if _native(acc, params["block"]):
+        return Lowering("cumsum", (), (
+            f"native scan kernel (XLA FFI) along axis {ax} of {shape}: one add per element,"
+            f" {'from the end, ' if rev else ''}lanes walked side by side, long lanes in chunks"
+            f" whose totals are scanned first; accumulate in {acc}"
+            f"{' (float64 inside the kernel)' if acc == jnp.float32 else ''}, result {result}"))
+    params["block"] = blk = params["block"] or block_length()
     stages: list[tuple[str, tuple[tuple[int, ...], ...]]] = []
 
     def record(spec: str, *operands: Any) -> jax.Array:

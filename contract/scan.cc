@@ -1,0 +1,288 @@
+// Inclusive prefix sums along one axis for XLA's CPU backend.
+//
+// XLA's CPU backend has no scan kernel: jnp.cumsum is a reduce-window, and
+// contract's portable lowering (contract/ops/scan.py) spends L multiply-adds
+// per element in triangular products to stay exact-ish and parallel. A scan
+// is one add per element and memory-bound, so here it is done directly:
+//
+// * the array is read as (outer, n, inner) and scanned along n; each of the
+//   outer * inner sequences is a "lane";
+// * lanes that lie side by side in memory (inner >= kWide) are walked
+//   together a block of columns at a time: one vector add per row;
+// * otherwise (the scanned axis is the minor one) kGroup lanes are walked in
+//   lock step, so that kGroup independent add chains hide the add latency;
+// * when there are too few lanes to keep the threads and add chains busy,
+//   every lane is cut into chunks: a first pass sums each chunk, the chunk
+//   totals are scanned, and a second pass scans each chunk from its offset;
+// * the work is shared with XLA's intra-op thread pool; the calling thread
+//   takes work items too and never waits for an item that has not started,
+//   so a busy pool only means less parallelism, never a deadlock.
+//
+// float32 accumulates in double (each output is the exact running sum, then
+// rounded once); float64 in double; integers in their unsigned type, so they
+// wrap as NumPy's do without signed-overflow undefined behaviour.
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+#include "xla/ffi/api/ffi.h"
+
+namespace ffi = xla::ffi;
+
+namespace {
+
+constexpr int64_t kWide = 16;      // inner >= kWide: lanes are walked as vectors
+constexpr int64_t kBlock = 512;    // columns per work item in the vector walk
+constexpr int kGroup = 8;          // lanes walked in lock step otherwise
+constexpr int64_t kChunkMin = 4096;     // shortest chunk worth a separate pass
+constexpr int64_t kParallelMin = 1 << 15;  // elements below which one thread does all
+
+template <typename T, bool = std::is_floating_point_v<T>>
+struct Accumulator { using type = double; };
+template <typename T>
+struct Accumulator<T, false> { using type = std::make_unsigned_t<T>; };
+template <typename T>
+using Acc = typename Accumulator<T>::type;
+
+// Runs body(0..items-1) on the calling thread and the pool's threads.
+template <typename Pool>
+void Parallel(Pool& pool, int64_t items, int64_t elements,
+              const std::function<void(int64_t)>& body) {
+  int64_t helpers = std::min<int64_t>(pool.num_threads(), items - 1);
+  if (elements < kParallelMin) helpers = 0;
+  if (helpers <= 0) {
+    for (int64_t i = 0; i < items; ++i) body(i);
+    return;
+  }
+  struct State {
+    std::atomic<int64_t> next{0}, done{0};
+    int64_t items;
+    const std::function<void(int64_t)>* body;
+  };
+  auto state = std::make_shared<State>();
+  state->items = items;
+  state->body = &body;
+  auto work = [](State& s) {
+    for (int64_t i; (i = s.next.fetch_add(1)) < s.items;) {
+      (*s.body)(i);
+      s.done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  // A helper that starts after every item is taken only reads the counters
+  // (kept alive by its shared_ptr), never `body`, which lives on this stack.
+  for (int64_t h = 0; h < helpers; ++h) pool.Schedule([state, work] { work(*state); });
+  work(*state);
+  while (state->done.load(std::memory_order_acquire) < items) std::this_thread::yield();
+}
+
+// The shape as (outer, n, inner) around the scanned axis.
+struct Geometry {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+
+// One run of `len` steps over kLanes lanes, each from its own start element.
+// Element p of a lane is at start + p * step (step < 0 for a reverse scan).
+// Lanes that sit a power of two apart (the rows of a (1024, 4096) array)
+// share cache sets, so walking them in lock step element by element evicts
+// lines before they are used up (8x slower, measured). Instead each step
+// copies a tile of kTile elements per lane into locals, transposed, runs the
+// kLanes add chains over it in lock step (independent chains overlap, hiding
+// the add latency; transposed, one step of all lanes is one vector add), and
+// copies it back: every line is read and written whole, once.
+template <typename T, int kLanes>
+void Strided(const T* x, T* y, const int64_t* start, Acc<T>* acc, int64_t len, int64_t step) {
+  using A = Acc<T>;
+  constexpr int kTile = 16;
+  alignas(64) A run[kLanes], tile[kTile][kLanes];
+  for (int k = 0; k < kLanes; ++k) run[k] = acc[k];
+  int64_t p = 0;
+  for (; p + kTile <= len; p += kTile) {
+    for (int k = 0; k < kLanes; ++k)
+      for (int e = 0; e < kTile; ++e) tile[e][k] = static_cast<A>(x[start[k] + (p + e) * step]);
+    for (int e = 0; e < kTile; ++e)
+      for (int k = 0; k < kLanes; ++k) run[k] += tile[e][k], tile[e][k] = run[k];
+    for (int k = 0; k < kLanes; ++k)
+      for (int e = 0; e < kTile; ++e) y[start[k] + (p + e) * step] = static_cast<T>(tile[e][k]);
+  }
+  for (; p < len; ++p) {
+    for (int k = 0; k < kLanes; ++k) {
+      run[k] += static_cast<A>(x[start[k] + p * step]);
+      y[start[k] + p * step] = static_cast<T>(run[k]);
+    }
+  }
+  for (int k = 0; k < kLanes; ++k) acc[k] = run[k];
+}
+
+// The sum of len elements from x[lo] on, `stride` apart. Contiguous ones
+// are summed in kGroup partial sums, which the compiler turns into vector
+// adds (a chunk's total only sets the next chunk's offset).
+template <typename T>
+Acc<T> Total(const T* x, int64_t lo, int64_t len, int64_t stride) {
+  using A = Acc<T>;
+  A part[kGroup] = {};
+  int64_t p = 0;
+  if (stride == 1)
+    for (; p + kGroup <= len; p += kGroup)
+      for (int k = 0; k < kGroup; ++k) part[k] += static_cast<A>(x[lo + p + k]);
+  A sum(0);
+  for (int k = 0; k < kGroup; ++k) sum += part[k];
+  for (; p < len; ++p) sum += static_cast<A>(x[lo + p * stride]);
+  return sum;
+}
+
+// The same over `width` lanes that sit next to each other from `start`.
+template <typename T, bool kWrite>
+void Contiguous(const T* x, T* y, int64_t start, Acc<T>* acc, int64_t width, int64_t len,
+                int64_t step) {
+  for (int64_t p = 0; p < len; ++p) {
+    const T* row = x + start + p * step;
+    T* out = y + start + p * step;
+    for (int64_t j = 0; j < width; ++j) {
+      acc[j] += static_cast<Acc<T>>(row[j]);
+      if constexpr (kWrite) out[j] = static_cast<T>(acc[j]);
+    }
+  }
+}
+
+// Chunk totals -> the sum of the chunks before each one, lane by lane.
+template <typename A>
+void Exclusive(std::vector<A>& offsets, int64_t lanes, int64_t chunks) {
+  for (int64_t l = 0; l < lanes; ++l) {
+    A run(0);
+    for (int64_t c = 0; c < chunks; ++c) {
+      const A chunk = offsets[l * chunks + c];
+      offsets[l * chunks + c] = run;
+      run += chunk;
+    }
+  }
+}
+
+template <typename T, typename Pool>
+void Scan(const T* x, T* y, Geometry g, bool reverse, Pool& pool) {
+  using A = Acc<T>;
+  const int64_t total = g.outer * g.n * g.inner;
+  const int64_t threads = std::max<int64_t>(1, pool.num_threads());
+  const bool wide = g.inner >= kWide;
+  const int64_t blocks = wide ? (g.inner + kBlock - 1) / kBlock : 1;
+  // Work units before chunking: column blocks, or groups of kGroup lanes.
+  const int64_t lanes = g.outer * g.inner;
+  const int64_t units = wide ? g.outer * blocks : (lanes + kGroup - 1) / kGroup;
+  // Chunks per lane: enough units for every thread, and for the lock-step
+  // walk enough lanes to fill a group.
+  int64_t want = wide ? 2 * threads : 2 * threads * kGroup;
+  int64_t have = wide ? units : lanes;
+  int64_t chunks = total < kParallelMin ? 1 : std::max<int64_t>(1, (want + have - 1) / have);
+  chunks = std::min<int64_t>(chunks, std::max<int64_t>(1, g.n / kChunkMin));
+  const int64_t clen = (g.n + chunks - 1) / chunks;
+  chunks = (g.n + clen - 1) / clen;
+  const int64_t step = reverse ? -g.inner : g.inner;
+  // Element (o, p-th in scan order, j).
+  auto at = [&](int64_t o, int64_t p, int64_t j) {
+    return (o * g.n + (reverse ? g.n - 1 - p : p)) * g.inner + j;
+  };
+  auto length = [&](int64_t c) { return std::min(clen, g.n - c * clen); };
+  // offsets[lane * chunks + c]: the sum of the lane's chunks before c.
+  std::vector<A> offsets(chunks > 1 ? lanes * chunks : 0, A(0));
+
+  if (wide) {
+    const int64_t items = units * chunks;
+    auto item = [&](int64_t i, bool write) {
+      const int64_t c = i % chunks, u = i / chunks, o = u / blocks, b = u % blocks;
+      const int64_t j0 = b * kBlock, width = std::min(kBlock, g.inner - j0);
+      A acc[kBlock];
+      A* off = chunks > 1 ? &offsets[(o * g.inner + j0) * chunks] : nullptr;
+      for (int64_t j = 0; j < width; ++j) acc[j] = write && off ? off[j * chunks + c] : A(0);
+      const int64_t s = at(o, c * clen, j0);
+      if (write) {
+        Contiguous<T, true>(x, y, s, acc, width, length(c), step);
+      } else {
+        Contiguous<T, false>(x, y, s, acc, width, length(c), step);
+        for (int64_t j = 0; j < width; ++j) off[j * chunks + c] = acc[j];
+      }
+    };
+    if (chunks > 1) {
+      Parallel(pool, items, total, [&](int64_t i) { item(i, false); });
+      Exclusive(offsets, lanes, chunks);
+    }
+    Parallel(pool, items, total, [&](int64_t i) { item(i, true); });
+    return;
+  }
+
+  // Lock-step walk over sequences: (lane, chunk) pairs, kGroup at a time.
+  const int64_t sequences = lanes * chunks;
+  const int64_t items = (sequences + kGroup - 1) / kGroup;
+  auto first = [&](int64_t s, int64_t p) { return at(s / chunks / g.inner, p, s / chunks % g.inner); };
+  auto group = [&](int64_t i) {
+    int64_t start[kGroup];
+    A acc[kGroup];
+    const int k = static_cast<int>(std::min<int64_t>(kGroup, sequences - i * kGroup));
+    int64_t common = clen;
+    for (int q = 0; q < k; ++q) {
+      const int64_t s = i * kGroup + q, c = s % chunks;
+      start[q] = first(s, c * clen);
+      acc[q] = chunks > 1 ? offsets[s] : A(0);
+      common = std::min(common, length(c));
+    }
+    // All chunks but a lane's last have the same length: walk the common
+    // part in lock step, then finish the longer ones alone.
+    if (k == kGroup) Strided<T, kGroup>(x, y, start, acc, common, step);
+    for (int q = 0; q < k; ++q) {
+      const int64_t done = k == kGroup ? common : 0, rest = length((i * kGroup + q) % chunks) - done;
+      int64_t st = start[q] + done * step;
+      if (rest > 0) Strided<T, 1>(x, y, &st, &acc[q], rest, step);
+    }
+  };
+  if (chunks > 1) {
+    Parallel(pool, sequences, total, [&](int64_t s) {
+      const int64_t c = s % chunks, len = length(c), lo = first(s, c * clen);
+      offsets[s] = Total(x, reverse ? lo - (len - 1) * g.inner : lo, len, g.inner);
+    });
+    Exclusive(offsets, lanes, chunks);
+  }
+  Parallel(pool, items, total, group);
+}
+
+// x: any shape; out: the same; the scanned axis is `axis_from_end` counted
+// from the last one (0 = the minor axis), so that vmap's leading batch
+// dimensions leave it pointing at the same axis.
+template <ffi::DataType D>
+ffi::Error CumsumHandler(ffi::ThreadPool pool, ffi::Buffer<D> x, ffi::ResultBuffer<D> out,
+                         int64_t axis_from_end, bool reverse) {
+  auto dims = x.dimensions();
+  const int64_t rank = static_cast<int64_t>(dims.size());
+  if (axis_from_end < 0 || axis_from_end >= std::max<int64_t>(rank, 1))
+    return ffi::Error::InvalidArgument("contract: cumsum axis out of range");
+  Geometry g;
+  const int64_t axis = rank - 1 - axis_from_end;
+  for (int64_t d = 0; d < rank; ++d) {
+    if (d < axis) g.outer *= dims[d];
+    else if (d == axis) g.n = dims[d];
+    else g.inner *= dims[d];
+  }
+  if (g.outer * g.n * g.inner == 0) return ffi::Error::Success();
+  Scan(x.typed_data(), out->typed_data(), g, reverse, pool);
+  return ffi::Error::Success();
+}
+
+}  // namespace
+
+#define CONTRACT_CUMSUM(name, D)                                                  \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(name, CumsumHandler<D>,                           \
+                                ffi::Ffi::Bind()                                  \
+                                    .Ctx<ffi::ThreadPool>()                       \
+                                    .Arg<ffi::Buffer<D>>()                        \
+                                    .Ret<ffi::Buffer<D>>()                        \
+                                    .Attr<int64_t>("axis_from_end")               \
+                                    .Attr<bool>("reverse"));
+
+CONTRACT_CUMSUM(contract_cumsum_f32, ffi::F32)
+CONTRACT_CUMSUM(contract_cumsum_f64, ffi::F64)
+CONTRACT_CUMSUM(contract_cumsum_s32, ffi::S32)
+CONTRACT_CUMSUM(contract_cumsum_s64, ffi::S64)
+CONTRACT_CUMSUM(contract_cumsum_u32, ffi::U32)
+CONTRACT_CUMSUM(contract_cumsum_u64, ffi::U64)
