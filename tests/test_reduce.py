@@ -142,6 +142,61 @@ def test_result_dtypes_follow_the_x64_switch_between_calls() -> None:
     assert contract.sum(x).dtype == jnp.sum(x).dtype
 
 
+def test_fast_path_key_tells_apart_what_changes_the_result() -> None:
+    # A repeated eager call skips the argument checks on a key hit, so each
+    # thing that changes params or validity must be in the key: the type of
+    # a static argument (True vs 1), which argument a value is in, None vs a
+    # value, and the array's shape and dtype.
+    x = jnp.asarray(sample((2, 3, 4), "float32"))
+    for _ in range(2):  # the second round runs on fast-path hits
+        assert contract.sum(x, 1, True).shape == (2, 1, 4)
+        with pytest.raises(ContractError, match="keepdims must be True or False"):
+            contract.sum(x, 1, 1)
+        assert contract.sum(x, 1).shape == (2, 4)
+        assert contract.sum(x, dim=1).shape == (2, 4)
+        assert contract.sum(x, axis=(0, 2)).shape == (3,)
+        assert contract.sum(x, None).shape == ()
+        with pytest.raises(ContractError, match="out of range"):
+            contract.sum(x[0], 2)
+        with pytest.raises(ContractError, match="both axis= and its alias dim="):
+            contract.sum(x, 1, dim=1)
+        assert contract.var(x, 1, correction=1).shape == (2, 4)
+        with pytest.raises(ContractError, match="non-negative"):
+            contract.var(x, 1, correction=-1)
+        assert contract.sum(x.astype(jnp.int8), 1).dtype == jnp.dtype(sum_dtype("int8"))
+    np.testing.assert_allclose(contract.sum(x, 1, True), np.sum(x, 1, keepdims=True), rtol=1e-6)
+
+
+@pytest.mark.skipif(jax.default_backend() != "cpu", reason="the ones-vector form is CPU-only")
+@pytest.mark.parametrize("op,axis", [("var", (0, 2, 3)), ("std", (1, 2, 3)), ("var", 0),
+                                     ("batch_stats", (0, 2, 3))])
+def test_two_pass_programs_take_the_mean_with_a_reduce(op: str, axis: object) -> None:
+    # A GEMV first pass made var 60-150 us slower per channel of (512, 3, 64,
+    # 64) (see _Layout.reduction), so the eager program of var, std and
+    # batch_stats is the one jnp.var compiles: reduces, no dot.
+    from contract.ops import _compiled, reduce
+    x = sample((64, 3, 16, 16), "float32")  # large enough for the ones-vector sum
+    assert "," in contract.lower(contract.sum, x, axis=axis).stages[0][0]  # sum: ones vectors
+    low = contract.lower(getattr(contract, op), x, axis=axis)
+    assert "," not in low.stages[0][0] and "ones vectors" not in str(low)
+    if op == "batch_stats":
+        (arr,), p = reduce._stats_args(x, axis)
+        kernel = reduce._stats_kernel
+    else:
+        (arr,), p = reduce._var_args(op, x, axis)
+        kernel = reduce._var_kernel
+    ours = opcodes(_compiled._program(kernel, p), arr)
+    assert "reduce" in ours and "dot" not in ours
+    if op != "batch_stats":
+        assert ours == opcodes(lambda v: getattr(jnp, op)(v, axis=axis), arr)
+        got = getattr(contract, op)(x, axis=axis)
+        np.testing.assert_allclose(got, getattr(np, op)(wide(x), axis=axis), rtol=1e-5)
+    else:
+        s = contract.batch_stats(x, axis=axis)
+        np.testing.assert_allclose(s.var, np.var(wide(x), axis=axis), rtol=1e-5)
+        np.testing.assert_allclose(s.mean, np.mean(wide(x), axis=axis), rtol=1e-5)
+
+
 def test_sum_dtype_casts_first() -> None:
     # PyTorch: torch.sum(torch.tensor([1.5, 2.5]), dtype=torch.int32) == 3 (cast, then sum).
     assert contract.sum([1.5, 2.5], dtype=jnp.int32).item() == 3

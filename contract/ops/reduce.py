@@ -5,7 +5,8 @@ A reduction over axes ``(1,)`` of a rank-4 array is the single-operand einsum
 XLA ``reduce``). ``var`` is two-pass: the mean, then the sum of squared
 deviations as the multiply-then-sum einsum ``'abcd,abcd->b'`` — a
 ``dot_general``, so the squares are never stored (XLA fuses it with the
-centring into one pass over ``x``).
+centring into one pass over ``x``). Eager float32 ``sum``/``mean`` of large
+arrays on CPU may be a dot with ones vectors instead (:func:`_gemv`).
 
 Result dtypes are ``jnp``'s, with x64 off and on (the default integer is
 int32 or int64, :func:`contract.validate.widened_integer`):
@@ -47,16 +48,24 @@ from ..caching import memoized
 from ..errors import ContractError
 from ..validate import inexact_dtype, widened_integer
 from ._args import dtype_arg, normalize_axes, operand, reject_out, resolve_alias
-from ._compiled import letters, run
+from ._compiled import letters, positional, run
 from .lowering import Lowering, register
 
 __all__ = ["sum", "mean", "var", "std", "batch_stats", "BatchStats"]
 
-# XLA's CPU reduce of a large float32 array over some (not all) of its axes
-# runs well below memory speed; a dot_general with ones vectors (a GEMV, run
-# multi-threaded) is 1.2-2x faster on sum over axis 0 of 4096x4096 and on
-# per-channel and per-image sums of (512, 3, 64, 64). Full sums (no gain)
-# and small arrays (dispatch cost) keep the single-operand einsum.
+# XLA's CPU reduce of a large float32 array over leading axes runs well below
+# memory speed; a dot_general with ones vectors (a GEMV, multi-threaded) does
+# not. Jitted programs, jax 0.10.2, 2-core bench machine, best of 11 rotated
+# rounds (bench.common.race) in each of 3 processes: sum over axis 0 of
+# 4096x4096 1.36-2.04 ms as the GEMV vs 2.15-3.52 ms as the reduce; per
+# channel of (512, 3, 64, 64) 440-447 vs 454-462 us, per image 454-476 vs
+# 462-482 us, mean per channel 435-447 vs 447-451 us; axis 1 of 4096x4096 ties
+# (1174-1197 vs 1188-1190 us). So every partial sum takes the GEMV; full sums
+# (two GEMVs: 1.40-2.65 vs 1.48-1.87 ms) and small arrays (dispatch) do not.
+# Two-pass programs (var, std, batch_stats) take the mean with the reduce:
+# per channel, var 1051-1107 us (jnp.var 1047-1072) vs 1139-1211 us with a
+# GEMV mean, batch_stats 1068-1076 vs 1137-1219 us; per image, var 1110-1217
+# us with a GEMV mean vs jnp.var's 1071-1097 us.
 _GEMV_MIN_SIZE = 1 << 15
 
 
@@ -115,7 +124,7 @@ class _Layout:
     kept: tuple[int, ...]  # the keepdims shape (size 1 on reduced axes)
     shape: tuple[int, ...]  # the shape returned (kept or reduced)
 
-    def reduction(self, x: jax.Array, dtype: str) -> _Red:
+    def reduction(self, x: jax.Array, dtype: str, two_pass: bool = False) -> _Red:
         """The reduction einsum for ``x`` (cast to ``dtype``).
 
         Under a trace ``x`` may be an expression XLA would fuse into a
@@ -123,9 +132,13 @@ class _Layout:
         fuse its inputs, so the product would be stored: 5x slower on
         4096x4096. The ones-vector form is used only on concrete arrays, and
         not on sharded ones: its reshape would merge sharded axes.
+
+        ``two_pass``: the first pass of a program that reads ``x`` again
+        (``var``, ``std``, ``batch_stats``) is always the reduce, which is
+        faster there (figures above ``_GEMV_MIN_SIZE``).
         """
-        if (self.gemv is None or dtype != "float32" or isinstance(x, jax.core.Tracer)
-                or is_sharded(x)):
+        if (two_pass or self.gemv is None or dtype != "float32"
+                or isinstance(x, jax.core.Tracer) or is_sharded(x)):
             return _Red(self.spec)
         return self.gemv
 
@@ -271,8 +284,11 @@ def sum(x: Any, axis: Any = None, keepdims: bool | None = None, dtype: Any = Non
     >>> sum([[1, 2], [3, 4]], 1, True).tolist(), sum([[1, 2], [3, 4]], 1, "float32").tolist()
     ([[3], [7]], [3.0, 7.0])
     """
-    return run(_sum_args, _sum_kernel, x, axis, keepdims, dtype, dim=dim, keepdim=keepdim,
-               out=out)
+    return run(_SUM_ARGS, _sum_kernel, x, axis, keepdims, dtype, dim, keepdim, out)
+
+
+# run() gets every argument positionally (no keyword dictionary, a shorter key).
+_SUM_ARGS = positional(_sum_args, "dim", "keepdim", "out")
 
 
 @register(sum)
@@ -369,8 +385,10 @@ def mean(x: Any, axis: Any = None, keepdims: bool | None = None, dtype: Any = No
     >>> mean([[1, 2], [3, 4]], axis=0).tolist()
     [2.0, 3.0]
     """
-    return run(_mean_args, _mean_kernel, x, axis, keepdims, dtype, dim=dim, keepdim=keepdim,
-               out=out)
+    return run(_MEAN_ARGS, _mean_kernel, x, axis, keepdims, dtype, dim, keepdim, out)
+
+
+_MEAN_ARGS = positional(_mean_args, "dim", "keepdim", "out")
 
 
 @register(mean)
@@ -394,13 +412,9 @@ def _var_args(op: str, x: Any, axis: Any = None, dtype: Any = None, *, keepdims:
                             f"of complex values is real already: pass a complex dtype or none")
     # A variance is real; a complex dtype= is still the result dtype, as in jnp.
     real = result if cast is not None else _real(result)
-    return [x], dict(cast=cast, red=lay.reduction(x, cast or _name(x)), pair=lay.pair,
+    return [x], dict(cast=cast, red=lay.reduction(x, cast or _name(x), True), pair=lay.pair,
                      kept=lay.kept, acc=acc, result=real, count=lay.count, shape=lay.shape,
                      correction=_correction(op, correction, ddof, unbiased), root=op == "std")
-
-
-_VAR_ARGS = functools.partial(_var_args, "var")
-_STD_ARGS = functools.partial(_var_args, "std")
 
 
 def _var_kernel(x: jax.Array, *, cast: str | None, red: _Red, pair: str, kept: tuple[int, ...],
@@ -430,8 +444,13 @@ def var(x: Any, axis: Any = None, dtype: Any = None, *, keepdims: bool | None = 
     >>> var([1.0, 2.0, 3.0, 4.0]).item(), round(var([1.0, 2.0, 3.0, 4.0], ddof=1).item(), 4)
     (1.25, 1.6667)
     """
-    return run(_VAR_ARGS, _var_kernel, x, axis, dtype, keepdims=keepdims, correction=correction,
-               ddof=ddof, unbiased=unbiased, dim=dim, keepdim=keepdim, out=out)
+    return run(_VAR_ARGS, _var_kernel, x, axis, dtype, keepdims, correction, ddof, unbiased, dim,
+               keepdim, out)
+
+
+_VAR_KEYWORDS = ("keepdims", "correction", "ddof", "unbiased", "dim", "keepdim", "out")
+_VAR_ARGS = positional(functools.partial(_var_args, "var"), *_VAR_KEYWORDS)
+_STD_ARGS = positional(functools.partial(_var_args, "std"), *_VAR_KEYWORDS)
 
 
 def std(x: Any, axis: Any = None, dtype: Any = None, *, keepdims: bool | None = None,
@@ -443,8 +462,8 @@ def std(x: Any, axis: Any = None, dtype: Any = None, *, keepdims: bool | None = 
     >>> std([1.0, 3.0]).item()
     1.0
     """
-    return run(_STD_ARGS, _var_kernel, x, axis, dtype, keepdims=keepdims, correction=correction,
-               ddof=ddof, unbiased=unbiased, dim=dim, keepdim=keepdim, out=out)
+    return run(_STD_ARGS, _var_kernel, x, axis, dtype, keepdims, correction, ddof, unbiased, dim,
+               keepdim, out)
 
 
 def _lower_var(op: str, *args: Any, **kwargs: Any) -> Lowering:
@@ -478,9 +497,9 @@ def _stats_args(x: Any, axis: Any = None, keepdims: Any = None, *, correction: A
                 keepdim: Any = None) -> tuple[list, dict]:
     x, lay, _, acc, result = _moment_args("batch_stats", x, axis, keepdims, None, dim, keepdim,
                                           None)
-    return [x], dict(red=lay.reduction(x, _name(x)), pair=lay.pair, kept=lay.kept, count=lay.count,
-                     shape=lay.shape, total=sum_result_dtype(_name(x)), acc=acc, result=result,
-                     correction=_correction("batch_stats", correction, ddof, unbiased))
+    return [x], dict(red=lay.reduction(x, _name(x), True), pair=lay.pair, kept=lay.kept,
+                     count=lay.count, shape=lay.shape, total=sum_result_dtype(_name(x)), acc=acc,
+                     result=result, correction=_correction("batch_stats", correction, ddof, unbiased))
 
 
 def _stats_kernel(x: jax.Array, *, red: _Red, pair: str, kept: tuple[int, ...], count: int,
@@ -513,8 +532,11 @@ def batch_stats(x: Any, axis: Any = None, keepdims: bool | None = None, *,
     >>> s.sum.tolist(), s.mean.tolist(), s.var.tolist()
     ([4.0, 8.0], [2.0, 4.0], [1.0, 4.0])
     """
-    return run(_stats_args, _stats_kernel, x, axis, keepdims, correction=correction, ddof=ddof,
-               unbiased=unbiased, dim=dim, keepdim=keepdim)
+    return run(_STATS_ARGS, _stats_kernel, x, axis, keepdims, correction, ddof, unbiased, dim,
+               keepdim)
+
+
+_STATS_ARGS = positional(_stats_args, "correction", "ddof", "unbiased", "dim", "keepdim")
 
 
 @register(batch_stats)
