@@ -1,10 +1,13 @@
-"""cumsum benchmark: contract's blocked triangular einsum against its peers.
+"""cumsum benchmark: contract's default cumsum against its peers.
 
 Rows: cumsum of 1e7 elements and of (1024, 4096) along axis 1 and axis 0,
-float32 and int32, timed in rotated rounds (:func:`bench.common.race`); peers ``jax.jit(jnp.cumsum)``, ``numpy.cumsum`` and ``torch.cumsum``
-(CPU). A second table sweeps the block length L (the data behind the
-per-backend default in ``contract/ops/scan.py``) and a third reports float32
-accuracy against a float64 NumPy scan.
+float32 and int32, timed in rotated rounds (:func:`bench.common.race`); peers
+``jax.jit(jnp.cumsum)``, ``numpy.cumsum`` and ``torch.cumsum`` (CPU). On CPU
+contract's default is the native scan kernel (``contract/scan.cc``) where it
+loads. A second table sweeps the block length L of the portable lowering
+(``block=L``: the triangular einsums every platform has, and the data behind
+the per-backend default in ``contract/ops/scan.py``) and a third reports
+float32 accuracy against a float64 NumPy scan.
 
     python -m bench.cumsum_bench [--quick] [--repeat N]
 """
@@ -18,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import contract
+from contract.backend import scan as native_scan
 from contract.ops.scan import block_length
 
 from .common import Row, best_time, machine, parser, race, table, torch_or_none
@@ -70,8 +74,9 @@ def speed_rows(quick: bool, repeat: int) -> list[Row]:
             times: dict[str, float | None] = dict(race(_systems(_data(shape, dtype), axis, torch),
                                                        repeat))
             times.setdefault("torch.cumsum", None)
+            native = jax.default_backend() == "cpu" and native_scan.usable(dtype)
             rows.append(Row(f"cumsum {name} {dtype}", times.pop("contract"), times,
-                            note=f"L={block_length()}"))
+                            note="native kernel" if native else f"L={block_length()}"))
     return rows
 
 
@@ -80,8 +85,8 @@ def sweep_table(quick: bool, repeat: int) -> str:
     loads = [(f"{name} {dtype}", _data(shape, dtype), axis)
              for dtype in ("float32", "int32") for name, shape, axis in _workloads(quick)]
     head = "| L | " + " | ".join(name for name, _, _ in loads) + " |"
-    lines = [f"### cumsum block length sweep (default on {jax.default_backend()}: "
-             f"L={block_length()})", "", head, "|" + "---|" * (len(loads) + 1)]
+    lines = [f"### portable lowering (block=L): block length sweep (default L on "
+             f"{jax.default_backend()}: {block_length()})", "", head, "|" + "---|" * (len(loads) + 1)]
     for block in SWEEP:
         cells = [f"{best_time(_ours(host, axis, block), repeat) * 1e3:.2f} ms"
                  for _, host, axis in loads]

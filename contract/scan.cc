@@ -10,10 +10,14 @@
 // * lanes that lie side by side in memory (inner >= kWide) are walked
 //   together a block of columns at a time: one vector add per row;
 // * otherwise (the scanned axis is the minor one) kGroup lanes are walked in
-//   lock step, so that kGroup independent add chains hide the add latency;
-// * when there are too few lanes to keep the threads and add chains busy,
-//   every lane is cut into chunks: a first pass sums each chunk, the chunk
-//   totals are scanned, and a second pass scans each chunk from its offset;
+//   lock step, so that kGroup independent add chains hide the add latency
+//   (with AVX2, 8 contiguous lanes are transposed in registers and added as
+//   vectors);
+// * when there are too few rows to keep the threads and add chains busy (a
+//   1-D array), rows are cut into segments scanned in one pass with a
+//   decoupled look-back; other long, few lanes are cut into chunks: a first
+//   pass sums each chunk, the chunk totals are scanned, and a second pass
+//   scans each chunk from its offset;
 // * the work is shared with XLA's intra-op thread pool; the calling thread
 //   takes work items too and never waits for an item that has not started,
 //   so a busy pool only means less parallelism, never a deadlock.
@@ -29,6 +33,10 @@
 #include <thread>
 #include <type_traits>
 #include <vector>
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
 #include "xla/ffi/api/ffi.h"
 
@@ -85,6 +93,86 @@ struct Geometry {
   int64_t outer = 1, n = 1, inner = 1;
 };
 
+#if defined(__x86_64__)
+// AVX2 for 8 lanes of 4-byte elements walked contiguously (step +-1), the
+// minor-axis scan: 8 vectors, one per lane, are transposed in registers so
+// that each holds one step of all 8 lanes, added as vectors, transposed back
+// and stored. The portable tile loop above costs two scalar loads and stores
+// per element; this one a few shuffles per element: (1024, 4096) float32
+// along axis 1 went from 2.4 to 1.3 ms, int32 to 0.7 ms.
+#define CONTRACT_AVX2 __attribute__((target("avx2")))
+
+CONTRACT_AVX2 inline void Transpose8(__m256* r) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+    r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+  }
+}
+
+// float32 lanes, running sums in float64 (two vectors of 4).
+struct Float8 {
+  __m256d lo, hi;
+  CONTRACT_AVX2 void Load(const double* acc) { lo = _mm256_loadu_pd(acc), hi = _mm256_loadu_pd(acc + 4); }
+  CONTRACT_AVX2 void Store(double* acc) const { _mm256_storeu_pd(acc, lo), _mm256_storeu_pd(acc + 4, hi); }
+  CONTRACT_AVX2 __m256 Add(__m256 v) {
+    lo = _mm256_add_pd(lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    hi = _mm256_add_pd(hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    return _mm256_set_m128(_mm256_cvtpd_ps(hi), _mm256_cvtpd_ps(lo));
+  }
+};
+
+// 32-bit integer lanes, wrapping adds.
+struct Int8 {
+  __m256i run;
+  CONTRACT_AVX2 void Load(const uint32_t* acc) { run = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(acc)); }
+  CONTRACT_AVX2 void Store(uint32_t* acc) const { _mm256_storeu_si256(reinterpret_cast<__m256i*>(acc), run); }
+  CONTRACT_AVX2 __m256 Add(__m256 v) {
+    run = _mm256_add_epi32(run, _mm256_castps_si256(v));
+    return _mm256_castsi256_ps(run);
+  }
+};
+
+// Walks the first len - len % 8 steps of 8 lanes; returns how many it did.
+template <typename T, typename Run>
+CONTRACT_AVX2 int64_t Lanes8(const T* x, T* y, const int64_t* start, Acc<T>* acc, int64_t len,
+                             int64_t step) {
+  Run run;
+  run.Load(acc);
+  int64_t p = 0;
+  for (; p + 8 <= len; p += 8) {
+    // The 8 steps' lowest address: a reverse walk reads them backwards.
+    const int64_t lo = step > 0 ? p : -(p + 7);
+    __m256 r[8];
+    for (int k = 0; k < 8; ++k) r[k] = _mm256_loadu_ps(reinterpret_cast<const float*>(x + start[k] + lo));
+    Transpose8(r);
+    for (int i = 0; i < 8; ++i) {
+      const int e = step > 0 ? i : 7 - i;
+      r[e] = run.Add(r[e]);
+    }
+    Transpose8(r);
+    for (int k = 0; k < 8; ++k) _mm256_storeu_ps(reinterpret_cast<float*>(y + start[k] + lo), r[k]);
+  }
+  run.Store(acc);
+  return p;
+}
+
+bool HasAvx2() {
+  static const bool has = __builtin_cpu_supports("avx2");
+  return has;
+}
+#endif
+
 // One run of `len` steps over kLanes lanes, each from its own start element.
 // Element p of a lane is at start + p * step (step < 0 for a reverse scan).
 // Lanes that sit a power of two apart (the rows of a (1024, 4096) array)
@@ -98,9 +186,17 @@ template <typename T, int kLanes>
 void Strided(const T* x, T* y, const int64_t* start, Acc<T>* acc, int64_t len, int64_t step) {
   using A = Acc<T>;
   constexpr int kTile = 16;
+  int64_t p = 0;
+#if defined(__x86_64__)
+  if constexpr (kLanes == 8 && sizeof(T) == 4) {
+    if ((step == 1 || step == -1) && HasAvx2()) {
+      using Run = std::conditional_t<std::is_floating_point_v<T>, Float8, Int8>;
+      p = Lanes8<T, Run>(x, y, start, acc, len, step);
+    }
+  }
+#endif
   alignas(64) A run[kLanes], tile[kTile][kLanes];
   for (int k = 0; k < kLanes; ++k) run[k] = acc[k];
-  int64_t p = 0;
   for (; p + kTile <= len; p += kTile) {
     for (int k = 0; k < kLanes; ++k)
       for (int e = 0; e < kTile; ++e) tile[e][k] = static_cast<A>(x[start[k] + (p + e) * step]);
@@ -162,6 +258,58 @@ void Exclusive(std::vector<A>& offsets, int64_t lanes, int64_t chunks) {
   }
 }
 
+// Rows (inner == 1) too few to keep the threads busy, each cut into
+// segments that fit in L2, with a decoupled look-back (Merrill & Garland,
+// "Single-pass Parallel Prefix Scan with Decoupled Look-back", 2016): a
+// thread sums its segment (reading it into cache), waits for the running
+// total before it, publishes its own at once, then scans the segment from
+// cache as kGroup sub-chunks in lock step. Memory is read and written once.
+// Segments are taken in order, so the total a thread waits for belongs to a
+// segment a running thread already holds.
+template <typename T, typename Pool>
+void Chained(const T* x, T* y, int64_t rows, int64_t n, bool reverse, Pool& pool) {
+  using A = Acc<T>;
+  constexpr int64_t kSegment = (256 << 10) / sizeof(T);
+  const int64_t per = (n + kSegment - 1) / kSegment, seglen = (n + per - 1) / per;
+  const int64_t step = reverse ? -1 : 1;
+  struct Total_ {
+    std::atomic<bool> ready{false};
+    A value{0};
+  };
+  std::unique_ptr<Total_[]> totals(new Total_[rows * per]);
+  Parallel(pool, rows * per, rows * n, [&](int64_t i) {
+    const int64_t row = i / per, seg = i % per, p0 = seg * seglen;
+    const int64_t len = std::min(seglen, n - p0), sub = (len + kGroup - 1) / kGroup;
+    int64_t start[kGroup];
+    A acc[kGroup], mine(0);
+    int k = 0;
+    for (; k < kGroup && k * sub < len; ++k) {
+      const int64_t q0 = p0 + k * sub, ql = std::min(sub, len - k * sub);
+      start[k] = row * n + (reverse ? n - 1 - q0 : q0);
+      acc[k] = mine;  // the sub-chunks before this one, so far
+      mine += Total(x, reverse ? start[k] - (ql - 1) : start[k], ql, 1);
+    }
+    A before(0);
+    if (seg > 0) {
+      while (!totals[i - 1].ready.load(std::memory_order_acquire)) std::this_thread::yield();
+      before = totals[i - 1].value;
+    }
+    totals[i].value = before + mine;
+    totals[i].ready.store(true, std::memory_order_release);
+    for (int q = 0; q < k; ++q) acc[q] += before;
+    const int64_t last = len - (k - 1) * sub;  // the only sub-chunk that may be shorter
+    if (k == kGroup) {
+      Strided<T, kGroup>(x, y, start, acc, last, step);
+      for (int q = 0; q + 1 < k; ++q) {
+        int64_t st = start[q] + last * step;
+        Strided<T, 1>(x, y, &st, &acc[q], sub - last, step);
+      }
+    } else {
+      for (int q = 0; q < k; ++q) Strided<T, 1>(x, y, &start[q], &acc[q], q + 1 < k ? sub : last, step);
+    }
+  });
+}
+
 template <typename T, typename Pool>
 void Scan(const T* x, T* y, Geometry g, bool reverse, Pool& pool) {
   using A = Acc<T>;
@@ -178,6 +326,7 @@ void Scan(const T* x, T* y, Geometry g, bool reverse, Pool& pool) {
   int64_t have = wide ? units : lanes;
   int64_t chunks = total < kParallelMin ? 1 : std::max<int64_t>(1, (want + have - 1) / have);
   chunks = std::min<int64_t>(chunks, std::max<int64_t>(1, g.n / kChunkMin));
+  if (!wide && g.inner == 1 && chunks > 1) return Chained(x, y, g.outer, g.n, reverse, pool);
   const int64_t clen = (g.n + chunks - 1) / chunks;
   chunks = (g.n + clen - 1) / clen;
   const int64_t step = reverse ? -g.inner : g.inner;
