@@ -6,7 +6,8 @@ headers jaxlib installs, into ``$XDG_CACHE_HOME/contract`` (or
 ``~/.cache/contract``), keyed by the sources and the jaxlib version, so later
 processes only load it. No BLAS is linked: the GEMM routines' addresses are
 read from SciPy's ``scipy.linalg.cython_blas`` capsules (OpenBLAS in SciPy's
-wheels) and handed to the library once it is loaded.
+wheels), or from MKL's ``libmkl_rt`` where the ``mkl`` wheel is installed
+(``pip install contract[mkl]``), and handed to the library once it is loaded.
 
 Why: XLA's CPU backend runs a complex ``dot`` several times slower than
 OpenBLAS's ``cgemm``, and it has no scan kernel, so a cumsum costs it a
@@ -35,12 +36,14 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from .caching import memoized
 
-__all__ = ["ENV", "ROUTINES", "available", "library", "status"]
+__all__ = ["BLAS_ENV", "ENV", "ROUTINES", "available", "blas", "library", "status"]
 
 ENV = "CONTRACT_NATIVE"
+BLAS_ENV = "CONTRACT_BLAS"
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("gemm.cc", "scan.cc"))
 # BLAS routine per element type, in the order of gemm.cc's slots.
 ROUTINES = {"float32": "sgemm", "float64": "dgemm", "complex64": "cgemm", "complex128": "zgemm"}
@@ -90,7 +93,7 @@ def _build(include: Path) -> Path:
     return target
 
 
-def _blas_pointer(name: str) -> int:
+def _scipy_pointer(name: str) -> int:
     """The address of SciPy's BLAS routine ``name`` (from its Cython capsule)."""
     from scipy.linalg import cython_blas  # noqa: PLC0415 - only when the kernel is wanted
 
@@ -102,22 +105,46 @@ def _blas_pointer(name: str) -> int:
     return get(capsule, get_name(capsule))
 
 
+def _mkl() -> ctypes.CDLL | None:
+    """MKL's single dynamic library from the ``mkl`` wheel, if that is installed."""
+    try:
+        dist = importlib.metadata.distribution("mkl")
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for f in dist.files or ():
+        if f.name.startswith("libmkl_rt.so"):
+            return ctypes.CDLL(os.path.realpath(dist.locate_file(f)))
+    return None
+
+
+def _blas() -> tuple[str, Callable[[str], int]]:
+    """(which BLAS, routine name -> address): MKL where its wheel is installed
+    (``contract[mkl]``; ``CONTRACT_BLAS=openblas`` declines it), else SciPy's
+    OpenBLAS. MKL's batched GEMMs run about twice as fast on this CPU
+    (docs/lowering.md), so real batched steps use the kernel only with it."""
+    mkl = None if os.environ.get(BLAS_ENV, "").strip().lower() == "openblas" else _mkl()
+    if mkl is not None:
+        return "mkl", lambda name: ctypes.cast(getattr(mkl, f"{name}_"), ctypes.c_void_p).value
+    return "openblas", _scipy_pointer
+
+
 @memoized("native kernel", 1)
-def _load() -> tuple[ctypes.CDLL | None, str]:
-    """(the loaded library, "available"), or (None, why not)."""
+def _load() -> tuple[ctypes.CDLL | None, str, str | None]:
+    """(the loaded library, "available", its BLAS), or (None, why not, None)."""
     if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return None, f"off ({ENV}=0)"
+        return None, f"off ({ENV}=0)", None
     include = _include_dir()
     if include is None:
-        return None, "unavailable: jaxlib's FFI headers are missing"
+        return None, "unavailable: jaxlib's FFI headers are missing", None
     try:
         lib = ctypes.CDLL(str(_build(include)))
+        which, pointer = _blas()
         for slot, routine in enumerate(ROUTINES.values()):
-            if lib.contract_set_gemm(slot, ctypes.c_void_p(_blas_pointer(routine))) != 0:
+            if lib.contract_set_gemm(slot, ctypes.c_void_p(pointer(routine))) != 0:
                 raise OSError(f"could not install {routine}")
-    except (OSError, ImportError, KeyError, subprocess.SubprocessError) as e:
-        return None, f"unavailable: {e}"
-    return lib, "available"
+    except (OSError, ImportError, KeyError, AttributeError, subprocess.SubprocessError) as e:
+        return None, f"unavailable: {e}", None
+    return lib, "available", which
 
 
 def library() -> ctypes.CDLL | None:
@@ -133,3 +160,8 @@ def available() -> bool:
 def status() -> str:
     """``"available"``, or why the kernels are not used."""
     return _load()[1]
+
+
+def blas() -> str | None:
+    """The BLAS the GEMM kernel calls: ``"mkl"``, ``"openblas"``, or None without the kernels."""
+    return _load()[2]

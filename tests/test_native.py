@@ -135,3 +135,40 @@ def test_a_fresh_cache_directory_builds_the_kernel(monkeypatch: pytest.MonkeyPat
     finally:
         monkeypatch.undo()
         contract.clear_caches(disk=False)
+
+
+def test_ci_has_mkl_and_openblas_is_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test extra installs the mkl wheel (x86 Linux): the kernel calls it;
+    CONTRACT_BLAS=openblas declines it for SciPy's OpenBLAS, same values."""
+    assert native.blas() == "mkl"
+    a, b = _complex((3, 40, 30), 13), _complex((3, 30, 20), 14)
+    dims = (((2,), (1,)), ((0,), (0,)))
+    with_mkl = np.asarray(gemm_dot(a, b, dims))
+    monkeypatch.setenv(native.BLAS_ENV, "openblas")
+    contract.clear_caches(disk=False)
+    try:
+        assert native.status() == "available" and native.blas() == "openblas"
+        np.testing.assert_allclose(gemm_dot(a, b, dims), with_mkl, rtol=1e-5, atol=1e-5)
+    finally:
+        monkeypatch.undo()
+        contract.clear_caches(disk=False)
+
+
+@pytest.mark.parametrize("spec, shapes, calls", [
+    ("bij,bjk->bik", [(16, 64, 48), (16, 48, 40)], 1),           # batched: MKL
+    ("bhqd,bhkd->bhqk", [(2, 4, 64, 32), (2, 4, 48, 32)], 1),    # attention-shaped
+    ("ij,jk->ik", [(64, 48), (48, 40)], 0),                      # 2-D and small: XLA
+    ("bij,bjk->bik", [(16, 8, 48), (16, 48, 40)], 0),            # a side under 32: XLA
+])
+def test_real_float_steps_take_mkl_where_it_wins(spec: str, shapes: list, calls: int,
+                                                 kernel: str) -> None:
+    rng = np.random.default_rng(15)
+    ops = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    fn = jax.jit(lambda *xs: contract.einsum(spec, *xs))
+    np.testing.assert_allclose(fn(*ops), np.einsum(spec, *ops), rtol=1e-4, atol=1e-4)
+    assert len(_calls(fn.lower(*ops).compile().as_text())) == (calls if kernel == "native" else 0)
+    report = str(contract.plan(spec, *ops))
+    assert ("1 MKL gemm" in report) == (calls == 1 and kernel == "native")
+    grad = jax.grad(lambda x: contract.einsum(spec, x, ops[1]).sum())(ops[0])
+    want = jax.grad(lambda x: jnp.einsum(spec, x, ops[1], precision="highest").sum())(ops[0])
+    np.testing.assert_allclose(grad, want, rtol=1e-4, atol=1e-4)

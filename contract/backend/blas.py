@@ -34,8 +34,9 @@ from jax import lax
 
 from .. import native
 from ..caching import memoized
+from ..planner.costs import real_lowering
 
-__all__ = ["gemm_dot", "usable"]
+__all__ = ["gemm_dot", "real_step", "usable"]
 
 Dims = tuple[tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[int, ...], tuple[int, ...]]]
 _TARGET = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128"}
@@ -57,6 +58,17 @@ def usable(dtype: Any) -> bool:
     """Whether a step in ``dtype`` may run as a BLAS GEMM in this process."""
     return (jnp.dtype(dtype).name in _TARGET and jax.device_count() == 1
             and _registered())
+
+
+def real_step(dtype: Any, batch: int, m: int, n: int, k: int) -> bool:
+    """Whether a real float step of these sizes runs as the kernel (with MKL
+    only: :func:`contract.planner.costs.real_lowering` has the rule and figures).
+
+    >>> real_step("int32", 64, 128, 128, 128)
+    False
+    """
+    return (jnp.dtype(dtype).name in ("float32", "float64") and native.blas() == "mkl"
+            and real_lowering(batch, m, n, k, mkl=True) == "blas" and usable(dtype))
 
 
 def _arrange(x: jax.Array, batch: tuple[int, ...], rows: list[int],

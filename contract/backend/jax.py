@@ -23,6 +23,7 @@ Policy (see docs/dtypes.md):
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Sequence
 
 import jax
@@ -30,7 +31,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..planner import Plan, Prep, compute_dtype
-from .complex import complex_dot, real_dtype
+from .blas import gemm_dot, real_step
+from .complex import complex_dot, dot_sizes, real_dtype
 
 __all__ = ["execute"]
 
@@ -97,7 +99,12 @@ def _dot(a: jax.Array, b: jax.Array, dims: Any, precision: Any, cdtype: Any) -> 
         return lax.bitcast_convert_type(out, cdtype)
     if a.dtype != cdtype:
         precision = None  # narrow operands: their products are exact in cdtype
-    return lax.dot_general(a, b, dims, precision=precision, preferred_element_type=cdtype)
+    xla = partial(lax.dot_general, dimension_numbers=dims, precision=precision,
+                  preferred_element_type=cdtype)
+    if a.dtype == cdtype and real_step(cdtype, *dot_sizes(a.shape, b.shape, dims)):
+        # With MKL, batched and large float GEMMs run faster as the BLAS kernel.
+        return lax.platform_dependent(a, b, cpu=partial(gemm_dot, dims=dims), default=xla)
+    return xla(a, b)
 
 
 def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .model import Plan, Prep
 
 __all__ = ["Cost", "compute_dtype", "costs", "held", "itemsize", "live_peak", "path_cost", "prod",
-           "step_flops", "complex_lowering", "complex_lowerings"]
+           "step_flops", "complex_lowering", "cpu_lowerings", "real_lowering"]
 
 # numpy's itemsize by dtype name, without importing numpy for ml_dtypes' names.
 _ITEMSIZE = {"bool": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "float16": 2,
@@ -177,6 +177,28 @@ _GAUSS_MIN = 128
 # 2.8 ms against XLA's complex dot's 3.8 ms, 4096x16x64 0.18 ms against 0.44);
 # a matrix-vector product stays with XLA (2048x1x2048: 1.2 ms, BLAS gemm 2.4).
 _BLAS_MIN_SIDE = 4
+# Real float steps take the kernel only when it calls MKL, where it measured
+# faster than XLA's CPU dot (quiet 2-core run, ms): batched 64x128^3 1.32
+# against 2.50, 64 attention heads of 256x64x256 2.40 against 4.97, 1024^3
+# 7.28 against 8.10; a thin 32768x144x32 GEMM tied (1.19 against 1.22).
+# OpenBLAS lost or tied on all of them (bench/kernel_bench.py).
+_MKL_MIN_SIDE = 32
+_MKL_MIN_2D = 1024
+
+
+def real_lowering(batch: int, m: int, n: int, k: int, mkl: bool) -> str:
+    """How a real float32/float64 step with these sizes is lowered on CPU:
+    ``"blas"`` (the GEMM kernel) only where ``mkl`` is its BLAS and the step
+    is batched or large, else ``"native"`` (XLA's ``dot_general``).
+
+    >>> real_lowering(64, 128, 128, 128, mkl=True), real_lowering(64, 128, 128, 128, mkl=False)
+    ('blas', 'native')
+    >>> real_lowering(1, 512, 512, 512, mkl=True)
+    'native'
+    """
+    if mkl and min(m, n, k) >= _MKL_MIN_SIDE and (batch > 1 or min(m, n, k) >= _MKL_MIN_2D):
+        return "blas"
+    return "native"
 
 
 def complex_lowering(batch: int, m: int, n: int, k: int, highest: bool = True,
@@ -210,28 +232,35 @@ LOWERING_NAMES = {"native": "native complex dot", "blas": "1 BLAS gemm (XLA FFI 
                   "gauss": "3 real GEMMs (Gauss)", "real-mixed": "real x complex: 1 real GEMM"}
 
 
-def complex_lowerings(plan: "Plan") -> list[str]:
-    """The CPU lowering of each step of a complex plan, at the default precision.
+def cpu_lowerings(plan: "Plan") -> list[str]:
+    """How each step of ``plan`` is lowered on CPU, at the default precision:
+    ``"real dot"`` (XLA's), a complex lowering, or the BLAS kernel.
 
     >>> from contract.planner import make_plan
     >>> from contract.spec import parse
     >>> p = make_plan(parse("ij,jk->ik").bind([(512, 512)] * 2), ("complex64",) * 2, "complex64")
-    >>> complex_lowerings(p) == [LOWERING_NAMES["blas" if native.available() else "real"]]
+    >>> cpu_lowerings(p) == [LOWERING_NAMES["blas" if native.available() else "real"]]
     True
     """
     sizes = dict(plan.sizes)
+    cplx = plan.compute_dtype.startswith("complex")
     real = [not d.startswith("complex") for d in plan.dtypes]
     blas = native.available()
+    mkl = native.blas() == "mkl" and plan.compute_dtype in ("float32", "float64")
     out = []
     for s in plan.steps:
         i, j = s.operands
         free_l = [l for l in s.lhs if l not in s.rhs]
         free_r = [l for l in s.rhs if l not in s.lhs]
+        shape = (prod(s.batch, sizes), prod(free_l, sizes), prod(free_r, sizes),
+                 prod(s.contracted, sizes))
         both_real = real[i] and real[j]
-        choice = "real" if both_real else complex_lowering(
-            prod(s.batch, sizes), prod(free_l, sizes), prod(free_r, sizes),
-            prod(s.contracted, sizes), mixed=real[i] or real[j], blas=blas)
-        out.append("real dot" if both_real else LOWERING_NAMES[choice])
+        if both_real:
+            fast = not cplx and real_lowering(*shape, mkl=mkl) == "blas"
+            out.append("1 MKL gemm (XLA FFI kernel)" if fast else "real dot")
+        else:
+            choice = complex_lowering(*shape, mixed=real[i] or real[j], blas=blas)
+            out.append(LOWERING_NAMES[choice])
         real = real[:i] + real[i + 1 : j] + real[j + 1 :] + [both_real]
     return out
 

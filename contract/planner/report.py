@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .costs import Cost, complex_lowerings, costs, itemsize
+from .costs import Cost, costs, cpu_lowerings, itemsize
 from .shardfacts import communication, device_bytes, device_peak, idle_axes, local_slices
 
 if TYPE_CHECKING:
@@ -116,8 +116,8 @@ def render(plan: "Plan | SlicedPlan") -> str:
                       human(c.bytes_written, "B"), f"{c.intensity:.2f}",
                       f"{100 * c.flops / total:.1f}%"))
     lines += _table(table, right={0, 6, 7})
-    if plan.compute_dtype.startswith("complex") and plan.steps:
-        lowered = complex_lowerings(plan)
+    lowered = cpu_lowerings(plan)
+    if any(how != "real dot" for how in lowered):
         lines.append("CPU lowering  " + ", ".join(
             f"step {k}: {how}" for k, how in enumerate(lowered) if how != "real dot"))
     if len(shown) < len(rows):
