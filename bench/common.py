@@ -201,7 +201,10 @@ def environment() -> list[str]:
 
     from . import DROPPED_VAR, FORCED_BLAS_VARS
 
+    from contract import native
+
     torch = torch_or_none()  # loaded first, so that its thread pools are listed too
+    native.available()  # and contract's kernels, with MKL's pool where they call it
     lines = [f"- python {platform.python_version()}; jax {jax.__version__}, jaxlib "
              f"{_version('jaxlib')} ({jax.default_backend()}, {jax.local_device_count()} "
              f"device); numpy {np.__version__}; opt_einsum {_version('opt_einsum')}; cotengra "
@@ -222,6 +225,7 @@ def environment() -> list[str]:
                                 ("oneDNN", torch.backends.mkldnn.is_available())) if ok]
         lines.append(f"- torch: {torch.get_num_threads()} intra-op threads, "
                      f"{torch.get_num_interop_threads()} inter-op; {', '.join(libs) or 'no MKL'}")
+    lines.append(f"- contract's native kernels: {native.status()}, BLAS {native.blas()}")
     forced = [k for k in FORCED_BLAS_VARS if k in os.environ]
     dropped = os.environ.get(DROPPED_VAR, "")
     lines.append("- " + (f"still set (not run as `python -m bench`): {forced}" if forced else

@@ -70,7 +70,7 @@ def row(name: str, batch: int, m: int, k: int, n: int, dtype: str, rounds: int) 
 def main() -> None:
     args = parser(__doc__.splitlines()[0]).parse_args()
     rounds = min(args.repeat, 3) if args.quick else args.repeat
-    print(f"machine: {machine()}; kernel: {native.status()}\n")
+    print(f"machine: {machine()}; kernel: {native.status()}, BLAS: {native.blas()}\n")
     if not usable("complex64"):
         print("(the kernel is not available here: nothing to measure)")
         return
