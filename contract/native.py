@@ -117,15 +117,15 @@ def _mkl() -> ctypes.CDLL | None:
     return None
 
 
-def _blas() -> tuple[str, Callable[[str], int]]:
-    """(which BLAS, routine name -> address): MKL where its wheel is installed
+def _blas() -> tuple[str, Callable[[str], int | None]]:
+    """(which BLAS, routine name -> address or None): MKL where its wheel is installed
     (``contract[mkl]``; ``CONTRACT_BLAS=openblas`` declines it), else SciPy's
     OpenBLAS. MKL's batched GEMMs run about twice as fast on this CPU
     (docs/lowering.md), so real batched steps use the kernel only with it."""
     mkl = None if os.environ.get(BLAS_ENV, "").strip().lower() == "openblas" else _mkl()
     if mkl is not None:
         return "mkl", lambda name: ctypes.cast(getattr(mkl, f"{name}_"), ctypes.c_void_p).value
-    return "openblas", _scipy_pointer
+    return "openblas", lambda name: None if name.endswith("_batch_strided") else _scipy_pointer(name)
 
 
 @memoized("native kernel", 1)
@@ -140,7 +140,9 @@ def _load() -> tuple[ctypes.CDLL | None, str, str | None]:
         lib = ctypes.CDLL(str(_build(include)))
         which, pointer = _blas()
         for slot, routine in enumerate(ROUTINES.values()):
-            if lib.contract_set_gemm(slot, ctypes.c_void_p(pointer(routine))) != 0:
+            batched = pointer(f"{routine}_batch_strided")  # MKL's one-call batch, or None
+            if (lib.contract_set_gemm(slot, ctypes.c_void_p(pointer(routine)))
+                    or lib.contract_set_gemm_batch(slot, ctypes.c_void_p(batched))):
                 raise OSError(f"could not install {routine}")
     except (OSError, ImportError, KeyError, AttributeError, subprocess.SubprocessError) as e:
         return None, f"unavailable: {e}", None
