@@ -33,8 +33,8 @@ import jax.numpy as jnp
 from jax import lax
 
 from .. import native
-from ..caching import memoized
 from ..planner.costs import real_lowering
+from .ffi import registered
 
 __all__ = ["gemm_dot", "real_step", "usable"]
 
@@ -42,22 +42,10 @@ Dims = tuple[tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[int, ...], tup
 _TARGET = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128"}
 
 
-@memoized("gemm kernel registration", 1)
-def _registered() -> bool:
-    """Register the kernel's handlers with XLA (idempotent), once per cache lifetime."""
-    lib = native.library()
-    if lib is None:
-        return False
-    for suffix in _TARGET.values():
-        name = f"contract_gemm_{suffix}"
-        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
-    return True
-
-
 def usable(dtype: Any) -> bool:
     """Whether a step in ``dtype`` may run as a BLAS GEMM in this process."""
     return (jnp.dtype(dtype).name in _TARGET and jax.device_count() == 1
-            and _registered())
+            and registered("contract_gemm", tuple(_TARGET.values())))
 
 
 def real_step(dtype: Any, batch: int, m: int, n: int, k: int) -> bool:

@@ -32,25 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .. import native
-from ..caching import memoized
+from .ffi import registered
 
 __all__ = ["cumsum", "usable"]
 
 _TARGET = {"float32": "f32", "float64": "f64", "int32": "s32", "int64": "s64",
            "uint32": "u32", "uint64": "u64"}
-
-
-@memoized("scan kernel registration", 1)
-def _registered() -> bool:
-    """Register the kernel's handlers with XLA (idempotent), once per cache lifetime."""
-    lib = native.library()
-    if lib is None:
-        return False
-    for suffix in _TARGET.values():
-        name = f"contract_cumsum_{suffix}"
-        jax.ffi.register_ffi_target(name, jax.ffi.pycapsule(getattr(lib, name)), platform="cpu")
-    return True
 
 
 def usable(dtype: Any) -> bool:
@@ -60,7 +47,7 @@ def usable(dtype: Any) -> bool:
     False
     """
     return (jnp.dtype(dtype).name in _TARGET and jax.device_count() == 1
-            and _registered())
+            and registered("contract_cumsum", tuple(_TARGET.values())))
 
 
 def _call(x: jax.Array, axis: int, reverse: bool) -> jax.Array:
