@@ -44,7 +44,7 @@ __all__ = ["BLAS_ENV", "ENV", "ROUTINES", "available", "blas", "library", "statu
 
 ENV = "CONTRACT_NATIVE"
 BLAS_ENV = "CONTRACT_BLAS"
-SOURCES = tuple(Path(__file__).with_name(name) for name in ("gemm.cc", "scan.cc"))
+SOURCES = tuple(Path(__file__).with_name(name) for name in ("gemm.cc", "scan.cc", "anneal.cc"))
 # BLAS routine per element type, in the order of gemm.cc's slots.
 ROUTINES = {"float32": "sgemm", "float64": "dgemm", "complex64": "cgemm", "complex128": "zgemm"}
 

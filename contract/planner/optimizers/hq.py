@@ -39,6 +39,7 @@ import time
 import warnings
 from typing import Any, Sequence
 
+from . import compiled
 from .anneal import anneal
 from .objective import FLOPS, Objective, parse_minimize
 from .progress import Bar
@@ -98,18 +99,46 @@ def _annealed(net: _Net, tree: Tree, moves: int, deadline: float, rng: random.Ra
     annealed under a limit from the start, a wide start tree often stays
     wide; 3-regular, 100 tensors, limit 2^16: width 2^17 against 2^16)."""
     if objective == FLOPS:
-        return anneal(net, tree, moves, deadline, rng, hot=hot, cold=0.02, timed=False,
+        return anneal(net, tree, moves, deadline, rng, hot=hot, cold=0.02,
                       focus=focus, progress=progress)
     polish = moves // 2
     total = moves + polish
     before = progress and (lambda done, _: progress(done, total))
     after = progress and (lambda done, _: progress(moves + done, total))
-    tree = anneal(net, tree, moves, deadline, rng, hot=hot, cold=0.02, timed=False,
+    tree = anneal(net, tree, moves, deadline, rng, hot=hot, cold=0.02,
                   focus=focus, progress=before)
     # Its own generator, drawn from the search's, so the FLOPs phase of every
     # chain matches the minimize="flops" search's draw for draw.
     return anneal(net, tree, polish, deadline, random.Random(rng.getrandbits(32) ^ 0x5EED),
-                  hot=POLISH_HOT, cold=0.02, timed=False, objective=objective, progress=after)
+                  hot=POLISH_HOT, cold=0.02, objective=objective, progress=after)
+
+
+# The last chain anneals the best tree again for 1/FINAL of a chain's moves
+# (a full chain gained 0.00-0.02 in log10 FLOPs on ten bench networks and 0.06
+# on the 32x32 lattice), and the narrowing pass gets 1/NARROW.
+FINAL = 2
+NARROW = 4
+
+
+def _narrowed(net: _Net, tree: Tree, legs: _Legs, moves: int, deadline: float,
+              rng: random.Random, objective: Objective, progress: Any) -> Tree:
+    """``tree``, or the tree that a polish under a memory limit of half its
+    largest intermediate finds, when that one scores better by ``objective``.
+
+    Annealing by FLOPs alone drifts to wide trees whose cost is barely lower:
+    on the 32x32 lattice the best chain ended at 10^13.38 with width 2^35,
+    where this polish finds 10^13.37 at 2^33 (cotengra's HyperOptimizer:
+    10^13.42 at 2^33). Judged by the objective's exact score, so
+    ``minimize="flops"`` keeps a narrower tree only when it costs no more
+    FLOPs; ``"size"`` keeps any narrower one.
+    """
+    width = _width(net, tree, legs)
+    narrow = anneal(net, tree, moves, deadline, random.Random(rng.getrandbits(32)),
+                    hot=POLISH_HOT, cold=0.02, objective=objective.limited(2.0 ** (width - 1)),
+                    progress=progress)
+    better = objective.key(*tree_totals(net, narrow, legs)) < \
+        objective.key(*tree_totals(net, tree, legs))
+    return narrow if better else tree
 
 
 def _local(objective: Objective) -> Any:
@@ -117,17 +146,38 @@ def _local(objective: Objective) -> Any:
     return None if objective == FLOPS else objective.node
 
 
-def _schedule(n: int, width: float) -> tuple[int, int]:
-    """(random greedy trials, annealing moves) for ``auto``.
+def _compiled_moves(net: _Net) -> int:
+    """How many annealing moves the planners may make for each move of the
+    Python loop's schedule: 10 with the compiled loop (:mod:`.compiled`,
+    0.16-0.4 µs a move against the Python loop's 3-7 µs), 1 without."""
+    return 10 if compiled.available() else 1
 
-    Trials shrink with the network (cotengrust's trial costs grow faster than
-    its size); moves grow with the start tree's width (log2 of its largest
-    intermediate): wide networks are where the greedy tree is far from the
-    best and annealing pays, and where random greedy itself is slow.
+
+def _words(net: _Net) -> int:
+    """64-bit words per leg set: a compiled move costs about this many word
+    operations (3.6 µs a move at 10,000 tensors, 235 words)."""
+    return max(1, -(-len(net.log) // 64))
+
+
+def _trials(n: int) -> int:
+    """Random greedy trials for ``auto`` on ``n`` tensors: fewer past 1,000
+    (cotengrust's trial costs grow faster than the network). Fewer trials
+    where annealing does the work was tried and dropped: on the 32x32
+    lattice the annealed result follows the start (10^13.67 from 48 trials,
+    10^14.20 from 46)."""
+    return 48 if n <= 1000 else int(48 * (1000 / n) ** 3)
+
+
+def _moves(n: int, width: float, fast: int = 1, words: int = 1) -> int:
+    """Annealing moves for ``auto`` from a start tree of ``width``: more for
+    wide networks, where the greedy tree is far from the best and annealing
+    pays. ``fast`` multiplies them (:func:`_compiled_moves`), at most 2*10^8
+    word operations in all: with the compiled loop, 10x the moves cost
+    0.01-0.1 s more below 1,000 tensors and gained 0.3-1.6 in log10 FLOPs on
+    MERA, the circuits and 3-regular graphs of 200-1,000 tensors.
     """
-    trials = 48 if n <= 1000 else int(48 * (1000 / n) ** 3)
-    per_tensor = max(60.0, min(1000.0, 1.5 * width))
-    return trials, min(int(per_tensor * n), 1_000_000)
+    per_tensor = max(60.0, min(1000.0, 1.5 * width)) * fast
+    return min(int(per_tensor * n), 1_000_000 * fast, 200_000_000 // words)
 
 
 def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
@@ -137,7 +187,7 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     """``optimize="auto"``'s choice past ``dp``'s range.
 
     The cheapest of cotengrust's random greedy trials and opt_einsum's greedy,
-    annealed (see :func:`_schedule` for how many trials and moves). Never
+    annealed (see :func:`_trials` and :func:`_moves` for how many). Never
     worse than opt_einsum's greedy up to 128 tensors, where it is part of the
     start (beyond, only measured: every bench network up to 2,000 tensors;
     not the 10,000-tensor graph), deterministic for a given ``seed``. ``fuse`` seconds stop
@@ -158,12 +208,11 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     objective = parse_minimize(minimize).limited(memory_limit)
     start = time.perf_counter()
     net = _Net(inputs, output, sizes)
-    trials, _ = _schedule(n, 0.0)
-    candidates = random_greedy_trees(net, trials, seed)
+    candidates = random_greedy_trees(net, _trials(n), seed)
     if n <= 128:  # a guarantee, cheap only on small networks (quadratic)
         candidates.append(greedy_tree(net))
     tree, legs = _best(net, candidates, objective)
-    _, moves = _schedule(n, _width(net, tree, legs))
+    moves = _moves(n, _width(net, tree, legs), _compiled_moves(net), _words(net))
     bar = Bar("annealed-greedy", 1) if progress else None
     tree = _annealed(net, tree, moves, start + fuse, random.Random(seed), 0.3, objective,
                      bar and bar.chain(0))
@@ -173,10 +222,20 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     return _linear(tree, n)
 
 
-def _hq_schedule(n: int, width: float) -> tuple[int, tuple[int, int], int, int]:
+def _hq_schedule(n: int, width: float, fast: int = 1,
+                 words: int = 1) -> tuple[int, tuple[int, int], int, int]:
     """(random greedy trials, (random greedy chains, partition trees), moves
     per chain, reconfiguration k) for ``auto-hq`` on ``n`` tensors whose plain greedy tree has ``width``
-    (log2 of its largest intermediate): counts, never seconds.
+    (log2 of its largest intermediate): counts, never seconds. ``fast`` and
+    ``words`` as for :func:`_moves`.
+
+    With the compiled loop (``fast > 1``) a chain gets 3,000 moves per tensor
+    (at most 10^6): against 700 (at most 200,000) that gained 0.0-0.8 in
+    log10 FLOPs (PEPS 8x8 14.33 -> 14.25, the 757-tensor circuit 10.53 ->
+    10.42, 3-regular 1,000 41.9 -> 41.2) and narrowed two rows by 2^1-2^4,
+    for about 0.1-1 s; 10,000 per tensor gained another 0.0-0.07 at twice
+    the time. Past that point the subtree reconfiguration and the KaHyPar
+    trees, not the moves, are most of auto-hq's time.
 
     One chain per starting tree (random greedy, greedy, partitions); the
     best is annealed again for as many moves. The counts were set against
@@ -194,7 +253,8 @@ def _hq_schedule(n: int, width: float) -> tuple[int, tuple[int, int], int, int]:
     and cost ~0.7 ms per tensor each.
     """
     trials = min(128, max(2, int(4e6 / (n * max(width, 1.0)))))
-    moves = min(700 * n, 200_000)
+    per, most = (3000, 1_000_000) if fast > 1 else (700, 200_000)
+    moves = min(per * n, most, 200_000_000 // words)
     if n <= 100:  # (random greedy chains, partition trees)
         return trials, (2, 2), moves, 8
     if n <= 400:
@@ -235,7 +295,8 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     if n <= (8 if k is None else k):
         return _linear(_optimal(net.legs, net.out, net.size, local)[1], n)
     plain = random_greedy_trees(net, 0, seed)[0]  # one plain greedy tree: the width probe
-    trials, parts, count, k_auto = _hq_schedule(n, _width(net, plain, _Legs(net)))
+    trials, parts, count, k_auto = _hq_schedule(n, _width(net, plain, _Legs(net)),
+                                                _compiled_moves(net), _words(net))
     k = k_auto if k is None else k
     count = count if moves is None else moves * n
     fuse = 600.0 if seconds is None else seconds
@@ -246,11 +307,12 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 2 * n + 1000))
     try:
-        kinds = ["random greedy"] * parts[0] + (["greedy"] if n <= 2000 else []) + \
+        kinds = ["random greedy"] * parts[0] + (["greedy"] if n <= 100 else []) + \
             ["partition"] * parts[1]
         kinds = kinds[:len(kinds) if chains is None else max(1, chains)]
-        bar = Bar("auto-hq", len(kinds) + 1) if progress else None
+        bar = Bar("auto-hq", len(kinds) + 2) if progress else None
         found: list[Tree] = []
+        starts: set = set()
         for c, kind in enumerate(kinds):
             if kind == "random greedy":
                 # The first chain gets every trial, later ones a quarter (their
@@ -261,12 +323,20 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
                 tree = greedy_tree(net)
             else:
                 tree = partition_tree(net, rng, rng.uniform(0.01, 0.3))
+            if tree in starts:  # KaHyPar often bisects a lattice the same way twice
+                continue
+            starts.add(tree)
             found.append(_annealed(net, tree, count, start + fuse, rng, hot, objective,
                                    bar and bar.chain(c), FOCUS))
+        if n <= 400:  # the guarantee of never losing to greedy, cheap up to here
+            found.append(greedy_tree(net))
         best, _ = _best(net, found, objective)
-        best = _annealed(net, best, count, start + fuse, rng, 0.3, objective,
+        best = _annealed(net, best, count // FINAL, start + fuse, rng, 0.3, objective,
                          bar and bar.chain(len(kinds)), FOCUS)
         best, legs = _best(net, [best] + found, objective)
+        if objective.limit is None:
+            best = _narrowed(net, best, legs, count // NARROW, start + fuse, rng, objective,
+                             bar and bar.chain(len(kinds) + 1))
         # The reconfiguration may not widen the tree (nor break the limit).
         cap = 2.0 ** _width(net, best, legs)
         if objective.limit is not None:
