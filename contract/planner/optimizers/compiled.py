@@ -2,7 +2,7 @@
 
 The Python loop of :mod:`.anneal` spends 3-7 µs a move on interpreter
 overhead around a few bitset operations; the same loop in C++ takes about
-0.1-0.3 µs (docs/planning.md has the figures), so ``auto-hq`` spends its
+0.16-0.4 µs (docs/inspection.md has the figures), so ``auto-hq`` spends its
 planning time on moves instead of bytecode. The library is the one
 :mod:`contract.native` builds (no JAX is imported here); without it
 :func:`anneal` returns None and the Python loop runs. The two loops make the

@@ -7,9 +7,9 @@ stops a search that has run far past its expected length, and warns.
 1. **Starting trees** (:mod:`.starts`): cotengrust's randomised greedy
    trials (Rust), opt_einsum's plain greedy, and for ``auto-hq`` recursive
    bisections (:mod:`.partition`: KaHyPar's when it is installed).
-2. **Simulated annealing** (:mod:`.anneal`) of the best starting trees by
-   local rotations, each move judged against the cost of the two nodes it
-   changes. Starting from a random-greedy tree is what makes ``auto`` beat
+2. **Simulated annealing** (:mod:`.anneal`, its move loop compiled in
+   :mod:`.compiled`) of the best starting trees by local rotations, each
+   move judged against the cost of the two nodes it changes. Starting from a random-greedy tree is what makes ``auto`` beat
    cotengra's ``RandomGreedyOptimizer(128)`` everywhere: greedy finds good
    local structure, annealing repairs the few contractions near the root
    that dominate the cost.
@@ -239,8 +239,8 @@ def _hq_schedule(n: int, width: float, fast: int = 1,
 
     One chain per starting tree (random greedy, greedy, partitions); the
     best is annealed again for as many moves. The counts were set against
-    the planner bench on a quiet machine (bench/PLANNER.md): 700 moves per
-    tensor (at most 200,000) and fewer chains below 100 tensors keep every
+    the planner bench on a quiet machine (bench/PLANNER.md), for the Python
+    loop: 700 moves per tensor (at most 200,000) and fewer chains below 100 tensors keep every
     row's FLOPs and width while planning in under a tenth of cotengra's
     hyper-optimizer's time; 1,000 per tensor gained nothing measurable. Annealing is noisy (the same
     start ends 10^15.6-10^16.2 on the MERA row over four seeds): short
