@@ -113,9 +113,11 @@ def _annealed(net: _Net, tree: Tree, moves: int, deadline: float, rng: random.Ra
                   hot=POLISH_HOT, cold=0.02, objective=objective, progress=after)
 
 
-# The last chain anneals the best tree again for 1/FINAL of a chain's moves
-# (a full chain gained 0.00-0.02 in log10 FLOPs on ten bench networks and 0.06
-# on the 32x32 lattice), and the narrowing pass gets 1/NARROW.
+# The last chain anneals the best tree again for 1/FINAL of a chain's moves:
+# a full one (Python loop, 700 moves per tensor) gained 0.00-0.02 in log10
+# FLOPs on eight bench networks, 0.06 on the 32x32 lattice and 0.3 on the
+# 757-tensor circuit and the 1,000-tensor graph, where chains are 4x longer
+# now. The narrowing pass (:func:`_narrowed`) gets 1/NARROW.
 FINAL = 2
 NARROW = 4
 
@@ -164,7 +166,7 @@ def _trials(n: int) -> int:
     (cotengrust's trial costs grow faster than the network). Fewer trials
     where annealing does the work was tried and dropped: on the 32x32
     lattice the annealed result follows the start (10^13.67 from 48 trials,
-    10^14.20 from 46)."""
+    10^14.20 from 46, in one trial run)."""
     return 48 if n <= 1000 else int(48 * (1000 / n) ** 3)
 
 
@@ -173,8 +175,9 @@ def _moves(n: int, width: float, fast: int = 1, words: int = 1) -> int:
     wide networks, where the greedy tree is far from the best and annealing
     pays. ``fast`` multiplies them (:func:`_compiled_moves`), at most 2*10^8
     word operations in all: with the compiled loop, 10x the moves cost
-    0.01-0.1 s more below 1,000 tensors and gained 0.3-1.6 in log10 FLOPs on
-    MERA, the circuits and 3-regular graphs of 200-1,000 tensors.
+    0.01-0.1 s more up to 1,000 tensors and gained 0.7-1.6 in log10 FLOPs on
+    MERA, the circuits and the 200-tensor 3-regular graph, 10 on the
+    1,000-tensor one.
     """
     per_tensor = max(60.0, min(1000.0, 1.5 * width)) * fast
     return min(int(per_tensor * n), 1_000_000 * fast, 200_000_000 // words)
@@ -232,8 +235,8 @@ def _hq_schedule(n: int, width: float, fast: int = 1,
     With the compiled loop (``fast > 1``) a chain gets 3,000 moves per tensor
     (at most 10^6): against 700 (at most 200,000) that gained 0.0-0.8 in
     log10 FLOPs (PEPS 8x8 14.33 -> 14.25, the 757-tensor circuit 10.53 ->
-    10.42, 3-regular 1,000 41.9 -> 41.2) and narrowed two rows by 2^1-2^4,
-    for about 0.1-1 s; 10,000 per tensor gained another 0.0-0.07 at twice
+    10.42, 3-regular 1,000 41.9 -> 41.2) and narrowed three rows by
+    2^1-2^4, for 0.1-1.6 s; 10,000 per tensor gained another 0.0-0.07 at twice
     the time. Past that point the subtree reconfiguration and the KaHyPar
     trees, not the moves, are most of auto-hq's time.
 
