@@ -137,3 +137,25 @@ def test_the_compiled_and_python_loops_anneal_as_well(sizes, monkeypatch):
     contract.clear_caches(disk=False)
     assert max(costs) < tree_flops(net, start) / 1e3
     assert max(costs) / min(costs) < 4
+
+
+def test_the_narrowing_polish_keeps_only_a_better_tree(loop):
+    # From a random (wide, costly) tree the polish under half its width finds
+    # one both narrower and cheaper, and keeps it; from the DP's optimum it
+    # can find nothing better by FLOPs, and the optimum comes back as given.
+    from contract.planner.optimizers.hq import _narrowed, _width
+    from contract.planner.optimizers.objective import FLOPS
+    from contract.planner.optimizers.tree import _Legs, tree_totals
+
+    inputs, sizes = ring_graph(40, seed=1)
+    net = _Net(inputs, frozenset(), sizes)
+    legs = _Legs(net)
+    start = _random_tree(40, random.Random(0))
+    tree = _narrowed(net, start, legs, 40 * 300, math.inf, random.Random(0), FLOPS, None)
+    assert _width(net, tree, legs) < _width(net, start, legs)
+    assert tree_totals(net, tree, legs)[0] < tree_totals(net, start, legs)[0]
+    small, small_sizes = ring_graph(10, seed=2)
+    net = _Net(small, frozenset(), small_sizes)
+    _, best = _optimal(net.legs, net.out, net.size)
+    assert _narrowed(net, best, _Legs(net), 3000, math.inf, random.Random(0), FLOPS,
+                     None) is best
