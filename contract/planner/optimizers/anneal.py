@@ -162,10 +162,10 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
     n = len(net.legs)
     if n < 3:
         return tree
-    shape = _indexed(tree, n)
     seconds = deadline - time.perf_counter()
     if seconds < 0:
         return tree
+    shape = _indexed(tree, n)
     changed = compiled.anneal(net, shape, moves, rng.getrandbits(64), hot, cold, focus,
                               objective, seconds, progress)
     if changed is not None:

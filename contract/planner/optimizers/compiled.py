@@ -27,7 +27,7 @@ from ... import native
 from ...caching import memoized
 from .objective import FLOPS, Objective
 
-__all__ = ["anneal", "available"]
+__all__ = ["anneal", "available", "words"]
 
 _KINDS = {"flops": 0, "write": 1, "combo": 2, "size": 3}
 _PROGRESS = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64)
@@ -53,6 +53,12 @@ def available() -> bool:
     return _function() is not None
 
 
+def words(net: Any) -> int:
+    """64-bit words per leg set of ``net``: a compiled move costs about this
+    many word operations (3.6 µs a move at 10,000 tensors, 235 words)."""
+    return max(1, -(-len(net.log) // 64))
+
+
 def _packed(sets: list[int], words: int) -> bytes:
     """Bitsets as little-endian 64-bit words, ``words`` per set."""
     return b"".join(bits.to_bytes(8 * words, "little") for bits in sets)
@@ -71,7 +77,7 @@ def anneal(net: Any, shape: tuple[list[int], list[int]], moves: int, seed: int, 
     if fn is None or log is None:
         return None
     n = len(net.legs)
-    words = max(1, -(-len(log) // 64))
+    per_set = words(net)
     classes: dict[float, int] = {}
     for bit, x in enumerate(log):
         if x:  # size-1 legs cost nothing
@@ -80,8 +86,8 @@ def anneal(net: Any, shape: tuple[list[int], list[int]], moves: int, seed: int, 
     left, right = (_I32 * nodes)(*shape[0]), (_I32 * nodes)(*shape[1])
     limit = -1.0 if objective.limit is None else objective.limit
     report = _PROGRESS(progress) if progress is not None else _PROGRESS()
-    done = fn(n, words, _packed(list(net.legs), words), _packed([net.out], words),
-              len(classes), (_F64 * len(classes))(*classes), _packed(list(classes.values()), words),
+    done = fn(n, per_set, _packed(list(net.legs), per_set), _packed([net.out], per_set),
+              len(classes), (_F64 * len(classes))(*classes), _packed(list(classes.values()), per_set),
               left, right, moves, seed, hot, cold, focus, _KINDS[objective.kind],
               objective.factor, limit, seconds if math.isfinite(seconds) else 1e300, report)
     if done < 0:

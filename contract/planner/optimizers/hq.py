@@ -9,7 +9,8 @@ stops a search that has run far past its expected length, and warns.
    bisections (:mod:`.partition`: KaHyPar's when it is installed).
 2. **Simulated annealing** (:mod:`.anneal`, its move loop compiled in
    :mod:`.compiled`) of the best starting trees by local rotations, each
-   move judged against the cost of the two nodes it changes. Starting from a random-greedy tree is what makes ``auto`` beat
+   move judged against the cost of the two nodes it changes. Starting from
+   a random-greedy tree is what makes ``auto`` beat
    cotengra's ``RandomGreedyOptimizer(128)`` everywhere: greedy finds good
    local structure, annealing repairs the few contractions near the root
    that dominate the cost.
@@ -148,17 +149,11 @@ def _local(objective: Objective) -> Any:
     return None if objective == FLOPS else objective.node
 
 
-def _compiled_moves(net: _Net) -> int:
+def _compiled_moves() -> int:
     """How many annealing moves the planners may make for each move of the
     Python loop's schedule: 10 with the compiled loop (:mod:`.compiled`,
     0.16-0.4 µs a move against the Python loop's 3-7 µs), 1 without."""
     return 10 if compiled.available() else 1
-
-
-def _words(net: _Net) -> int:
-    """64-bit words per leg set: a compiled move costs about this many word
-    operations (3.6 µs a move at 10,000 tensors, 235 words)."""
-    return max(1, -(-len(net.log) // 64))
 
 
 def _trials(n: int) -> int:
@@ -215,7 +210,7 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     if n <= 128:  # a guarantee, cheap only on small networks (quadratic)
         candidates.append(greedy_tree(net))
     tree, legs = _best(net, candidates, objective)
-    moves = _moves(n, _width(net, tree, legs), _compiled_moves(net), _words(net))
+    moves = _moves(n, _width(net, tree, legs), _compiled_moves(), compiled.words(net))
     bar = Bar("annealed-greedy", 1) if progress else None
     tree = _annealed(net, tree, moves, start + fuse, random.Random(seed), 0.3, objective,
                      bar and bar.chain(0))
@@ -304,7 +299,7 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
         return _linear(_optimal(net.legs, net.out, net.size, local)[1], n)
     plain = random_greedy_trees(net, 0, seed)[0]  # one plain greedy tree: the width probe
     trials, parts, count, k_auto = _hq_schedule(n, _width(net, plain, _Legs(net)),
-                                                _compiled_moves(net), _words(net))
+                                                _compiled_moves(), compiled.words(net))
     k = k_auto if k is None else k
     count = count if moves is None else moves * n
     fuse = 600.0 if seconds is None else seconds
