@@ -69,9 +69,9 @@ def _width(net: _Net, tree: Tree, legs: _Legs) -> float:
 
 
 def _best(net: _Net, trees: list[Tree], objective: Objective = FLOPS) -> tuple[Tree, _Legs]:
+    """The tree of ``trees`` with the best exact score (for FLOPs, ties go
+    to the narrower tree), and the leg sets it was scored with."""
     legs = _Legs(net)
-    if objective == FLOPS:
-        return min(trees, key=lambda t: tree_flops(net, t, legs)), legs
     return min(trees, key=lambda t: objective.key(*tree_totals(net, t, legs))), legs
 
 
@@ -238,9 +238,9 @@ def _hq_schedule(n: int, width: float, fast: int = 1,
     One chain per starting tree (random greedy, greedy, partitions); the
     best is annealed again for as many moves. The counts were set against
     the planner bench on a quiet machine (bench/PLANNER.md), for the Python
-    loop: 700 moves per tensor (at most 200,000) and fewer chains below 100 tensors keep every
-    row's FLOPs and width while planning in under a tenth of cotengra's
-    hyper-optimizer's time; 1,000 per tensor gained nothing measurable. Annealing is noisy (the same
+    loop: 700 moves per tensor (at most 200,000) kept every row's FLOPs and
+    width while planning in under a tenth of cotengra's hyper-optimizer's
+    time; 1,000 per tensor gained nothing measurable. Annealing is noisy (the same
     start ends 10^15.6-10^16.2 on the MERA row over four seeds): short
     chains from many starts beat a few long ones. On MERA random greedy
     starts (each chain its own seed) anneal best, on large random graphs
@@ -254,7 +254,11 @@ def _hq_schedule(n: int, width: float, fast: int = 1,
     per, most = (3000, 1_000_000) if fast > 1 else (700, 200_000)
     moves = min(per * n, most, 200_000_000 // words)
     if n <= 100:  # (random greedy chains, partition trees)
-        return trials, (2, 2), moves, 8
+        # Chains are cheap here (~0.02 s each at 50 tensors), and annealing
+        # is noisy: with 2 + 2 chains the 50-tensor 3-regular graph ended at
+        # 41,872-42,512 FLOPs over six seeds, with 8 + 4 at 41,808 (its best
+        # known, from 48 chains of 4x the moves) on five of six, for 0.2 s.
+        return trials, (8, 4), moves, 8
     if n <= 400:
         return trials, (4, 3), moves, 8
     # Where a trial is dear (n * width past 5*10^5: fewer than 8 of them),
