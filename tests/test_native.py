@@ -45,19 +45,26 @@ def _calls(hlo: str) -> list[str]:
 def test_the_kernel_builds_here() -> None:
     """CI has a C++ compiler and SciPy: the kernel must load, not fall back silently."""
     assert native.status() == "available" and usable("complex64") and usable("float32")
-    assert not usable("int32") and not usable("bfloat16")
+    assert not usable("int32") and usable("bfloat16") == (native.blas() == "mkl")
 
 
 @pytest.mark.parametrize("lhs, rhs, dims", DIMS)
-@pytest.mark.parametrize("dtype", ["float32", "complex64"])
+@pytest.mark.parametrize("dtype", ["float32", "complex64", "bfloat16"])
 def test_gemm_dot_matches_dot_general(lhs: tuple, rhs: tuple, dims: Any, dtype: str) -> None:
+    """Every layout, against a float64/complex128 product of the same values
+    (bfloat16 operands: a float32 result, as ``preferred_element_type`` gives)."""
     a, b = _complex(lhs, 1), _complex(rhs, 2)
-    if dtype == "float32":
+    if dtype != "complex64":
         a, b = a.real.copy(), b.real.copy()
+    if dtype == "bfloat16":
+        a, b = (np.asarray(jnp.asarray(x, jnp.bfloat16)) for x in (a, b))
     want = np.asarray(lax.dot_general(a.astype(np.complex128), b.astype(np.complex128), dims))
+    if dtype != "complex64":
+        want = want.real
+    result = np.float32 if dtype == "bfloat16" else np.dtype(dtype)
     for fn in (lambda x, y: gemm_dot(x, y, dims), jax.jit(lambda x, y: gemm_dot(x, y, dims))):
         got = np.asarray(fn(jnp.asarray(a), jnp.asarray(b)))
-        assert got.shape == want.shape and got.dtype == np.dtype(dtype)
+        assert got.shape == want.shape and got.dtype == result
         scale = max(1.0, np.abs(want).max(initial=0.0))
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale)
 
@@ -172,3 +179,32 @@ def test_real_float_steps_take_mkl_where_it_wins(spec: str, shapes: list, calls:
     grad = jax.grad(lambda x: contract.einsum(spec, x, ops[1]).sum())(ops[0])
     want = jax.grad(lambda x: jnp.einsum(spec, x, ops[1], precision="highest").sum())(ops[0])
     np.testing.assert_allclose(grad, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("spec, shapes, calls", [
+    ("bhqd,bhkd->bhqk", [(2, 4, 64, 32), (2, 4, 48, 32)], 1),    # batched: MKL
+    ("bij,bjk->bik", [(16, 8, 48), (16, 48, 40)], 0),            # a side under 32: XLA
+    ("ij,jk->ik", [(256, 64), (64, 128)], 0),                    # 2-D: XLA's own kernel
+])
+def test_bfloat16_steps_take_mkl_where_it_wins(spec: str, shapes: list, calls: int,
+                                               kernel: str) -> None:
+    """bfloat16 operands, float32 accumulation, a bfloat16 result as jnp.einsum
+    gives: batched steps call MKL's gemm_bf16bf16f32, the report says so, and
+    the values and gradients are those of the exact float64 product, rounded."""
+    rng = np.random.default_rng(16)
+    ops = [jnp.asarray(rng.standard_normal(s), jnp.bfloat16) for s in shapes]
+    exact = np.einsum(spec, *[np.asarray(x, np.float64) for x in ops])
+    fn = jax.jit(lambda *xs: contract.einsum(spec, *xs))
+    got = fn(*ops)
+    assert got.dtype == jnp.bfloat16
+    # One rounding to bfloat16 (8 bits) of a float32 sum.
+    np.testing.assert_allclose(np.asarray(got, np.float64), exact, rtol=2 ** -8, atol=1e-2)
+    want = ["contract_gemm_bf16"] * calls if kernel == "native" else []
+    assert _calls(fn.lower(*ops).compile().as_text()) == want
+    assert ("1 MKL gemm" in str(contract.plan(spec, *ops))) == bool(want)
+    grad = jax.grad(lambda x: contract.einsum(spec, x, ops[1]).astype(jnp.float32).sum())(ops[0])
+    ref = jax.grad(lambda x: jnp.einsum(spec, x, ops[1], preferred_element_type=jnp.float32)
+                   .sum())(ops[0])
+    assert grad.dtype == jnp.bfloat16
+    np.testing.assert_allclose(np.asarray(grad, np.float32), np.asarray(ref, np.float32),
+                               rtol=2 ** -7, atol=1e-2)

@@ -39,24 +39,36 @@ from .ffi import registered
 __all__ = ["gemm_dot", "real_step", "usable"]
 
 Dims = tuple[tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[int, ...], tuple[int, ...]]]
-_TARGET = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128"}
+# bfloat16 operands give a float32 result (MKL's gemm_bf16bf16f32).
+_TARGET = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128",
+           "bfloat16": "bf16"}
 
 
 def usable(dtype: Any) -> bool:
-    """Whether a step in ``dtype`` may run as a BLAS GEMM in this process."""
-    return (jnp.dtype(dtype).name in _TARGET and jax.device_count() == 1
-            and registered("contract_gemm", tuple(_TARGET.values())))
+    """Whether a step in ``dtype`` may run as a BLAS GEMM in this process
+    (bfloat16 only with MKL, the one BLAS here that has it)."""
+    name = jnp.dtype(dtype).name
+    return (name in _TARGET and (name != "bfloat16" or native.blas() == "mkl")
+            and jax.device_count() == 1 and registered("contract_gemm", tuple(_TARGET.values())))
 
 
 def real_step(dtype: Any, batch: int, m: int, n: int, k: int) -> bool:
-    """Whether a real float step of these sizes runs as the kernel (with MKL
-    only: :func:`contract.planner.costs.real_lowering` has the rule and figures).
+    """Whether a real float step of these sizes, its operands in ``dtype``,
+    runs as the kernel (with MKL only:
+    :func:`contract.planner.costs.real_lowering` has the rule and figures).
 
     >>> real_step("int32", 64, 128, 128, 128)
     False
     """
-    return (jnp.dtype(dtype).name in ("float32", "float64") and native.blas() == "mkl"
-            and real_lowering(batch, m, n, k, mkl=True) == "blas" and usable(dtype))
+    name = jnp.dtype(dtype).name
+    return (name in ("float32", "float64", "bfloat16") and native.blas() == "mkl"
+            and real_lowering(batch, m, n, k, mkl=True, bf16=name == "bfloat16") == "blas"
+            and usable(dtype))
+
+
+def _result(dtype: Any) -> Any:
+    """The kernel's result dtype for operands in ``dtype``."""
+    return jnp.dtype(jnp.float32) if dtype == jnp.bfloat16 else dtype
 
 
 def _arrange(x: jax.Array, batch: tuple[int, ...], rows: list[int],
@@ -84,7 +96,8 @@ def _arrange(x: jax.Array, batch: tuple[int, ...], rows: list[int],
 
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
 def gemm_dot(a: jax.Array, b: jax.Array, dims: Dims) -> jax.Array:
-    """``lax.dot_general(a, b, dims)`` for two arrays of one BLAS dtype, computed by BLAS."""
+    """``lax.dot_general(a, b, dims)`` for two arrays of one BLAS dtype, computed by
+    BLAS (bfloat16: ``preferred_element_type=float32``)."""
     (lc, rc), (lb, rb) = dims
     free_a = [d for d in range(a.ndim) if d not in lc and d not in lb]
     free_b = [d for d in range(b.ndim) if d not in rc and d not in rb]
@@ -92,7 +105,7 @@ def gemm_dot(a: jax.Array, b: jax.Array, dims: Dims) -> jax.Array:
     b3, trans_b = _arrange(b, rb, free_b, rc, rows_first=False)
     m = a3.shape[2] if trans_a else a3.shape[1]
     n = b3.shape[1] if trans_b else b3.shape[2]
-    out = jax.ShapeDtypeStruct((a3.shape[0], m, n), a.dtype)
+    out = jax.ShapeDtypeStruct((a3.shape[0], m, n), _result(a.dtype))
     call = jax.ffi.ffi_call(f"contract_gemm_{_TARGET[a.dtype.name]}", out,
                             vmap_method="broadcast_all")
     c = call(a3, b3, trans_a=trans_a, trans_b=trans_b)
@@ -106,5 +119,5 @@ def _gemm_jvp(dims: Dims, primals: tuple, tangents: tuple) -> tuple[jax.Array, j
     a, b = primals
     da, db = tangents
     dot = partial(lax.dot_general, dimension_numbers=dims, precision=lax.Precision.HIGHEST,
-                  preferred_element_type=a.dtype)
+                  preferred_element_type=_result(a.dtype))
     return gemm_dot(a, b, dims), dot(da, b) + dot(a, db)

@@ -101,7 +101,8 @@ def _dot(a: jax.Array, b: jax.Array, dims: Any, precision: Any, cdtype: Any) -> 
         precision = None  # narrow operands: their products are exact in cdtype
     xla = partial(lax.dot_general, dimension_numbers=dims, precision=precision,
                   preferred_element_type=cdtype)
-    if a.dtype == cdtype and real_step(cdtype, *dot_sizes(a.shape, b.shape, dims)):
+    if ((a.dtype == cdtype or (a.dtype == jnp.bfloat16 and cdtype == jnp.float32))
+            and real_step(a.dtype, *dot_sizes(a.shape, b.shape, dims))):
         # With MKL, batched and large float GEMMs run faster as the BLAS kernel.
         return lax.platform_dependent(a, b, cpu=partial(gemm_dot, dims=dims), default=xla)
     return xla(a, b)

@@ -184,19 +184,33 @@ _BLAS_MIN_SIDE = 4
 # OpenBLAS lost or tied on all of them (bench/kernel_bench.py).
 _MKL_MIN_SIDE = 32
 _MKL_MIN_2D = 1024
+# bfloat16 x bfloat16 -> float32 (MKL's gemm_bf16bf16f32) against XLA's CPU
+# dot, batched (ms, best of two interleaved runs on a noisy 2-core machine
+# without AMX): 64 attention heads 256x64x256 5.67 against 8.59, 8x128^3 0.27
+# against 0.45, 16x64x256x64 0.33 against 0.44, 64x256x32x256 2.97 against
+# 3.78; 64x64^3 tied (0.50 against 0.47). 2-D products tied or better with
+# XLA (1024^3 15.1 against 16.2, 512^3 1.87 against 2.03, within the noise),
+# so they stay with it.
+_BF16_MIN_SIDE = 32
 
 
-def real_lowering(batch: int, m: int, n: int, k: int, mkl: bool) -> str:
+def real_lowering(batch: int, m: int, n: int, k: int, mkl: bool, bf16: bool = False) -> str:
     """How a real float32/float64 step with these sizes is lowered on CPU:
     ``"blas"`` (the GEMM kernel) only where ``mkl`` is its BLAS and the step
-    is batched or large, else ``"native"`` (XLA's ``dot_general``).
+    is batched or large, else ``"native"`` (XLA's ``dot_general``). ``bf16``:
+    both operands are bfloat16 (float32 accumulation), where only batched
+    steps take the kernel (see _BF16_MIN_SIDE).
 
     >>> real_lowering(64, 128, 128, 128, mkl=True), real_lowering(64, 128, 128, 128, mkl=False)
     ('blas', 'native')
-    >>> real_lowering(1, 512, 512, 512, mkl=True)
-    'native'
+    >>> real_lowering(1, 512, 512, 512, mkl=True), real_lowering(1, 2048, 2048, 2048, mkl=True, bf16=True)
+    ('native', 'native')
     """
-    if mkl and min(m, n, k) >= _MKL_MIN_SIDE and (batch > 1 or min(m, n, k) >= _MKL_MIN_2D):
+    if not mkl:
+        return "native"
+    if bf16:
+        return "blas" if batch > 1 and min(m, n, k) >= _BF16_MIN_SIDE else "native"
+    if min(m, n, k) >= _MKL_MIN_SIDE and (batch > 1 or min(m, n, k) >= _MKL_MIN_2D):
         return "blas"
     return "native"
 
@@ -245,6 +259,10 @@ def cpu_lowerings(plan: "Plan") -> list[str]:
     sizes = dict(plan.sizes)
     cplx = plan.compute_dtype.startswith("complex")
     real = [not d.startswith("complex") for d in plan.dtypes]
+    # bfloat16 operands enter a float32 plan's steps as they are (see the backend).
+    # (a reduction in the operand's prep accumulates, and returns, float32).
+    kept = [d == "bfloat16" and plan.compute_dtype == "float32" and not prep.summed
+            for d, prep in zip(plan.dtypes, plan.preps)]
     blas = native.available()
     mkl = native.blas() == "mkl" and plan.compute_dtype in ("float32", "float64")
     out = []
@@ -256,12 +274,14 @@ def cpu_lowerings(plan: "Plan") -> list[str]:
                  prod(s.contracted, sizes))
         both_real = real[i] and real[j]
         if both_real:
-            fast = not cplx and real_lowering(*shape, mkl=mkl) == "blas"
+            bf16 = kept[i] and kept[j]
+            fast = not cplx and real_lowering(*shape, mkl=mkl, bf16=bf16) == "blas"
             out.append("1 MKL gemm (XLA FFI kernel)" if fast else "real dot")
         else:
             choice = complex_lowering(*shape, mixed=real[i] or real[j], blas=blas)
             out.append(LOWERING_NAMES[choice])
         real = real[:i] + real[i + 1 : j] + real[j + 1 :] + [both_real]
+        kept = kept[:i] + kept[i + 1 : j] + kept[j + 1 :] + [False]  # results are float32
     return out
 
 
