@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from .caching import LRU
 from .errors import ContractError
 
 __all__ = ["as_operand", "check_precision", "inexact_dtype", "is_array", "is_concrete",
@@ -38,7 +37,11 @@ _ALGORITHMS = (lax.Precision, lax.DotAlgorithm, lax.DotAlgorithmPreset)
 # a type lookup costs ~0.1 µs where isinstance(x, jax.Array), an ABC check,
 # costs ~1.5 µs. Python scalars are weakly typed, as as_operand makes them.
 _SCALARS = frozenset({float, int, complex, bool})
-_ARRAY_TYPES: "LRU[bool]" = LRU("array types", 64)
+# Types every instance of which is a concrete operand: Python numbers, and the
+# concrete jax.Array classes once one is seen (jaxlib has a handful, tracers
+# are never added). A set lookup is the whole test on the eager hot path
+# (0.05 us per operand, against 0.36 us through an LRU of array types).
+_CONCRETE: set = set(_SCALARS)
 
 
 def is_tracer(x: Any) -> bool:
@@ -249,7 +252,7 @@ _INTERNAL = tuple(os.path.dirname(m.__file__) + os.sep for m in (jax, sys.module
 def is_concrete(x: Any) -> bool:
     """Whether ``x`` can go straight to a jitted eager entry: a concrete array or number."""
     t = type(x)
-    if t in _SCALARS:
+    if t in _CONCRETE:
         return True
     if t is np.ndarray:  # non-numeric arrays take the slow path to a ContractError
         return x.dtype.kind in "biufc"
@@ -263,9 +266,9 @@ def is_array(x: Any) -> bool:
     (True, False)
     """
     t = type(x)
-    if _ARRAY_TYPES.get(t):
-        return True
+    if t in _CONCRETE:
+        return t not in _SCALARS
     if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
-        _ARRAY_TYPES.put(t, True)
+        _CONCRETE.add(t)
         return True
     return False
