@@ -30,7 +30,7 @@ from .ops import (
     vecdot,
 )
 from .ops.lax_style import dot_general
-from .ops.reduce import BatchStats
+from .ops.moments import BatchStats
 from .planner import OPTIMIZERS, Plan, SlicedPlan, Step, clear_caches, set_cache_dir
 from .planner import cache_info as plan_cache_info
 from .planner.optimizers.adapter import optimizer

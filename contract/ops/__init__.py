@@ -2,7 +2,8 @@
 
 from .linalg import diagonal, dot, matmul, outer, tensordot, trace, vecdot
 from .lowering import Lowering, lower
-from .reduce import batch_stats, mean, std, sum, var
+from .moments import batch_stats, mean, std, var
+from .reduce import sum
 from .scan import cumsum
 from .window import conv, sum_pool
 
