@@ -174,17 +174,17 @@ def test_two_pass_programs_take_the_mean_with_a_reduce(op: str, axis: object) ->
     # A GEMV first pass made var 60-150 us slower per channel of (512, 3, 64,
     # 64) (see _Layout.reduction), so the eager program of var, std and
     # batch_stats is the one jnp.var compiles: reduces, no dot.
-    from contract.ops import _compiled, reduce
+    from contract.ops import _compiled, moments
     x = sample((64, 3, 16, 16), "float32")  # large enough for the ones-vector sum
     assert "," in contract.lower(contract.sum, x, axis=axis).stages[0][0]  # sum: ones vectors
     low = contract.lower(getattr(contract, op), x, axis=axis)
     assert "," not in low.stages[0][0] and "ones vectors" not in str(low)
     if op == "batch_stats":
-        (arr,), p = reduce._stats_args(x, axis)
-        kernel = reduce._stats_kernel
+        (arr,), p = moments._stats_args(x, axis)
+        kernel = moments._stats_kernel
     else:
-        (arr,), p = reduce._var_args(op, x, axis)
-        kernel = reduce._var_kernel
+        (arr,), p = moments._var_args(op, x, axis)
+        kernel = moments._var_kernel
     ours = opcodes(_compiled._program(kernel, p), arr)
     assert "reduce" in ours and "dot" not in ours
     if op != "batch_stats":
