@@ -10,6 +10,7 @@
 // C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T: the
 // operands swap places and no copy or transpose is ever made.
 #include <cstdint>
+#include <vector>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -128,10 +129,62 @@ ffi::Error BatchedGemmBf16(ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
   return ffi::Error::Success();
 }
 
+
+// MKL's int8 GEMM with int32 accumulation (cblas_gemm_s8u8s32, row-major).
+// In row-major MKL reads A as unsigned and B as signed bytes, with an offset
+// added to each; a signed A is passed as A + 128 (its sign bit flipped) with
+// the offset -128, so MKL computes (A + 128 - 128) B exactly. XLA's CPU dot
+// has an int8 kernel of its own that runs 512^3 in 1.26 ms on a CPU without
+// AMX, where MKL takes 0.33 ms (docs/lowering.md).
+using GemmS8 = void(int, int, int, int, int, int, int, float, const void*, int, int8_t,
+                    const void*, int, int8_t, float, int32_t*, int, const int32_t*);
+GemmS8* s8_fn = nullptr;
+constexpr int kFixOffset = 173;  // CblasFixOffset: one offset for all of C
+
+ffi::Error BatchedGemmS8(ffi::Buffer<ffi::S8> a, ffi::Buffer<ffi::S8> b,
+                         ffi::ResultBuffer<ffi::S32> out, bool trans_a, bool trans_b) {
+  if (s8_fn == nullptr) return ffi::Error::InvalidArgument("contract: int8 gemm not loaded");
+  auto ad = a.dimensions(), od = out->dimensions();
+  const size_t r = od.size();
+  if (r < 2 || ad.size() != r || b.dimensions().size() != r)
+    return ffi::Error::InvalidArgument("contract: gemm operands must share a rank >= 2");
+  int64_t batch = 1;
+  for (size_t i = 0; i + 2 < r; ++i) batch *= od[i];
+  const int64_t m = od[r - 2], n = od[r - 1];
+  const int64_t k = trans_a ? ad[r - 2] : ad[r - 1];
+  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
+    return ffi::Error::InvalidArgument("contract: gemm dimension over 2^31");
+  const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
+  const int lda = trans_a ? mi : ki, ldb = trans_b ? ki : ni;
+  const auto* ap = static_cast<const uint8_t*>(a.untyped_data());
+  const auto* bp = static_cast<const int8_t*>(b.untyped_data());
+  int32_t* cp = out->typed_data();
+  if (m == 0 || n == 0) return ffi::Error::Success();
+  if (k == 0) {
+    for (int64_t e = 0; e < batch * m * n; ++e) cp[e] = 0;
+    return ffi::Error::Success();
+  }
+  std::vector<uint8_t> shifted(static_cast<size_t>(m * k));  // one matrix of A at a time
+  const int32_t no_offset = 0;
+  for (int64_t i = 0; i < batch; ++i) {
+    const uint8_t* src = ap + i * m * k;
+    for (int64_t e = 0; e < m * k; ++e) shifted[e] = src[e] ^ 0x80u;
+    s8_fn(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, kFixOffset, mi,
+          ni, ki, 1.0f, shifted.data(), lda, static_cast<int8_t>(-128), bp + i * k * n, ldb, 0,
+          0.0f, cp + i * m * n, ni, &no_offset);
+  }
+  return ffi::Error::Success();
+}
+
 }  // namespace
 
 extern "C" int contract_set_gemm_bf16(void* fn) {
   bf16_fn = reinterpret_cast<GemmBf16*>(fn);
+  return 0;
+}
+
+extern "C" int contract_set_gemm_s8(void* fn) {
+  s8_fn = reinterpret_cast<GemmS8*>(fn);
   return 0;
 }
 
@@ -167,5 +220,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(contract_gemm_bf16, BatchedGemmBf16,
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
+                                  .Attr<bool>("trans_a")
+                                  .Attr<bool>("trans_b"));
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(contract_gemm_s8, BatchedGemmS8,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::S8>>()
+                                  .Arg<ffi::Buffer<ffi::S8>>()
+                                  .Ret<ffi::Buffer<ffi::S32>>()
                                   .Attr<bool>("trans_a")
                                   .Attr<bool>("trans_b"));

@@ -40,15 +40,17 @@ from typing import Callable
 
 from .caching import memoized
 
-__all__ = ["BF16_ROUTINE", "BLAS_ENV", "ENV", "ROUTINES", "available", "blas", "library", "status"]
+__all__ = ["BF16_ROUTINE", "BLAS_ENV", "S8_ROUTINE", "ENV", "ROUTINES", "available", "blas", "library", "status"]
 
 ENV = "CONTRACT_NATIVE"
 BLAS_ENV = "CONTRACT_BLAS"
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("gemm.cc", "scan.cc", "anneal.cc"))
 # BLAS routine per element type, in the order of gemm.cc's slots.
 ROUTINES = {"float32": "sgemm", "float64": "dgemm", "complex64": "cgemm", "complex128": "zgemm"}
-# bfloat16 operands, float32 accumulation and result: MKL only.
+# bfloat16 operands, float32 accumulation and result; int8 operands, int32
+# accumulation and result: MKL only.
 BF16_ROUTINE = "cblas_gemm_bf16bf16f32"
+S8_ROUTINE = "cblas_gemm_s8u8s32"
 
 
 def _include_dir() -> Path | None:
@@ -127,7 +129,7 @@ def _blas() -> tuple[str, Callable[[str], int | None]]:
     mkl = None if os.environ.get(BLAS_ENV, "").strip().lower() == "openblas" else _mkl()
     if mkl is not None:
         return "mkl", lambda name: ctypes.cast(getattr(mkl, f"{name}_"), ctypes.c_void_p).value
-    return "openblas", lambda name: (None if name.endswith("_batch_strided") or name == BF16_ROUTINE
+    return "openblas", lambda name: (None if name.endswith("_batch_strided") or name in (BF16_ROUTINE, S8_ROUTINE)
                                      else _scipy_pointer(name))
 
 
@@ -148,6 +150,7 @@ def _load() -> tuple[ctypes.CDLL | None, str, str | None]:
                     or lib.contract_set_gemm_batch(slot, ctypes.c_void_p(batched))):
                 raise OSError(f"could not install {routine}")
         lib.contract_set_gemm_bf16(ctypes.c_void_p(pointer(BF16_ROUTINE)))
+        lib.contract_set_gemm_s8(ctypes.c_void_p(pointer(S8_ROUTINE)))
     except (OSError, ImportError, KeyError, AttributeError, subprocess.SubprocessError) as e:
         return None, f"unavailable: {e}", None
     return lib, "available", which

@@ -45,7 +45,8 @@ def _calls(hlo: str) -> list[str]:
 def test_the_kernel_builds_here() -> None:
     """CI has a C++ compiler and SciPy: the kernel must load, not fall back silently."""
     assert native.status() == "available" and usable("complex64") and usable("float32")
-    assert not usable("int32") and usable("bfloat16") == (native.blas() == "mkl")
+    assert not usable("int32")
+    assert usable("bfloat16") == usable("int8") == (native.blas() == "mkl")
 
 
 @pytest.mark.parametrize("lhs, rhs, dims", DIMS)
@@ -208,3 +209,38 @@ def test_bfloat16_steps_take_mkl_where_it_wins(spec: str, shapes: list, calls: i
     assert grad.dtype == jnp.bfloat16
     np.testing.assert_allclose(np.asarray(grad, np.float32), np.asarray(ref, np.float32),
                                rtol=2 ** -7, atol=1e-2)
+
+
+@pytest.mark.parametrize("spec, shapes, calls", [
+    ("ij,jk->ik", [(96, 80), (80, 72)], 1),                      # MKL, exact
+    ("bij,bkj->bik", [(3, 64, 100), (3, 70, 100)], 1),           # batched, rhs transposed
+    ("ij,jk->ik", [(96, 8), (8, 72)], 0),                        # a side under 64: XLA
+])
+def test_int8_steps_take_mkl_exactly(spec: str, shapes: list, calls: int, kernel: str) -> None:
+    """int8 operands, int32 accumulation and result (as jnp.einsum with
+    preferred_element_type=int32): MKL's gemm_s8u8s32 reads one operand as
+    unsigned, so the kernel shifts it by 128 and passes the offset back; the
+    result must equal NumPy's int64 product exactly, extremes included."""
+    rng = np.random.default_rng(17)
+    ops = [rng.integers(-128, 128, s).astype(np.int8) for s in shapes]
+    ops[0].flat[:5] = -128  # the shift's edge cases
+    ops[1].flat[:5] = 127
+    want = np.einsum(spec, *[x.astype(np.int64) for x in ops])
+    fn = jax.jit(lambda *xs: contract.einsum(spec, *xs, preferred_element_type="int32"))
+    got = fn(*ops)
+    assert got.dtype == jnp.int32
+    np.testing.assert_array_equal(np.asarray(got), want)
+    expected = ["contract_gemm_s8"] * calls if kernel == "native" else []
+    assert _calls(fn.lower(*ops).compile().as_text()) == expected
+    report = str(contract.plan(spec, *ops, preferred_element_type="int32"))
+    assert ("1 MKL gemm" in report) == bool(expected)
+    if kernel != "native":
+        return
+    # Integers have no derivative: forward mode gives float0 tangents, as lax.dot_general's.
+    a, b = (jnp.asarray(x) for x in ops)
+    dims = (((a.ndim - 1,), (b.ndim - 1 if spec.startswith("bij,bkj") else 0,)),
+            ((0,), (0,)) if a.ndim == 3 else ((), ()))
+    out, tangent = jax.jvp(lambda x: gemm_dot(x, b, dims), (a,),
+                           (np.zeros(a.shape, jax.dtypes.float0),))
+    np.testing.assert_array_equal(np.asarray(out), want)
+    assert tangent.dtype == jax.dtypes.float0 and tangent.shape == out.shape

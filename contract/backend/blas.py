@@ -39,16 +39,18 @@ from .ffi import registered
 __all__ = ["gemm_dot", "real_step", "usable"]
 
 Dims = tuple[tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[int, ...], tuple[int, ...]]]
-# bfloat16 operands give a float32 result (MKL's gemm_bf16bf16f32).
+# bfloat16 operands give a float32 result (MKL's gemm_bf16bf16f32), int8 an
+# int32 one (gemm_s8u8s32): the accumulating dtypes, as preferred_element_type.
 _TARGET = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128",
-           "bfloat16": "bf16"}
+           "bfloat16": "bf16", "int8": "s8"}
+_WIDE = {"bfloat16": "float32", "int8": "int32"}
 
 
 def usable(dtype: Any) -> bool:
     """Whether a step in ``dtype`` may run as a BLAS GEMM in this process
-    (bfloat16 only with MKL, the one BLAS here that has it)."""
+    (bfloat16 and int8 only with MKL, the one BLAS here that has them)."""
     name = jnp.dtype(dtype).name
-    return (name in _TARGET and (name != "bfloat16" or native.blas() == "mkl")
+    return (name in _TARGET and (name not in _WIDE or native.blas() == "mkl")
             and jax.device_count() == 1 and registered("contract_gemm", tuple(_TARGET.values())))
 
 
@@ -61,14 +63,14 @@ def real_step(dtype: Any, batch: int, m: int, n: int, k: int) -> bool:
     False
     """
     name = jnp.dtype(dtype).name
-    return (name in ("float32", "float64", "bfloat16") and native.blas() == "mkl"
-            and real_lowering(batch, m, n, k, mkl=True, bf16=name == "bfloat16") == "blas"
+    return (name in ("float32", "float64", "bfloat16", "int8") and native.blas() == "mkl"
+            and real_lowering(batch, m, n, k, mkl=True, dtype=name) == "blas"
             and usable(dtype))
 
 
 def _result(dtype: Any) -> Any:
     """The kernel's result dtype for operands in ``dtype``."""
-    return jnp.dtype(jnp.float32) if dtype == jnp.bfloat16 else dtype
+    return jnp.dtype(_WIDE.get(jnp.dtype(dtype).name, dtype))
 
 
 def _arrange(x: jax.Array, batch: tuple[int, ...], rows: list[int],
@@ -97,7 +99,7 @@ def _arrange(x: jax.Array, batch: tuple[int, ...], rows: list[int],
 @partial(jax.custom_jvp, nondiff_argnums=(2,))
 def gemm_dot(a: jax.Array, b: jax.Array, dims: Dims) -> jax.Array:
     """``lax.dot_general(a, b, dims)`` for two arrays of one BLAS dtype, computed by
-    BLAS (bfloat16: ``preferred_element_type=float32``)."""
+    BLAS (bfloat16: ``preferred_element_type=float32``, int8: ``int32``)."""
     (lc, rc), (lb, rb) = dims
     free_a = [d for d in range(a.ndim) if d not in lc and d not in lb]
     free_b = [d for d in range(b.ndim) if d not in rc and d not in rb]
@@ -118,6 +120,9 @@ def gemm_dot(a: jax.Array, b: jax.Array, dims: Dims) -> jax.Array:
 def _gemm_jvp(dims: Dims, primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]:
     a, b = primals
     da, db = tangents
+    if not jnp.issubdtype(a.dtype, jnp.inexact):  # integers: no derivative (float0)
+        out = gemm_dot(a, b, dims)
+        return out, jnp.zeros(out.shape, jax.dtypes.float0)
     dot = partial(lax.dot_general, dimension_numbers=dims, precision=lax.Precision.HIGHEST,
                   preferred_element_type=_result(a.dtype))
     return gemm_dot(a, b, dims), dot(da, b) + dot(a, db)
