@@ -40,27 +40,47 @@ BatchGemm* batch_fns[4] = {nullptr, nullptr, nullptr, nullptr};
 template <ffi::DataType T>
 constexpr int kSlot = T == ffi::F32 ? 0 : T == ffi::F64 ? 1 : T == ffi::C64 ? 2 : 3;
 
-// a: (..., m, k), or (..., k, m) when trans_a; b: (..., k, n), or (..., n, k)
-// when trans_b; out: (..., m, n), the leading dimensions the same batch in all
-// three (checked in Python; vmap adds leading dimensions to all of them).
+// The sizes of one batched GEMM. a: (..., m, k), or (..., k, m) when
+// trans_a; b: (..., k, n), or (..., n, k) when trans_b; out: (..., m, n), the
+// leading dimensions the same batch in all three (checked in Python; vmap
+// adds leading dimensions to all of them).
+struct Sizes {
+  int64_t batch = 1, m = 0, n = 0, k = 0;
+  int mi = 0, ni = 0, ki = 0;
+  int lda = 0, ldb = 0;  // of the row-major operands (transposed ones included)
+};
+
+template <typename A, typename B, typename O>
+ffi::Error ReadSizes(const A& a, const B& b, O& out, bool trans_a, bool trans_b, Sizes& s) {
+  auto ad = a.dimensions(), od = out->dimensions();
+  const size_t r = od.size();
+  if (r < 2 || ad.size() != r || b.dimensions().size() != r)
+    return ffi::Error::InvalidArgument("contract: gemm operands must share a rank >= 2");
+  for (size_t i = 0; i + 2 < r; ++i) s.batch *= od[i];
+  s.m = od[r - 2];
+  s.n = od[r - 1];
+  s.k = trans_a ? ad[r - 2] : ad[r - 1];
+  if (s.m > INT32_MAX || s.n > INT32_MAX || s.k > INT32_MAX)
+    return ffi::Error::InvalidArgument("contract: gemm dimension over 2^31");
+  s.mi = static_cast<int>(s.m);
+  s.ni = static_cast<int>(s.n);
+  s.ki = static_cast<int>(s.k);
+  s.lda = trans_a ? s.mi : s.ki;
+  s.ldb = trans_b ? s.ki : s.ni;
+  return ffi::Error::Success();
+}
+
 template <ffi::DataType T>
 ffi::Error BatchedGemm(ffi::Buffer<T> a, ffi::Buffer<T> b, ffi::ResultBuffer<T> out,
                        bool trans_a, bool trans_b) {
   Gemm* gemm = gemm_fns[kSlot<T>];
   if (gemm == nullptr) return ffi::Error::InvalidArgument("contract: BLAS gemm not loaded");
-  auto ad = a.dimensions(), od = out->dimensions();
-  const size_t r = od.size();
-  if (r < 2 || ad.size() != r || b.dimensions().size() != r)
-    return ffi::Error::InvalidArgument("contract: gemm operands must share a rank >= 2");
-  int64_t batch = 1;
-  for (size_t i = 0; i + 2 < r; ++i) batch *= od[i];
-  const int64_t m = od[r - 2], n = od[r - 1];
-  const int64_t k = trans_a ? ad[r - 2] : ad[r - 1];
-  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
-    return ffi::Error::InvalidArgument("contract: gemm dimension over 2^31");
-  const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
-  // Leading dimensions of the column-major views (see the file comment).
-  const int ldb = trans_b ? ki : ni, lda = trans_a ? mi : ki, ldc = ni;
+  Sizes z;
+  if (auto e = ReadSizes(a, b, out, trans_a, trans_b, z); e.failure()) return e;
+  const int64_t batch = z.batch, m = z.m, n = z.n, k = z.k;
+  const int mi = z.mi, ni = z.ni, ki = z.ki;
+  // The column-major views (see the file comment) have the same leading dimensions.
+  const int ldb = z.ldb, lda = z.lda, ldc = ni;
   const char tb = trans_b ? 'T' : 'N', ta = trans_a ? 'T' : 'N';
   using E = ffi::NativeType<T>;
   const E one(1), zero(0);
@@ -98,22 +118,14 @@ using GemmBf16 = void(int, int, int, int, int, int, float, const void*, int, con
 GemmBf16* bf16_fn = nullptr;
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
-// Shapes as for BatchedGemm; bfloat16 operands, a float32 result.
+// Shapes as for ReadSizes; bfloat16 operands, a float32 result.
 ffi::Error BatchedGemmBf16(ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
                            ffi::ResultBuffer<ffi::F32> out, bool trans_a, bool trans_b) {
   if (bf16_fn == nullptr) return ffi::Error::InvalidArgument("contract: bfloat16 gemm not loaded");
-  auto ad = a.dimensions(), od = out->dimensions();
-  const size_t r = od.size();
-  if (r < 2 || ad.size() != r || b.dimensions().size() != r)
-    return ffi::Error::InvalidArgument("contract: gemm operands must share a rank >= 2");
-  int64_t batch = 1;
-  for (size_t i = 0; i + 2 < r; ++i) batch *= od[i];
-  const int64_t m = od[r - 2], n = od[r - 1];
-  const int64_t k = trans_a ? ad[r - 2] : ad[r - 1];
-  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
-    return ffi::Error::InvalidArgument("contract: gemm dimension over 2^31");
-  const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
-  const int lda = trans_a ? mi : ki, ldb = trans_b ? ki : ni;
+  Sizes z;
+  if (auto e = ReadSizes(a, b, out, trans_a, trans_b, z); e.failure()) return e;
+  const int64_t batch = z.batch, m = z.m, n = z.n, k = z.k;
+  const int mi = z.mi, ni = z.ni, ki = z.ki, lda = z.lda, ldb = z.ldb;
   const auto* ap = static_cast<const uint16_t*>(a.untyped_data());
   const auto* bp = static_cast<const uint16_t*>(b.untyped_data());
   float* cp = out->typed_data();
@@ -144,18 +156,10 @@ constexpr int kFixOffset = 173;  // CblasFixOffset: one offset for all of C
 ffi::Error BatchedGemmS8(ffi::Buffer<ffi::S8> a, ffi::Buffer<ffi::S8> b,
                          ffi::ResultBuffer<ffi::S32> out, bool trans_a, bool trans_b) {
   if (s8_fn == nullptr) return ffi::Error::InvalidArgument("contract: int8 gemm not loaded");
-  auto ad = a.dimensions(), od = out->dimensions();
-  const size_t r = od.size();
-  if (r < 2 || ad.size() != r || b.dimensions().size() != r)
-    return ffi::Error::InvalidArgument("contract: gemm operands must share a rank >= 2");
-  int64_t batch = 1;
-  for (size_t i = 0; i + 2 < r; ++i) batch *= od[i];
-  const int64_t m = od[r - 2], n = od[r - 1];
-  const int64_t k = trans_a ? ad[r - 2] : ad[r - 1];
-  if (m > INT32_MAX || n > INT32_MAX || k > INT32_MAX)
-    return ffi::Error::InvalidArgument("contract: gemm dimension over 2^31");
-  const int mi = static_cast<int>(m), ni = static_cast<int>(n), ki = static_cast<int>(k);
-  const int lda = trans_a ? mi : ki, ldb = trans_b ? ki : ni;
+  Sizes z;
+  if (auto e = ReadSizes(a, b, out, trans_a, trans_b, z); e.failure()) return e;
+  const int64_t batch = z.batch, m = z.m, n = z.n, k = z.k;
+  const int mi = z.mi, ni = z.ni, ki = z.ki, lda = z.lda, ldb = z.ldb;
   const auto* ap = static_cast<const uint8_t*>(a.untyped_data());
   const auto* bp = static_cast<const int8_t*>(b.untyped_data());
   int32_t* cp = out->typed_data();
