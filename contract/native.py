@@ -40,7 +40,8 @@ from typing import Callable
 
 from .caching import memoized
 
-__all__ = ["BF16_ROUTINE", "BLAS_ENV", "S8_ROUTINE", "ENV", "ROUTINES", "available", "blas", "library", "status"]
+__all__ = ["BF16_ROUTINE", "BLAS_ENV", "ENV", "ROUTINES", "S8_ROUTINE", "available", "blas",
+           "library", "status"]
 
 ENV = "CONTRACT_NATIVE"
 BLAS_ENV = "CONTRACT_BLAS"
@@ -129,7 +130,8 @@ def _blas() -> tuple[str, Callable[[str], int | None]]:
     mkl = None if os.environ.get(BLAS_ENV, "").strip().lower() == "openblas" else _mkl()
     if mkl is not None:
         return "mkl", lambda name: ctypes.cast(getattr(mkl, f"{name}_"), ctypes.c_void_p).value
-    return "openblas", lambda name: (None if name.endswith("_batch_strided") or name in (BF16_ROUTINE, S8_ROUTINE)
+    mkl_only = (BF16_ROUTINE, S8_ROUTINE)
+    return "openblas", lambda name: (None if name.endswith("_batch_strided") or name in mkl_only
                                      else _scipy_pointer(name))
 
 

@@ -33,24 +33,23 @@ import jax.numpy as jnp
 from jax import lax
 
 from .. import native
-from ..planner.costs import real_lowering
+from ..planner.costs import KEPT, compute_dtype, real_lowering
 from .ffi import registered
 
 __all__ = ["gemm_dot", "real_step", "usable"]
 
 Dims = tuple[tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[int, ...], tuple[int, ...]]]
-# bfloat16 operands give a float32 result (MKL's gemm_bf16bf16f32), int8 an
-# int32 one (gemm_s8u8s32): the accumulating dtypes, as preferred_element_type.
+# KEPT operands (bfloat16, int8) give the dtype they accumulate in, as
+# preferred_element_type does: MKL's gemm_bf16bf16f32 and gemm_s8u8s32.
 _TARGET = {"float32": "f32", "float64": "f64", "complex64": "c64", "complex128": "c128",
            "bfloat16": "bf16", "int8": "s8"}
-_WIDE = {"bfloat16": "float32", "int8": "int32"}
 
 
 def usable(dtype: Any) -> bool:
     """Whether a step in ``dtype`` may run as a BLAS GEMM in this process
     (bfloat16 and int8 only with MKL, the one BLAS here that has them)."""
     name = jnp.dtype(dtype).name
-    return (name in _TARGET and (name not in _WIDE or native.blas() == "mkl")
+    return (name in _TARGET and (name not in KEPT or native.blas() == "mkl")
             and jax.device_count() == 1 and registered("contract_gemm", tuple(_TARGET.values())))
 
 
@@ -62,15 +61,14 @@ def real_step(dtype: Any, batch: int, m: int, n: int, k: int) -> bool:
     >>> real_step("int32", 64, 128, 128, 128)
     False
     """
-    name = jnp.dtype(dtype).name
-    return (name in ("float32", "float64", "bfloat16", "int8") and native.blas() == "mkl"
-            and real_lowering(batch, m, n, k, mkl=True, dtype=name) == "blas"
+    return (native.blas() == "mkl"
+            and real_lowering(batch, m, n, k, mkl=True, dtype=jnp.dtype(dtype).name) == "blas"
             and usable(dtype))
 
 
 def _result(dtype: Any) -> Any:
     """The kernel's result dtype for operands in ``dtype``."""
-    return jnp.dtype(_WIDE.get(jnp.dtype(dtype).name, dtype))
+    return jnp.dtype(compute_dtype(jnp.dtype(dtype).name))
 
 
 def _arrange(x: jax.Array, batch: tuple[int, ...], rows: list[int],

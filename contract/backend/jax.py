@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..planner import Plan, Prep, compute_dtype
+from ..planner.costs import KEPT
 from .blas import gemm_dot, real_step
 from .complex import complex_dot, dot_sizes, real_dtype
 
@@ -73,10 +74,7 @@ def _prepare(x: jax.Array, labels: Sequence[str], prep: Prep, cdtype: Any) -> ja
 # int8 -> int32 0.19 ms instead of 32.8 ms after a cast, bfloat16 -> float32
 # 0.28 ms instead of 7.5 ms (XLA's CPU dot has int8/bf16 kernels). float16 and
 # int16 gain nothing on CPU and are cast as before; unsigned types: see _dot.
-_KEPT = frozenset(map(jnp.dtype, ("bfloat16", "int8")))
-# (kept operand dtype, the dtype it accumulates in) that the MKL kernel takes.
-_WIDENED = frozenset((jnp.dtype(a), jnp.dtype(c)) for a, c in (("bfloat16", "float32"),
-                                                                ("int8", "int32")))
+_KEPT = frozenset(map(jnp.dtype, KEPT))
 
 
 def _operand_dtype(dtype: Any, cdtype: Any) -> Any:
@@ -104,7 +102,7 @@ def _dot(a: jax.Array, b: jax.Array, dims: Any, precision: Any, cdtype: Any) -> 
         precision = None  # narrow operands: their products are exact in cdtype
     xla = partial(lax.dot_general, dimension_numbers=dims, precision=precision,
                   preferred_element_type=cdtype)
-    if ((a.dtype == cdtype or (a.dtype, cdtype) in _WIDENED)
+    if (compute_dtype(a.dtype.name) == cdtype.name  # cdtype operands, or KEPT ones
             and real_step(a.dtype, *dot_sizes(a.shape, b.shape, dims))):
         # With MKL, batched and large float GEMMs run faster as the BLAS kernel.
         return lax.platform_dependent(a, b, cpu=partial(gemm_dot, dims=dims), default=xla)

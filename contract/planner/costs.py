@@ -38,8 +38,8 @@ from .. import native
 if TYPE_CHECKING:
     from .model import Plan, Prep
 
-__all__ = ["Cost", "compute_dtype", "costs", "held", "itemsize", "live_peak", "path_cost", "prod",
-           "step_flops", "complex_lowering", "cpu_lowerings", "real_lowering"]
+__all__ = ["KEPT", "Cost", "compute_dtype", "costs", "held", "itemsize", "live_peak", "path_cost",
+           "prod", "step_flops", "complex_lowering", "cpu_lowerings", "real_lowering"]
 
 # numpy's itemsize by dtype name, without importing numpy for ml_dtypes' names.
 _ITEMSIZE = {"bool": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "float16": 2,
@@ -60,6 +60,11 @@ def itemsize(dtype: str) -> int:
     import numpy as np
 
     return np.dtype(dtype).itemsize
+
+
+# Operand dtypes a contraction step takes as they are, accumulating in their
+# compute dtype (the backend's reason: contract/backend/jax.py).
+KEPT = frozenset({"bfloat16", "int8"})
 
 
 def compute_dtype(result: str) -> str:
@@ -211,12 +216,14 @@ def real_lowering(batch: int, m: int, n: int, k: int, mkl: bool, dtype: str = "f
 
     >>> real_lowering(64, 128, 128, 128, mkl=True), real_lowering(64, 128, 128, 128, mkl=False)
     ('blas', 'native')
-    >>> real_lowering(1, 512, 512, 512, mkl=True), real_lowering(1, 2048, 2048, 2048, mkl=True, dtype="bfloat16")
-    ('native', 'native')
+    >>> real_lowering(1, 512, 512, 512, mkl=True)
+    'native'
+    >>> real_lowering(1, 2048, 2048, 2048, mkl=True, dtype="bfloat16")
+    'native'
     >>> real_lowering(1, 512, 512, 512, mkl=True, dtype="int8")
     'blas'
     """
-    if not mkl or dtype not in ("float32", "float64", "bfloat16", "int8"):
+    if not mkl or dtype not in ("float32", "float64", *KEPT):
         return "native"
     if dtype == "bfloat16":
         return "blas" if batch > 1 and min(m, n, k) >= _BF16_MIN_SIDE else "native"
@@ -271,13 +278,12 @@ def cpu_lowerings(plan: "Plan") -> list[str]:
     sizes = dict(plan.sizes)
     cplx = plan.compute_dtype.startswith("complex")
     real = [not d.startswith("complex") for d in plan.dtypes]
-    # bfloat16 and int8 operands enter a float32/int32 plan's steps as they are
-    # (see the backend; a reduction in the operand's prep returns the wide dtype).
-    wide = {"bfloat16": "float32", "int8": "int32"}
-    kept = [d if wide.get(d) == plan.compute_dtype and not prep.summed else plan.compute_dtype
-            for d, prep in zip(plan.dtypes, plan.preps)]
+    # The dtype each operand enters the steps in: a KEPT one as it is (a
+    # reduction in its prep returns the compute dtype), any other cast.
+    kept = [d if d in KEPT and compute_dtype(d) == plan.compute_dtype and not prep.summed
+            else plan.compute_dtype for d, prep in zip(plan.dtypes, plan.preps)]
     blas = native.available()
-    mkl = native.blas() == "mkl" and plan.compute_dtype in ("float32", "float64", "int32")
+    mkl = native.blas() == "mkl"
     out = []
     for s in plan.steps:
         i, j = s.operands
