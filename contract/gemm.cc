@@ -9,10 +9,17 @@
 // Arrays are row-major. A row-major C (m x n) is, read column-major, C^T, so
 // C = op(A) op(B) is computed as the column-major C^T = op(B)^T op(A)^T: the
 // operands swap places and no copy or transpose is ever made.
+//
+// With MKL, each call is cut into tasks (a matrix of the batch, or a block of
+// its rows) run on XLA's intra-op thread pool, MKL sequential in each task.
+// MKL's own threading would run on whichever OpenMP the process loaded
+// first; under torch's GNU OpenMP its batched calls turned bimodal (int8
+// 32x128^3: 0.48-1.99 ms over six runs, against 0.42-0.55 ms without torch).
 #include <algorithm>
 #include <cstdint>
 #include <vector>
 
+#include "parallel.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
@@ -71,6 +78,39 @@ ffi::Error ReadSizes(const A& a, const B& b, O& out, bool trans_a, bool trans_b,
   return ffi::Error::Success();
 }
 
+// MKL's mkl_set_num_threads_local (null with OpenBLAS, whose calls keep
+// their own threads): 1 in a task makes that thread's MKL calls sequential.
+using SetLocalThreads = int(int);
+SetLocalThreads* set_local_threads = nullptr;
+
+constexpr int64_t kTaskMinRows = 32;       // rows below which a matrix is not cut
+constexpr int64_t kParallelMinMacs = 1 << 18;  // m * n * k * batch below which one thread runs
+
+// Runs gemm(i, r0, rows) over the batch's matrices i and blocks of their rows
+// on the pool, MKL sequential in each task; true if it ran (MKL only).
+template <typename Pool, typename Fn>
+bool Tasks(Pool& pool, const Sizes& z, Fn&& gemm) {
+  if (set_local_threads == nullptr) return false;
+  const int64_t workers = std::max<int64_t>(1, pool.num_threads());
+  // Blocks per matrix: enough tasks to keep every worker busy to the end.
+  int64_t parts = 1;
+  while (parts * 2 * kTaskMinRows <= z.m && z.batch * parts % workers != 0 &&
+         z.batch * parts < 4 * workers)
+    ++parts;
+  const int64_t block = (z.m + parts - 1) / parts;
+  parts = (z.m + block - 1) / block;
+  contract::Parallel(
+      pool, kParallelMinMacs, z.batch * parts, z.batch * z.m * z.n * z.k,
+      [&](int64_t t) {
+        const int previous = set_local_threads(1);
+        const int64_t r0 = t % parts * block;
+        gemm(t / parts, r0, std::min(block, z.m - r0));
+        set_local_threads(previous);
+      },
+      workers - 1);  // the calling thread is the last worker
+  return true;
+}
+
 // Handles the empty products: true when there is nothing to write (m or n
 // is 0) or all of c is zero (k is 0, an empty sum; BLAS wants ld >= 1 there).
 template <typename E>
@@ -80,9 +120,15 @@ bool Empty(const Sizes& s, E* c) {
   return true;
 }
 
+// The first element of rows r0.. of op(A)'s matrix i: rows of a transposed
+// operand are its columns.
+inline int64_t RowsAt(const Sizes& z, bool trans_a, int64_t i, int64_t r0) {
+  return i * z.m * z.k + (trans_a ? r0 : r0 * z.k);
+}
+
 template <ffi::DataType T>
-ffi::Error BatchedGemm(ffi::Buffer<T> a, ffi::Buffer<T> b, ffi::ResultBuffer<T> out,
-                       bool trans_a, bool trans_b) {
+ffi::Error BatchedGemm(ffi::ThreadPool pool, ffi::Buffer<T> a, ffi::Buffer<T> b,
+                       ffi::ResultBuffer<T> out, bool trans_a, bool trans_b) {
   Gemm* gemm = gemm_fns[kSlot<T>];
   if (gemm == nullptr) return ffi::Error::InvalidArgument("contract: BLAS gemm not loaded");
   Sizes z;
@@ -98,6 +144,12 @@ ffi::Error BatchedGemm(ffi::Buffer<T> a, ffi::Buffer<T> b, ffi::ResultBuffer<T> 
   const E* bp = b.typed_data();
   E* cp = out->typed_data();
   if (Empty(z, cp)) return ffi::Error::Success();
+  if (Tasks(pool, z, [&](int64_t i, int64_t r0, int64_t rows) {
+        const int ri = static_cast<int>(rows);
+        gemm(&tb, &ta, &ni, &ri, &ki, &one, bp + i * k * n, &ldb, ap + RowsAt(z, trans_a, i, r0),
+             &lda, &zero, cp + i * m * n + r0 * n, &ldc);
+      }))
+    return ffi::Error::Success();
   BatchGemm* batched = batch_fns[kSlot<T>];
   if (batched != nullptr && batch > 1 && batch <= INT32_MAX && m * k <= INT32_MAX &&
       k * n <= INT32_MAX && m * n <= INT32_MAX) {
@@ -125,8 +177,9 @@ GemmBf16* bf16_fn = nullptr;
 constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
 // Shapes as for ReadSizes; bfloat16 operands, a float32 result.
-ffi::Error BatchedGemmBf16(ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
-                           ffi::ResultBuffer<ffi::F32> out, bool trans_a, bool trans_b) {
+ffi::Error BatchedGemmBf16(ffi::ThreadPool pool, ffi::Buffer<ffi::BF16> a,
+                           ffi::Buffer<ffi::BF16> b, ffi::ResultBuffer<ffi::F32> out,
+                           bool trans_a, bool trans_b) {
   if (bf16_fn == nullptr) return ffi::Error::InvalidArgument("contract: bfloat16 gemm not loaded");
   Sizes z;
   if (auto e = ReadSizes(a, b, out, trans_a, trans_b, z); e.failure()) return e;
@@ -136,10 +189,13 @@ ffi::Error BatchedGemmBf16(ffi::Buffer<ffi::BF16> a, ffi::Buffer<ffi::BF16> b,
   const auto* bp = static_cast<const uint16_t*>(b.untyped_data());
   float* cp = out->typed_data();
   if (Empty(z, cp)) return ffi::Error::Success();
-  for (int64_t i = 0; i < batch; ++i) {
-    bf16_fn(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, mi, ni, ki, 1.0f,
-            ap + i * m * k, lda, bp + i * k * n, ldb, 0.0f, cp + i * m * n, ni);
-  }
+  auto gemm = [&](int64_t i, int64_t r0, int64_t rows) {
+    bf16_fn(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans,
+            static_cast<int>(rows), ni, ki, 1.0f, ap + RowsAt(z, trans_a, i, r0), lda,
+            bp + i * k * n, ldb, 0.0f, cp + i * m * n + r0 * n, ni);
+  };
+  if (!Tasks(pool, z, gemm))
+    for (int64_t i = 0; i < batch; ++i) gemm(i, 0, m);
   return ffi::Error::Success();
 }
 
@@ -155,7 +211,7 @@ using GemmS8 = void(int, int, int, int, int, int, int, float, const void*, int, 
 GemmS8* s8_fn = nullptr;
 constexpr int kFixOffset = 173;  // CblasFixOffset: one offset for all of C
 
-ffi::Error BatchedGemmS8(ffi::Buffer<ffi::S8> a, ffi::Buffer<ffi::S8> b,
+ffi::Error BatchedGemmS8(ffi::ThreadPool pool, ffi::Buffer<ffi::S8> a, ffi::Buffer<ffi::S8> b,
                          ffi::ResultBuffer<ffi::S32> out, bool trans_a, bool trans_b) {
   if (s8_fn == nullptr) return ffi::Error::InvalidArgument("contract: int8 gemm not loaded");
   Sizes z;
@@ -166,15 +222,22 @@ ffi::Error BatchedGemmS8(ffi::Buffer<ffi::S8> a, ffi::Buffer<ffi::S8> b,
   const auto* bp = static_cast<const int8_t*>(b.untyped_data());
   int32_t* cp = out->typed_data();
   if (Empty(z, cp)) return ffi::Error::Success();
-  std::vector<uint8_t> shifted(static_cast<size_t>(m * k));  // one matrix of A at a time
   const int32_t no_offset = 0;
-  for (int64_t i = 0; i < batch; ++i) {
-    const uint8_t* src = ap + i * m * k;
-    for (int64_t e = 0; e < m * k; ++e) shifted[e] = src[e] ^ 0x80u;
-    s8_fn(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, kFixOffset, mi,
-          ni, ki, 1.0f, shifted.data(), lda, static_cast<int8_t>(-128), bp + i * k * n, ldb, 0,
-          0.0f, cp + i * m * n, ni, &no_offset);
-  }
+  // Each task shifts its block of A into a buffer of its own, stored as A is:
+  // rows x k, or k x rows when transposed.
+  auto gemm = [&](int64_t i, int64_t r0, int64_t rows) {
+    std::vector<uint8_t> shifted(static_cast<size_t>(rows * k));
+    const uint8_t* src = ap + RowsAt(z, trans_a, i, r0);
+    const int64_t lines = trans_a ? k : rows, width = trans_a ? rows : k;
+    for (int64_t l = 0; l < lines; ++l)
+      for (int64_t e = 0; e < width; ++e) shifted[l * width + e] = src[l * lda + e] ^ 0x80u;
+    s8_fn(kRowMajor, trans_a ? kTrans : kNoTrans, trans_b ? kTrans : kNoTrans, kFixOffset,
+          static_cast<int>(rows), ni, ki, 1.0f, shifted.data(), static_cast<int>(width),
+          static_cast<int8_t>(-128), bp + i * k * n, ldb, 0, 0.0f, cp + i * m * n + r0 * n, ni,
+          &no_offset);
+  };
+  if (!Tasks(pool, z, gemm))
+    for (int64_t i = 0; i < batch; ++i) gemm(i, 0, m);
   return ffi::Error::Success();
 }
 
@@ -182,6 +245,11 @@ ffi::Error BatchedGemmS8(ffi::Buffer<ffi::S8> a, ffi::Buffer<ffi::S8> b,
 
 extern "C" int contract_set_gemm_bf16(void* fn) {
   bf16_fn = reinterpret_cast<GemmBf16*>(fn);
+  return 0;
+}
+
+extern "C" int contract_set_local_threads(void* fn) {
+  set_local_threads = reinterpret_cast<SetLocalThreads*>(fn);
   return 0;
 }
 
@@ -206,6 +274,7 @@ extern "C" int contract_set_gemm_batch(int slot, void* fn) {
 #define CONTRACT_GEMM(name, T)                                                    \
   XLA_FFI_DEFINE_HANDLER_SYMBOL(name, BatchedGemm<T>,                             \
                                 ffi::Ffi::Bind()                                  \
+                                    .Ctx<ffi::ThreadPool>()                       \
                                     .Arg<ffi::Buffer<T>>()                        \
                                     .Arg<ffi::Buffer<T>>()                        \
                                     .Ret<ffi::Buffer<T>>()                        \
@@ -219,6 +288,7 @@ CONTRACT_GEMM(contract_gemm_c128, ffi::C128)
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(contract_gemm_bf16, BatchedGemmBf16,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Arg<ffi::Buffer<ffi::BF16>>()
                                   .Ret<ffi::Buffer<ffi::F32>>()
@@ -227,6 +297,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(contract_gemm_bf16, BatchedGemmBf16,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(contract_gemm_s8, BatchedGemmS8,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::S8>>()
                                   .Arg<ffi::Buffer<ffi::S8>>()
                                   .Ret<ffi::Buffer<ffi::S32>>()

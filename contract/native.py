@@ -40,18 +40,22 @@ from typing import Callable
 
 from .caching import memoized
 
-__all__ = ["BF16_ROUTINE", "BLAS_ENV", "ENV", "ROUTINES", "S8_ROUTINE", "available", "blas",
-           "library", "status"]
+__all__ = ["BF16_ROUTINE", "BLAS_ENV", "ENV", "LOCAL_THREADS", "ROUTINES", "S8_ROUTINE",
+           "available", "blas", "cpu_has", "library", "status"]
 
 ENV = "CONTRACT_NATIVE"
 BLAS_ENV = "CONTRACT_BLAS"
 SOURCES = tuple(Path(__file__).with_name(name) for name in ("gemm.cc", "scan.cc", "anneal.cc"))
+HEADERS = (Path(__file__).with_name("parallel.h"),)
 # BLAS routine per element type, in the order of gemm.cc's slots.
 ROUTINES = {"float32": "sgemm", "float64": "dgemm", "complex64": "cgemm", "complex128": "zgemm"}
 # bfloat16 operands, float32 accumulation and result; int8 operands, int32
 # accumulation and result: MKL only.
 BF16_ROUTINE = "cblas_gemm_bf16bf16f32"
 S8_ROUTINE = "cblas_gemm_s8u8s32"
+# With MKL the kernel runs its own tasks on XLA's thread pool, MKL sequential
+# in each (gemm.cc says why).
+LOCAL_THREADS = "MKL_Set_Num_Threads_Local"
 
 
 def _include_dir() -> Path | None:
@@ -70,7 +74,7 @@ def _build_dir() -> Path:
 
 def _build(include: Path) -> Path:
     """The compiled library for these sources and jaxlib, building it if needed."""
-    key = hashlib.sha256(b"".join(src.read_bytes() for src in SOURCES)
+    key = hashlib.sha256(b"".join(src.read_bytes() for src in SOURCES + HEADERS)
                          + importlib.metadata.version("jaxlib").encode())
     target = _build_dir() / f"kernels-{key.hexdigest()[:16]}.so"
     if target.is_file():
@@ -126,11 +130,13 @@ def _blas() -> tuple[str, Callable[[str], int | None]]:
     """(which BLAS, routine name -> address or None): MKL where its wheel is installed
     (``contract[mkl]``; ``CONTRACT_BLAS=openblas`` declines it), else SciPy's
     OpenBLAS. MKL's batched GEMMs run about twice as fast on this CPU
-    (docs/lowering.md), so real batched steps use the kernel only with it."""
+    (docs/lowering.md), so real batched steps use the kernel only with it.
+    :data:`LOCAL_THREADS` is MKL's C function (lower-case, it is the Fortran one, which takes a pointer)."""
     mkl = None if os.environ.get(BLAS_ENV, "").strip().lower() == "openblas" else _mkl()
     if mkl is not None:
-        return "mkl", lambda name: ctypes.cast(getattr(mkl, f"{name}_"), ctypes.c_void_p).value
-    mkl_only = (BF16_ROUTINE, S8_ROUTINE)
+        return "mkl", lambda name: ctypes.cast(
+            getattr(mkl, name if name == LOCAL_THREADS else f"{name}_"), ctypes.c_void_p).value
+    mkl_only = (BF16_ROUTINE, S8_ROUTINE, LOCAL_THREADS)
     return "openblas", lambda name: (None if name.endswith("_batch_strided") or name in mkl_only
                                      else _scipy_pointer(name))
 
@@ -153,6 +159,7 @@ def _load() -> tuple[ctypes.CDLL | None, str, str | None]:
                 raise OSError(f"could not install {routine}")
         lib.contract_set_gemm_bf16(ctypes.c_void_p(pointer(BF16_ROUTINE)))
         lib.contract_set_gemm_s8(ctypes.c_void_p(pointer(S8_ROUTINE)))
+        lib.contract_set_local_threads(ctypes.c_void_p(pointer(LOCAL_THREADS)))
     except (OSError, ImportError, KeyError, AttributeError, subprocess.SubprocessError) as e:
         return None, f"unavailable: {e}", None
     return lib, "available", which
@@ -171,6 +178,25 @@ def available() -> bool:
 def status() -> str:
     """``"available"``, or why the kernels are not used."""
     return _load()[1]
+
+
+@memoized("cpu flags", 1)
+def _cpu_flags() -> frozenset[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:  # not Linux: no flags known
+        return frozenset()
+    line = next((l for l in text.splitlines() if l.startswith("flags")), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+def cpu_has(flag: str) -> bool:
+    """Whether this machine's CPU reports ``flag`` (``/proc/cpuinfo``; False elsewhere).
+
+    >>> cpu_has("no_such_flag")
+    False
+    """
+    return flag in _cpu_flags()
 
 
 def blas() -> str | None:

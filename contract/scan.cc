@@ -18,9 +18,7 @@
 //   decoupled look-back; other long, few lanes are cut into chunks: a first
 //   pass sums each chunk, the chunk totals are scanned, and a second pass
 //   scans each chunk from its offset;
-// * the work is shared with XLA's intra-op thread pool; the calling thread
-//   takes work items too and never waits for an item that has not started,
-//   so a busy pool only means less parallelism, never a deadlock.
+// * the work is shared with XLA's intra-op thread pool (parallel.h).
 //
 // float32 accumulates in double (each output is the exact running sum, then
 // rounded once); float64 in double; integers in their unsigned type, so they
@@ -38,11 +36,14 @@
 #include <immintrin.h>
 #endif
 
+#include "parallel.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
 namespace {
+
+using contract::Parallel;
 
 constexpr int64_t kWide = 16;      // inner >= kWide: lanes are walked as vectors
 constexpr int64_t kBlock = 512;    // columns per work item in the vector walk
@@ -56,37 +57,6 @@ template <typename T>
 struct Accumulator<T, false> { using type = std::make_unsigned_t<T>; };
 template <typename T>
 using Acc = typename Accumulator<T>::type;
-
-// Runs body(0..items-1) on the calling thread and the pool's threads.
-template <typename Pool>
-void Parallel(Pool& pool, int64_t items, int64_t elements,
-              const std::function<void(int64_t)>& body) {
-  int64_t helpers = std::min<int64_t>(pool.num_threads(), items - 1);
-  if (elements < kParallelMin) helpers = 0;
-  if (helpers <= 0) {
-    for (int64_t i = 0; i < items; ++i) body(i);
-    return;
-  }
-  struct State {
-    std::atomic<int64_t> next{0}, done{0};
-    int64_t items;
-    const std::function<void(int64_t)>* body;
-  };
-  auto state = std::make_shared<State>();
-  state->items = items;
-  state->body = &body;
-  auto work = [](State& s) {
-    for (int64_t i; (i = s.next.fetch_add(1)) < s.items;) {
-      (*s.body)(i);
-      s.done.fetch_add(1, std::memory_order_release);
-    }
-  };
-  // A helper that starts after every item is taken only reads the counters
-  // (kept alive by its shared_ptr), never `body`, which lives on this stack.
-  for (int64_t h = 0; h < helpers; ++h) pool.Schedule([state, work] { work(*state); });
-  work(*state);
-  while (state->done.load(std::memory_order_acquire) < items) std::this_thread::yield();
-}
 
 // The shape as (outer, n, inner) around the scanned axis.
 struct Geometry {
@@ -277,7 +247,7 @@ void Chained(const T* x, T* y, int64_t rows, int64_t n, bool reverse, Pool& pool
     A value{0};
   };
   std::unique_ptr<Total_[]> totals(new Total_[rows * per]);
-  Parallel(pool, rows * per, rows * n, [&](int64_t i) {
+  Parallel(pool, kParallelMin, rows * per, rows * n, [&](int64_t i) {
     const int64_t row = i / per, seg = i % per, p0 = seg * seglen;
     const int64_t len = std::min(seglen, n - p0), sub = (len + kGroup - 1) / kGroup;
     int64_t start[kGroup];
@@ -355,10 +325,10 @@ void Scan(const T* x, T* y, Geometry g, bool reverse, Pool& pool) {
       }
     };
     if (chunks > 1) {
-      Parallel(pool, items, total, [&](int64_t i) { item(i, false); });
+      Parallel(pool, kParallelMin, items, total, [&](int64_t i) { item(i, false); });
       Exclusive(offsets, lanes, chunks);
     }
-    Parallel(pool, items, total, [&](int64_t i) { item(i, true); });
+    Parallel(pool, kParallelMin, items, total, [&](int64_t i) { item(i, true); });
     return;
   }
 
@@ -387,13 +357,13 @@ void Scan(const T* x, T* y, Geometry g, bool reverse, Pool& pool) {
     }
   };
   if (chunks > 1) {
-    Parallel(pool, sequences, total, [&](int64_t s) {
+    Parallel(pool, kParallelMin, sequences, total, [&](int64_t s) {
       const int64_t c = s % chunks, len = length(c), lo = first(s, c * clen);
       offsets[s] = Total(x, reverse ? lo - (len - 1) * g.inner : lo, len, g.inner);
     });
     Exclusive(offsets, lanes, chunks);
   }
-  Parallel(pool, items, total, group);
+  Parallel(pool, kParallelMin, items, total, group);
 }
 
 // x: any shape; out: the same; the scanned axis is `axis_from_end` counted

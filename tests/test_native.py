@@ -6,7 +6,7 @@ falls back to XLA's dots with the same values."""
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +18,7 @@ from jax.test_util import check_grads
 import contract
 from contract import native
 from contract.backend.blas import gemm_dot, usable
+from contract.planner.costs import cpu_lowerings
 
 DIMS = [  # lhs shape, rhs shape, dot_general dimension numbers
     ((4, 5), (5, 3), (((1,), (0,)), ((), ()))),
@@ -182,16 +183,31 @@ def test_real_float_steps_take_mkl_where_it_wins(spec: str, shapes: list, calls:
     np.testing.assert_allclose(grad, want, rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("spec, shapes, calls", [
-    ("bhqd,bhkd->bhqk", [(2, 4, 64, 32), (2, 4, 48, 32)], 1),    # batched: MKL
-    ("bij,bjk->bik", [(16, 8, 48), (16, 48, 40)], 0),            # a side under 32: XLA
-    ("ij,jk->ik", [(256, 64), (64, 128)], 0),                    # 2-D: XLA's own kernel
+@pytest.fixture(params=[True, False], ids=["amx", "no-amx"])
+def amx(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
+    """Run a test as on a CPU with AMX units and as on one without, whichever this is."""
+    has = native.cpu_has
+    monkeypatch.setattr(native, "cpu_has", lambda f: request.param if f == "amx_bf16" else has(f))
+    contract.clear_caches(disk=False)
+    yield request.param
+    monkeypatch.undo()
+    contract.clear_caches(disk=False)
+
+
+@pytest.mark.parametrize("spec, shapes, batched", [
+    ("bhqd,bhkd->bhqk", [(2, 4, 64, 32), (2, 4, 48, 32)], True),   # batched: MKL
+    ("bij,bjk->bik", [(16, 8, 48), (16, 48, 40)], False),          # a side under 32: XLA
+    ("ij,jk->ik", [(256, 64), (64, 128)], False),                  # 2-D, small: XLA
+    ("ij,jk->ik", [(256, 256), (256, 256)], False),                # 2-D, large: XLA
 ])
-def test_bfloat16_steps_take_mkl_where_it_wins(spec: str, shapes: list, calls: int,
-                                               kernel: str) -> None:
+def test_bfloat16_steps_take_mkl_where_it_wins(spec: str, shapes: list, batched: bool,
+                                               kernel: str, amx: bool) -> None:
     """bfloat16 operands, float32 accumulation, a bfloat16 result as jnp.einsum
-    gives: batched steps call MKL's gemm_bf16bf16f32, the report says so, and
-    the values and gradients are those of the exact float64 product, rounded."""
+    gives. Batched steps call MKL: its gemm_bf16bf16f32 with AMX, else its
+    float32 GEMM on the operands read as float32 (faster there); large 2-D
+    ones read as float32 without AMX too, kernel or not (XLA's float32 dot
+    beats its bfloat16 one there). The report says which, and the
+    values and gradients are those of the exact float64 product, rounded."""
     rng = np.random.default_rng(16)
     ops = [jnp.asarray(rng.standard_normal(s), jnp.bfloat16) for s in shapes]
     exact = np.einsum(spec, *[np.asarray(x, np.float64) for x in ops])
@@ -200,9 +216,12 @@ def test_bfloat16_steps_take_mkl_where_it_wins(spec: str, shapes: list, calls: i
     assert got.dtype == jnp.bfloat16
     # One rounding to bfloat16 (8 bits) of a float32 sum.
     np.testing.assert_allclose(np.asarray(got, np.float64), exact, rtol=2 ** -8, atol=1e-2)
-    want = ["contract_gemm_bf16"] * calls if kernel == "native" else []
+    native_ = kernel == "native"
+    want = ([f"contract_gemm_{'bf16' if amx else 'f32'}"] if batched and native_ else [])
     assert _calls(fn.lower(*ops).compile().as_text()) == want
-    assert ("1 MKL gemm" in str(contract.plan(spec, *ops))) == bool(want)
+    (step,) = cpu_lowerings(contract.plan(spec, *ops))
+    wide = not amx and (batched and native_ or min(shapes[0] + shapes[1]) >= 256)
+    assert ("1 MKL gemm" in step, "bfloat16 read as float32" in step) == (bool(want), wide)
     grad = jax.grad(lambda x: contract.einsum(spec, x, ops[1]).astype(jnp.float32).sum())(ops[0])
     ref = jax.grad(lambda x: jnp.einsum(spec, x, ops[1], preferred_element_type=jnp.float32)
                    .sum())(ops[0])
@@ -244,3 +263,26 @@ def test_int8_steps_take_mkl_exactly(spec: str, shapes: list, calls: int, kernel
                            (np.zeros(a.shape, jax.dtypes.float0),))
     np.testing.assert_array_equal(np.asarray(out), want)
     assert tangent.dtype == jax.dtypes.float0 and tangent.shape == out.shape
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8"])
+@pytest.mark.parametrize("batch", [(), (3,)])
+@pytest.mark.parametrize("trans_a", [False, True])
+def test_rows_cut_into_tasks_give_the_whole_product(dtype: str, batch: tuple,
+                                                    trans_a: bool) -> None:
+    """With MKL the kernel cuts a matrix into blocks of rows for the thread
+    pool (201 rows: two blocks of 101 and 100); a transposed operand's rows are
+    its columns. Every block must land in its place, whatever the layout."""
+    if not usable(dtype):
+        pytest.fail(f"the kernel must take {dtype} here (CI installs MKL)")
+    rng = np.random.default_rng(18)
+    m, n, k = 201, 72, 80
+    lhs = batch + ((k, m) if trans_a else (m, k))
+    a = rng.integers(-128, 128, lhs).astype(np.float32)
+    b = rng.integers(-128, 128, batch + (k, n)).astype(np.float32)
+    r = len(batch)
+    dims = (((r if trans_a else r + 1,), (r,)), ((0,), (0,)) if batch else ((), ()))
+    want = np.matmul(np.swapaxes(a, -1, -2) if trans_a else a, b).astype(np.int64)
+    got = gemm_dot(jnp.asarray(a, dtype), jnp.asarray(b, dtype), dims)
+    # Integers up to 128 * 128 * 80 sum exactly in float32 and int32.
+    np.testing.assert_array_equal(np.asarray(got).astype(np.int64), want)

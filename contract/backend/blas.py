@@ -33,10 +33,10 @@ import jax.numpy as jnp
 from jax import lax
 
 from .. import native
-from ..planner.costs import KEPT, compute_dtype, real_lowering
+from ..planner.costs import KEPT, compute_dtype, real_lowering, step_dtype
 from .ffi import registered
 
-__all__ = ["gemm_dot", "real_step", "usable"]
+__all__ = ["cpu_dtype", "gemm_dot", "real_step", "usable"]
 
 Dims = tuple[tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[int, ...], tuple[int, ...]]]
 # KEPT operands (bfloat16, int8) give the dtype they accumulate in, as
@@ -64,6 +64,19 @@ def real_step(dtype: Any, batch: int, m: int, n: int, k: int) -> bool:
     return (native.blas() == "mkl"
             and real_lowering(batch, m, n, k, mkl=True, dtype=jnp.dtype(dtype).name) == "blas"
             and usable(dtype))
+
+
+def cpu_dtype(dtype: Any, batch: int, m: int, n: int, k: int) -> Any:
+    """The dtype a real step of these sizes multiplies operands held in
+    ``dtype`` in on this CPU (:func:`contract.planner.costs.step_dtype`:
+    bfloat16 reads as float32 where that is faster, on CPUs without AMX).
+
+    >>> cpu_dtype("float32", 1, 8, 8, 8)
+    dtype('float32')
+    """
+    name = jnp.dtype(dtype).name
+    return jnp.dtype(step_dtype(name, batch, m, n, k, mkl=native.blas() == "mkl",
+                                amx=native.cpu_has("amx_bf16")))
 
 
 def _result(dtype: Any) -> Any:

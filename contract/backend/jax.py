@@ -32,7 +32,7 @@ from jax import lax
 
 from ..planner import Plan, Prep, compute_dtype
 from ..planner.costs import KEPT
-from .blas import gemm_dot, real_step
+from .blas import cpu_dtype, gemm_dot, real_step
 from .complex import complex_dot, dot_sizes, real_dtype
 
 __all__ = ["execute"]
@@ -102,11 +102,21 @@ def _dot(a: jax.Array, b: jax.Array, dims: Any, precision: Any, cdtype: Any) -> 
         precision = None  # narrow operands: their products are exact in cdtype
     xla = partial(lax.dot_general, dimension_numbers=dims, precision=precision,
                   preferred_element_type=cdtype)
-    if (compute_dtype(a.dtype.name) == cdtype.name  # cdtype operands, or KEPT ones
-            and real_step(a.dtype, *dot_sizes(a.shape, b.shape, dims))):
-        # With MKL, batched and large float GEMMs run faster as the BLAS kernel.
-        return lax.platform_dependent(a, b, cpu=partial(gemm_dot, dims=dims), default=xla)
+    if compute_dtype(a.dtype.name) == cdtype.name:  # cdtype operands, or KEPT ones
+        sizes = dot_sizes(a.shape, b.shape, dims)
+        wide = cpu_dtype(a.dtype, *sizes)
+        if wide != a.dtype or real_step(wide, *sizes):
+            # With MKL, batched and large float GEMMs run faster as the BLAS
+            # kernel; without AMX, large bfloat16 ones faster in float32.
+            cpu = partial(_cpu_dot, dims=dims, dtype=wide, xla=xla)
+            return lax.platform_dependent(a, b, cpu=cpu, default=xla)
     return xla(a, b)
+
+
+def _cpu_dot(a: jax.Array, b: jax.Array, dims: Any, dtype: Any, xla: Any) -> jax.Array:
+    """A step on CPU: its operands read as ``dtype``, then the BLAS kernel or XLA's dot."""
+    a, b = a.astype(dtype), b.astype(dtype)
+    return gemm_dot(a, b, dims) if real_step(dtype, *dot_sizes(a.shape, b.shape, dims)) else xla(a, b)
 
 
 def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from .model import Plan, Prep
 
 __all__ = ["KEPT", "Cost", "compute_dtype", "costs", "held", "itemsize", "live_peak", "path_cost",
-           "prod", "step_flops", "complex_lowering", "cpu_lowerings", "real_lowering"]
+           "prod", "step_dtype", "step_flops", "complex_lowering", "cpu_lowerings", "real_lowering"]
 
 # numpy's itemsize by dtype name, without importing numpy for ml_dtypes' names.
 _ITEMSIZE = {"bool": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "float16": 2,
@@ -197,6 +197,17 @@ _MKL_MIN_2D = 1024
 # XLA (1024^3 15.1 against 16.2, 512^3 1.87 against 2.03, within the noise),
 # so they stay with it.
 _BF16_MIN_SIDE = 32
+# Without AMX, MKL's bfloat16 GEMM runs on AVX-512 at less than its float32
+# speed, so on such CPUs a bfloat16 step the float32 rule sends to the MKL
+# kernel reads its operands as float32 instead: the same products (a bfloat16
+# product is exact in float32) and the same float32 sums. Measured with torch
+# in the process (ms, 2-core machine without AMX): 64 attention heads
+# 256x64x256 3.92 against 5.28 (bfloat16 kernel) and 10.5 (XLA), 8x128^3
+# 0.43 against 0.54 and 0.60. 2-D products from _BF16_WIDE_2D up read as
+# float32 too, XLA's float32 dot beating its bfloat16 one (512^3 1.61
+# against 2.31, 1024^3 11.9 against 15.6); smaller ones stay bfloat16 (64^3
+# 0.016 against 0.026).
+_BF16_WIDE_2D = 256
 # int8 x int8 -> int32 (MKL's gemm_s8u8s32, exact) against XLA's CPU dot
 # (ms, best of two interleaved runs, 2-core machine without AMX): 512^3 0.33
 # against 1.36, 1024^3 2.37 against 9.23, 128^3 0.024 against 0.053,
@@ -204,6 +215,25 @@ _BF16_MIN_SIDE = 32
 # 8x256^3 0.45 against 1.47; 64^3 0.018 against 0.021, and a thin
 # 96x48x34816 slower (2.71 against 1.66).
 _S8_MIN_SIDE = 64
+
+
+def step_dtype(dtype: str, batch: int, m: int, n: int, k: int, mkl: bool, amx: bool) -> str:
+    """The dtype a real step's operands, held in ``dtype``, are multiplied in
+    on CPU: ``dtype``, except that bfloat16 reads as float32 where that
+    measured faster, on CPUs without AMX (see _BF16_WIDE_2D).
+
+    >>> step_dtype("bfloat16", 64, 256, 256, 64, mkl=True, amx=False)
+    'float32'
+    >>> step_dtype("bfloat16", 64, 256, 256, 64, mkl=True, amx=True)
+    'bfloat16'
+    >>> step_dtype("bfloat16", 1, 64, 64, 64, mkl=True, amx=False)
+    'bfloat16'
+    """
+    if dtype != "bfloat16" or amx:
+        return dtype
+    wide = (real_lowering(batch, m, n, k, mkl=mkl) == "blas"
+            or batch == 1 and min(m, n, k) >= _BF16_WIDE_2D)
+    return "float32" if wide else dtype
 
 
 def real_lowering(batch: int, m: int, n: int, k: int, mkl: bool, dtype: str = "float32") -> str:
@@ -284,6 +314,7 @@ def cpu_lowerings(plan: "Plan") -> list[str]:
             else plan.compute_dtype for d, prep in zip(plan.dtypes, plan.preps)]
     blas = native.available()
     mkl = native.blas() == "mkl"
+    amx = native.cpu_has("amx_bf16")
     out = []
     for s in plan.steps:
         i, j = s.operands
@@ -293,9 +324,11 @@ def cpu_lowerings(plan: "Plan") -> list[str]:
                  prod(s.contracted, sizes))
         both_real = real[i] and real[j]
         if both_real:
-            dtype = kept[i] if kept[i] == kept[j] else plan.compute_dtype
+            given = kept[i] if kept[i] == kept[j] else plan.compute_dtype
+            dtype = step_dtype(given, *shape, mkl=mkl, amx=amx)
             fast = not cplx and real_lowering(*shape, mkl=mkl, dtype=dtype) == "blas"
-            out.append("1 MKL gemm (XLA FFI kernel)" if fast else "real dot")
+            how = "1 MKL gemm (XLA FFI kernel)" if fast else "real dot"
+            out.append(how if dtype == given else f"{how} on {given} read as {dtype}")
         else:
             choice = complex_lowering(*shape, mixed=real[i] or real[j], blas=blas)
             out.append(LOWERING_NAMES[choice])

@@ -1,0 +1,51 @@
+// Work sharing with XLA's intra-op thread pool, for the FFI handlers in
+// gemm.cc and scan.cc.
+//
+// The calling thread takes work items too and never waits for an item that
+// has not started, so a busy pool only means less parallelism, never a
+// deadlock.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <thread>
+
+namespace contract {
+
+// Runs body(0..items-1) on the calling thread and up to `helpers` of the
+// pool's threads; on the calling thread alone when there are fewer than
+// `min_elements` elements of work.
+template <typename Pool>
+void Parallel(Pool& pool, int64_t min_elements, int64_t items, int64_t elements,
+              const std::function<void(int64_t)>& body, int64_t helpers = INT64_MAX) {
+  helpers = std::min<int64_t>({helpers, pool.num_threads(), items - 1});
+  if (elements < min_elements) helpers = 0;
+  if (helpers <= 0) {
+    for (int64_t i = 0; i < items; ++i) body(i);
+    return;
+  }
+  struct State {
+    std::atomic<int64_t> next{0}, done{0};
+    int64_t items;
+    const std::function<void(int64_t)>* body;
+  };
+  auto state = std::make_shared<State>();
+  state->items = items;
+  state->body = &body;
+  auto work = [](State& s) {
+    for (int64_t i; (i = s.next.fetch_add(1)) < s.items;) {
+      (*s.body)(i);
+      s.done.fetch_add(1, std::memory_order_release);
+    }
+  };
+  // A helper that starts after every item is taken only reads the counters
+  // (kept alive by its shared_ptr), never `body`, which lives on this stack.
+  for (int64_t h = 0; h < helpers; ++h) pool.Schedule([state, work] { work(*state); });
+  work(*state);
+  while (state->done.load(std::memory_order_acquire) < items) std::this_thread::yield();
+}
+
+}  // namespace contract
