@@ -17,6 +17,8 @@
 // 32x128^3: 0.48-1.99 ms over six runs, against 0.42-0.55 ms without torch).
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "parallel.h"
@@ -31,19 +33,9 @@ using Gemm = void(const char*, const char*, const int*, const int*, const int*, 
                   const void*, const int*, const void*, const int*, const void*, void*,
                   const int*);
 
-// MKL's strided batch: the gemm arguments, a stride after each matrix, then
-// the batch size. One call runs the whole batch (64x128^3 float32: 0.97 ms,
-// against 1.6 ms for a loop of gemm calls); OpenBLAS has none, so its slots
-// stay empty and the batch is a loop.
-using BatchGemm = void(const char*, const char*, const int*, const int*, const int*,
-                       const void*, const void*, const int*, const int*, const void*,
-                       const int*, const int*, const void*, void*, const int*, const int*,
-                       const int*);
-
 // One slot per element type: float32, float64, complex64, complex128 (the
 // order of ROUTINES in contract/native.py).
 Gemm* gemm_fns[4] = {nullptr, nullptr, nullptr, nullptr};
-BatchGemm* batch_fns[4] = {nullptr, nullptr, nullptr, nullptr};
 
 template <ffi::DataType T>
 constexpr int kSlot = T == ffi::F32 ? 0 : T == ffi::F64 ? 1 : T == ffi::C64 ? 2 : 3;
@@ -126,43 +118,99 @@ inline int64_t RowsAt(const Sizes& z, bool trans_a, int64_t i, int64_t r0) {
   return i * z.m * z.k + (trans_a ? r0 : r0 * z.k);
 }
 
-template <ffi::DataType T>
+// Rounds float32 to bfloat16, to nearest even, as XLA's convert does; a NaN
+// stays a (quiet) NaN.
+// Branch-free, so that GCC vectorizes the loops that call it.
+inline uint16_t ToBf16(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, sizeof u);
+  const uint32_t nan = (u >> 16) | 0x40u, rounded = (u + 0x7fffu + ((u >> 16) & 1u)) >> 16;
+  return static_cast<uint16_t>((u & 0x7fffffffu) > 0x7f800000u ? nan : rounded);
+}
+
+// The loop over ToBf16, vectorized for the widest units this CPU has (the
+// library is built for any x86-64, so without these clones it would use SSE2).
+#if defined(__x86_64__)
+__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
+#endif
+void RoundToBf16(const float* from, uint16_t* to, int64_t count) {
+  for (int64_t e = 0; e < count; ++e) to[e] = ToBf16(from[e]);
+}
+
+// bfloat16 to float32: the same bits in the upper half.
+#if defined(__x86_64__)
+__attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
+#endif
+void WidenBf16(const uint16_t* from, float* to, int64_t count) {
+  for (int64_t e = 0; e < count; ++e) {
+    const uint32_t u = static_cast<uint32_t>(from[e]) << 16;
+    std::memcpy(to + e, &u, sizeof u);
+  }
+}
+
+// T is the operands' type, R the result's. BLAS multiplies in T, or in
+// float32 for bfloat16 operands (T == BF16: on CPUs without AMX, MKL's
+// float32 GEMM beats its bfloat16 one, costs.py has the figures): each task
+// widens its block of A and its matrix of B into buffers of its own. R is
+// that type, or BF16 for a float32 product: each task's float32 block is
+// then rounded to bfloat16 while it is in cache, instead of XLA converting
+// the whole float32 result afterwards (64 attention heads of 256x64x256:
+// the GEMM took 2.8 ms, the convert 1.0 ms more).
+template <ffi::DataType T, ffi::DataType R>
 ffi::Error BatchedGemm(ffi::ThreadPool pool, ffi::Buffer<T> a, ffi::Buffer<T> b,
-                       ffi::ResultBuffer<T> out, bool trans_a, bool trans_b) {
-  Gemm* gemm = gemm_fns[kSlot<T>];
+                       ffi::ResultBuffer<R> out, bool trans_a, bool trans_b) {
+  constexpr bool widen = T == ffi::BF16, round = R == ffi::BF16;
+  constexpr ffi::DataType W = widen ? ffi::F32 : T;  // what BLAS multiplies
+  static_assert(R == W || (W == ffi::F32 && round));
+  Gemm* gemm = gemm_fns[kSlot<W>];
   if (gemm == nullptr) return ffi::Error::InvalidArgument("contract: BLAS gemm not loaded");
   Sizes z;
   if (auto e = ReadSizes(a, b, out, trans_a, trans_b, z); e.failure()) return e;
   const int64_t batch = z.batch, m = z.m, n = z.n, k = z.k;
-  const int mi = z.mi, ni = z.ni, ki = z.ki;
-  // The column-major views (see the file comment) have the same leading dimensions.
-  const int ldb = z.ldb, lda = z.lda, ldc = ni;
+  const int ni = z.ni, ki = z.ki, ldc = ni;
   const char tb = trans_b ? 'T' : 'N', ta = trans_a ? 'T' : 'N';
-  using E = ffi::NativeType<T>;
+  using E = ffi::NativeType<W>;
+  using In = std::conditional_t<widen, uint16_t, E>;
+  using O = std::conditional_t<round, uint16_t, E>;
   const E one(1), zero(0);
-  const E* ap = a.typed_data();
-  const E* bp = b.typed_data();
-  E* cp = out->typed_data();
+  const auto* ap = static_cast<const In*>(a.untyped_data());
+  const auto* bp = static_cast<const In*>(b.untyped_data());
+  O* cp = static_cast<O*>(out->untyped_data());
   if (Empty(z, cp)) return ffi::Error::Success();
-  if (Tasks(pool, z, [&](int64_t i, int64_t r0, int64_t rows) {
-        const int ri = static_cast<int>(rows);
-        gemm(&tb, &ta, &ni, &ri, &ki, &one, bp + i * k * n, &ldb, ap + RowsAt(z, trans_a, i, r0),
-             &lda, &zero, cp + i * m * n + r0 * n, &ldc);
-      }))
-    return ffi::Error::Success();
-  BatchGemm* batched = batch_fns[kSlot<T>];
-  if (batched != nullptr && batch > 1 && batch <= INT32_MAX && m * k <= INT32_MAX &&
-      k * n <= INT32_MAX && m * n <= INT32_MAX) {
-    const int sa = static_cast<int>(m * k), sb = static_cast<int>(k * n);
-    const int sc = static_cast<int>(m * n), count = static_cast<int>(batch);
-    batched(&tb, &ta, &ni, &mi, &ki, &one, bp, &ldb, &sb, ap, &lda, &sa, &zero, cp, &ldc, &sc,
-            &count);
-    return ffi::Error::Success();
-  }
-  for (int64_t i = 0; i < batch; ++i) {
-    gemm(&tb, &ta, &ni, &mi, &ki, &one, bp + i * k * n, &ldb, ap + i * m * k, &lda, &zero,
-         cp + i * m * n, &ldc);
-  }
+  auto task = [&](int64_t i, int64_t r0, int64_t rows) {
+    const int ri = static_cast<int>(rows);
+    // The column-major views (see the file comment) have the same leading
+    // dimensions as the row-major operands, or as the widened blocks.
+    const E* at;
+    const E* bt;
+    int lda = z.lda;
+    const int ldb = z.ldb;
+    if constexpr (widen) {
+      // Kept per thread, as every buffer here: a fresh one of over 128 KiB
+      // would be a fresh mmap, page faults included, in every task.
+      thread_local std::vector<float> wa, wb;
+      const int64_t lines = trans_a ? k : rows, width = trans_a ? rows : k;
+      wa.resize(static_cast<size_t>(lines * width));
+      wb.resize(static_cast<size_t>(k * n));
+      const uint16_t* src = ap + RowsAt(z, trans_a, i, r0);
+      for (int64_t l = 0; l < lines; ++l) WidenBf16(src + l * z.lda, wa.data() + l * width, width);
+      WidenBf16(bp + i * k * n, wb.data(), k * n);
+      at = wa.data(), bt = wb.data(), lda = static_cast<int>(width);
+    } else {
+      at = ap + RowsAt(z, trans_a, i, r0), bt = bp + i * k * n;
+    }
+    O* c = cp + i * m * n + r0 * n;
+    if constexpr (round) {
+      thread_local std::vector<float> block;
+      block.resize(static_cast<size_t>(rows * n));
+      gemm(&tb, &ta, &ni, &ri, &ki, &one, bt, &ldb, at, &lda, &zero, block.data(), &ldc);
+      RoundToBf16(block.data(), c, rows * n);
+    } else {
+      gemm(&tb, &ta, &ni, &ri, &ki, &one, bt, &ldb, at, &lda, &zero, c, &ldc);
+    }
+  };
+  if (!Tasks(pool, z, task))
+    for (int64_t i = 0; i < batch; ++i) task(i, 0, m);
   return ffi::Error::Success();
 }
 
@@ -226,7 +274,8 @@ ffi::Error BatchedGemmS8(ffi::ThreadPool pool, ffi::Buffer<ffi::S8> a, ffi::Buff
   // Each task shifts its block of A into a buffer of its own, stored as A is:
   // rows x k, or k x rows when transposed.
   auto gemm = [&](int64_t i, int64_t r0, int64_t rows) {
-    std::vector<uint8_t> shifted(static_cast<size_t>(rows * k));
+    thread_local std::vector<uint8_t> shifted;  // kept per thread, as the float block above
+    shifted.resize(static_cast<size_t>(rows * k));
     const uint8_t* src = ap + RowsAt(z, trans_a, i, r0);
     const int64_t lines = trans_a ? k : rows, width = trans_a ? rows : k;
     for (int64_t l = 0; l < lines; ++l)
@@ -264,27 +313,23 @@ extern "C" int contract_set_gemm(int slot, void* fn) {
   return 0;
 }
 
-// fn may be null: no batched routine, loop over gemm.
-extern "C" int contract_set_gemm_batch(int slot, void* fn) {
-  if (slot < 0 || slot > 3) return 1;
-  batch_fns[slot] = reinterpret_cast<BatchGemm*>(fn);
-  return 0;
-}
-
-#define CONTRACT_GEMM(name, T)                                                    \
-  XLA_FFI_DEFINE_HANDLER_SYMBOL(name, BatchedGemm<T>,                             \
+#define CONTRACT_GEMM(name, T, R)                                                 \
+  XLA_FFI_DEFINE_HANDLER_SYMBOL(name, (BatchedGemm<T, R>),                        \
                                 ffi::Ffi::Bind()                                  \
                                     .Ctx<ffi::ThreadPool>()                       \
                                     .Arg<ffi::Buffer<T>>()                        \
                                     .Arg<ffi::Buffer<T>>()                        \
-                                    .Ret<ffi::Buffer<T>>()                        \
+                                    .Ret<ffi::Buffer<R>>()                        \
                                     .Attr<bool>("trans_a")                        \
                                     .Attr<bool>("trans_b"));
 
-CONTRACT_GEMM(contract_gemm_f32, ffi::F32)
-CONTRACT_GEMM(contract_gemm_f64, ffi::F64)
-CONTRACT_GEMM(contract_gemm_c64, ffi::C64)
-CONTRACT_GEMM(contract_gemm_c128, ffi::C128)
+CONTRACT_GEMM(contract_gemm_f32, ffi::F32, ffi::F32)
+CONTRACT_GEMM(contract_gemm_f64, ffi::F64, ffi::F64)
+CONTRACT_GEMM(contract_gemm_c64, ffi::C64, ffi::C64)
+CONTRACT_GEMM(contract_gemm_c128, ffi::C128, ffi::C128)
+CONTRACT_GEMM(contract_gemm_f32_bf16, ffi::F32, ffi::BF16)
+CONTRACT_GEMM(contract_gemm_bf16w, ffi::BF16, ffi::F32)
+CONTRACT_GEMM(contract_gemm_bf16w_bf16, ffi::BF16, ffi::BF16)
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(contract_gemm_bf16, BatchedGemmBf16,
                               ffi::Ffi::Bind()

@@ -137,8 +137,7 @@ def _blas() -> tuple[str, Callable[[str], int | None]]:
         return "mkl", lambda name: ctypes.cast(
             getattr(mkl, name if name == LOCAL_THREADS else f"{name}_"), ctypes.c_void_p).value
     mkl_only = (BF16_ROUTINE, S8_ROUTINE, LOCAL_THREADS)
-    return "openblas", lambda name: (None if name.endswith("_batch_strided") or name in mkl_only
-                                     else _scipy_pointer(name))
+    return "openblas", lambda name: None if name in mkl_only else _scipy_pointer(name)
 
 
 @memoized("native kernel", 1)
@@ -153,9 +152,7 @@ def _load() -> tuple[ctypes.CDLL | None, str, str | None]:
         lib = ctypes.CDLL(str(_build(include)))
         which, pointer = _blas()
         for slot, routine in enumerate(ROUTINES.values()):
-            batched = pointer(f"{routine}_batch_strided")  # MKL's one-call batch, or None
-            if (lib.contract_set_gemm(slot, ctypes.c_void_p(pointer(routine)))
-                    or lib.contract_set_gemm_batch(slot, ctypes.c_void_p(batched))):
+            if lib.contract_set_gemm(slot, ctypes.c_void_p(pointer(routine))):
                 raise OSError(f"could not install {routine}")
         lib.contract_set_gemm_bf16(ctypes.c_void_p(pointer(BF16_ROUTINE)))
         lib.contract_set_gemm_s8(ctypes.c_void_p(pointer(S8_ROUTINE)))

@@ -64,11 +64,22 @@ def test_gemm_dot_matches_dot_general(lhs: tuple, rhs: tuple, dims: Any, dtype: 
     if dtype != "complex64":
         want = want.real
     result = np.float32 if dtype == "bfloat16" else np.dtype(dtype)
+    scale = max(1.0, np.abs(want).max(initial=0.0))
     for fn in (lambda x, y: gemm_dot(x, y, dims), jax.jit(lambda x, y: gemm_dot(x, y, dims))):
         got = np.asarray(fn(jnp.asarray(a), jnp.asarray(b)))
         assert got.shape == want.shape and got.dtype == result
-        scale = max(1.0, np.abs(want).max(initial=0.0))
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-5 * scale)
+    if dtype == "complex64":
+        return
+    # The float32 GEMM on bfloat16 operands widened in the kernel, and the
+    # float32 product rounded to bfloat16 there: one rounding (2^-8) more.
+    variants = ([dict(widened=True), dict(widened=True, rounded=True)] if dtype == "bfloat16"
+                else [dict(rounded=True)])
+    for kw in variants:
+        got = gemm_dot(jnp.asarray(a), jnp.asarray(b), dims, **kw)
+        assert got.dtype == (jnp.bfloat16 if kw.get("rounded") else jnp.float32)
+        np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=2 ** -8,
+                                   atol=1e-5 * scale)
 
 
 def test_complex128_in_x64_mode_is_zgemm() -> None:
@@ -217,7 +228,9 @@ def test_bfloat16_steps_take_mkl_where_it_wins(spec: str, shapes: list, batched:
     # One rounding to bfloat16 (8 bits) of a float32 sum.
     np.testing.assert_allclose(np.asarray(got, np.float64), exact, rtol=2 ** -8, atol=1e-2)
     native_ = kernel == "native"
-    want = ([f"contract_gemm_{'bf16' if amx else 'f32'}"] if batched and native_ else [])
+    # Without AMX the float32 kernel widens the operands and rounds the (last)
+    # step's result to bfloat16 itself.
+    want = ([f"contract_gemm_{'bf16' if amx else 'bf16w_bf16'}"] if batched and native_ else [])
     assert _calls(fn.lower(*ops).compile().as_text()) == want
     (step,) = cpu_lowerings(contract.plan(spec, *ops))
     wide = not amx and (batched and native_ or min(shapes[0] + shapes[1]) >= 256)
@@ -265,10 +278,12 @@ def test_int8_steps_take_mkl_exactly(spec: str, shapes: list, calls: int, kernel
     assert tangent.dtype == jax.dtypes.float0 and tangent.shape == out.shape
 
 
-@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "int8"])
+@pytest.mark.parametrize("dtype, kw", [("float32", {}), ("float32", {"rounded": True}),
+                                       ("bfloat16", {}), ("bfloat16", {"widened": True}),
+                                       ("int8", {})])
 @pytest.mark.parametrize("batch", [(), (3,)])
 @pytest.mark.parametrize("trans_a", [False, True])
-def test_rows_cut_into_tasks_give_the_whole_product(dtype: str, batch: tuple,
+def test_rows_cut_into_tasks_give_the_whole_product(dtype: str, kw: dict, batch: tuple,
                                                     trans_a: bool) -> None:
     """With MKL the kernel cuts a matrix into blocks of rows for the thread
     pool (201 rows: two blocks of 101 and 100); a transposed operand's rows are
@@ -283,6 +298,33 @@ def test_rows_cut_into_tasks_give_the_whole_product(dtype: str, batch: tuple,
     r = len(batch)
     dims = (((r if trans_a else r + 1,), (r,)), ((0,), (0,)) if batch else ((), ()))
     want = np.matmul(np.swapaxes(a, -1, -2) if trans_a else a, b).astype(np.int64)
-    got = gemm_dot(jnp.asarray(a, dtype), jnp.asarray(b, dtype), dims)
+    got = gemm_dot(jnp.asarray(a, dtype), jnp.asarray(b, dtype), dims, **kw)
+    if kw.get("rounded"):  # to bfloat16: 8 significant bits
+        np.testing.assert_allclose(np.asarray(got, np.float64), want, rtol=2 ** -8)
+        return
     # Integers up to 128 * 128 * 80 sum exactly in float32 and int32.
     np.testing.assert_array_equal(np.asarray(got).astype(np.int64), want)
+
+
+def test_the_kernel_rounds_to_bfloat16_as_xla_converts() -> None:
+    """A float32 product rounded to bfloat16 in the kernel (``rounded=True``)
+    is bit for bit XLA's ``astype(bfloat16)`` of it: ties to even, the
+    largest floats overflowing to infinity, NaN and infinity kept, signed
+    zeros and subnormals. With one contracted element of 1.0, the product is
+    each value exactly."""
+    if not usable("float32"):
+        pytest.fail("the kernel must load here")
+    f = np.float32
+    special = np.array([1 + 2 ** -8, 1 + 3 * 2 ** -8, -(1 + 2 ** -8), 3.0e38, np.finfo(f).max,
+                        np.inf, -np.inf, np.nan, -0.0, 0.0, 1e-40, -3e-39, 2 ** -126],
+                       dtype=f)
+    values = np.concatenate([special, np.random.default_rng(19).standard_normal(243, dtype=f)])
+    a = jnp.asarray(values.reshape(256, 1))
+    b = jnp.ones((1, 96), jnp.float32)
+    dims = (((1,), (0,)), ((), ()))
+    got = gemm_dot(a, b, dims, rounded=True)
+    assert got.dtype == jnp.bfloat16 and got.shape == (256, 96)
+    want = (a * b).astype(jnp.bfloat16)
+    bits = lambda x: np.asarray(jax.lax.bitcast_convert_type(x, jnp.uint16))
+    np.testing.assert_array_equal(bits(got)[~np.isnan(values)], bits(want)[~np.isnan(values)])
+    assert np.isnan(np.asarray(got, np.float32)[np.isnan(values)]).all()

@@ -50,7 +50,8 @@ def usable(dtype: Any) -> bool:
     (bfloat16 and int8 only with MKL, the one BLAS here that has them)."""
     name = jnp.dtype(dtype).name
     return (name in _TARGET and (name not in KEPT or native.blas() == "mkl")
-            and jax.device_count() == 1 and registered("contract_gemm", tuple(_TARGET.values())))
+            and jax.device_count() == 1
+            and registered("contract_gemm", (*_TARGET.values(), "f32_bf16", "bf16w", "bf16w_bf16")))
 
 
 def real_step(dtype: Any, batch: int, m: int, n: int, k: int) -> bool:
@@ -107,10 +108,16 @@ def _arrange(x: jax.Array, batch: tuple[int, ...], rows: list[int],
     return x.reshape([math.prod(x.shape[d] for d in g) for g in groups]), flip
 
 
-@partial(jax.custom_jvp, nondiff_argnums=(2,))
-def gemm_dot(a: jax.Array, b: jax.Array, dims: Dims) -> jax.Array:
+@partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
+def gemm_dot(a: jax.Array, b: jax.Array, dims: Dims, rounded: bool = False,
+             widened: bool = False) -> jax.Array:
     """``lax.dot_general(a, b, dims)`` for two arrays of one BLAS dtype, computed by
-    BLAS (bfloat16: ``preferred_element_type=float32``, int8: ``int32``)."""
+    BLAS (bfloat16: ``preferred_element_type=float32``, int8: ``int32``).
+
+    ``widened`` (bfloat16 operands): multiplied by the float32 GEMM, each
+    block widened in the kernel, instead of MKL's bfloat16 one; ``rounded``
+    (float32 products): the result rounded to bfloat16 by the kernel, as
+    ``.astype(bfloat16)`` would round it."""
     (lc, rc), (lb, rb) = dims
     free_a = [d for d in range(a.ndim) if d not in lc and d not in lb]
     free_b = [d for d in range(b.ndim) if d not in rc and d not in rb]
@@ -118,9 +125,18 @@ def gemm_dot(a: jax.Array, b: jax.Array, dims: Dims) -> jax.Array:
     b3, trans_b = _arrange(b, rb, free_b, rc, rows_first=False)
     m = a3.shape[2] if trans_a else a3.shape[1]
     n = b3.shape[1] if trans_b else b3.shape[2]
-    out = jax.ShapeDtypeStruct((a3.shape[0], m, n), _result(a.dtype))
-    call = jax.ffi.ffi_call(f"contract_gemm_{_TARGET[a.dtype.name]}", out,
-                            vmap_method="broadcast_all")
+    target = _TARGET[a.dtype.name]
+    if widened:
+        if target != "bf16":
+            raise ValueError(f"only bfloat16 operands are widened, not {a.dtype}")
+        target += "w"
+    if rounded:
+        if target not in ("f32", "bf16w"):
+            raise ValueError(f"a bfloat16-rounded product needs a float32 product, not {a.dtype}")
+        target += "_bf16"
+    out = jax.ShapeDtypeStruct((a3.shape[0], m, n),
+                               jnp.bfloat16 if rounded else _result(a.dtype))
+    call = jax.ffi.ffi_call(f"contract_gemm_{target}", out, vmap_method="broadcast_all")
     c = call(a3, b3, trans_a=trans_a, trans_b=trans_b)
     shape = ([a.shape[d] for d in lb] + [a.shape[d] for d in free_a]
              + [b.shape[d] for d in free_b])
@@ -128,12 +144,13 @@ def gemm_dot(a: jax.Array, b: jax.Array, dims: Dims) -> jax.Array:
 
 
 @gemm_dot.defjvp
-def _gemm_jvp(dims: Dims, primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]:
+def _gemm_jvp(dims: Dims, rounded: bool, widened: bool, primals: tuple,
+              tangents: tuple) -> tuple[jax.Array, jax.Array]:
     a, b = primals
     da, db = tangents
+    out = gemm_dot(a, b, dims, rounded, widened)
     if not jnp.issubdtype(a.dtype, jnp.inexact):  # integers: no derivative (float0)
-        out = gemm_dot(a, b, dims)
         return out, jnp.zeros(out.shape, jax.dtypes.float0)
     dot = partial(lax.dot_general, dimension_numbers=dims, precision=lax.Precision.HIGHEST,
                   preferred_element_type=_result(a.dtype))
-    return gemm_dot(a, b, dims), dot(da, b) + dot(a, db)
+    return out, (dot(da, b) + dot(a, db)).astype(out.dtype)

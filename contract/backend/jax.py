@@ -86,8 +86,10 @@ def _operand_dtype(dtype: Any, cdtype: Any) -> Any:
     return cdtype
 
 
-def _dot(a: jax.Array, b: jax.Array, dims: Any, precision: Any, cdtype: Any) -> jax.Array:
-    """One real or integer step, accumulating in ``cdtype``."""
+def _dot(a: jax.Array, b: jax.Array, dims: Any, precision: Any, cdtype: Any,
+         rounded: bool = False) -> jax.Array:
+    """One real or integer step, accumulating in ``cdtype``; ``rounded``: a
+    float32 step whose result is rounded to bfloat16 (the plan's last)."""
     if a.dtype != b.dtype:
         a, b = a.astype(cdtype), b.astype(cdtype)
     if jnp.issubdtype(cdtype, jnp.unsignedinteger):
@@ -100,23 +102,30 @@ def _dot(a: jax.Array, b: jax.Array, dims: Any, precision: Any, cdtype: Any) -> 
         return lax.bitcast_convert_type(out, cdtype)
     if a.dtype != cdtype:
         precision = None  # narrow operands: their products are exact in cdtype
-    xla = partial(lax.dot_general, dimension_numbers=dims, precision=precision,
-                  preferred_element_type=cdtype)
+    def xla(a: jax.Array, b: jax.Array) -> jax.Array:
+        out = lax.dot_general(a, b, dims, precision=precision, preferred_element_type=cdtype)
+        return out.astype(jnp.bfloat16) if rounded else out
+
     if compute_dtype(a.dtype.name) == cdtype.name:  # cdtype operands, or KEPT ones
         sizes = dot_sizes(a.shape, b.shape, dims)
         wide = cpu_dtype(a.dtype, *sizes)
         if wide != a.dtype or real_step(wide, *sizes):
             # With MKL, batched and large float GEMMs run faster as the BLAS
             # kernel; without AMX, large bfloat16 ones faster in float32.
-            cpu = partial(_cpu_dot, dims=dims, dtype=wide, xla=xla)
+            cpu = partial(_cpu_dot, dims=dims, dtype=wide, xla=xla, rounded=rounded)
             return lax.platform_dependent(a, b, cpu=cpu, default=xla)
     return xla(a, b)
 
 
-def _cpu_dot(a: jax.Array, b: jax.Array, dims: Any, dtype: Any, xla: Any) -> jax.Array:
+def _cpu_dot(a: jax.Array, b: jax.Array, dims: Any, dtype: Any, xla: Any,
+             rounded: bool) -> jax.Array:
     """A step on CPU: its operands read as ``dtype``, then the BLAS kernel or XLA's dot."""
-    a, b = a.astype(dtype), b.astype(dtype)
-    return gemm_dot(a, b, dims) if real_step(dtype, *dot_sizes(a.shape, b.shape, dims)) else xla(a, b)
+    if not real_step(dtype, *dot_sizes(a.shape, b.shape, dims)):
+        return xla(a.astype(dtype), b.astype(dtype))
+    if dtype == jnp.float32:  # float32 operands, or bfloat16 ones the kernel widens
+        return gemm_dot(a, b, dims, rounded=rounded, widened=a.dtype == jnp.bfloat16)
+    out = gemm_dot(a, b, dims)
+    return out.astype(jnp.bfloat16) if rounded else out
 
 
 def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
@@ -140,7 +149,8 @@ def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
         arrays.append(_prepare(x, labels, prep, cdtype if dtype in _KEPT else dtype))
     if precision is None and cdtype in (jnp.float32, jnp.complex64):
         precision = lax.Precision.HIGHEST
-    for step in plan.steps:
+    out_dtype = jnp.dtype(plan.result_dtype)
+    for n, step in enumerate(plan.steps):
         i, j = step.operands
         a, b = (arrays[j], arrays[i]) if step.swap else (arrays[i], arrays[j])
         lhs, rhs = step.lhs, step.rhs
@@ -152,12 +162,14 @@ def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
         if cplx and (jnp.iscomplexobj(a) or jnp.iscomplexobj(b)):
             out = complex_dot(a, b, dims, precision, cdtype=cdtype)
         else:
-            out = _dot(a, b, dims, precision, a.dtype if cplx else cdtype)
+            # A bfloat16 result of a float32 last step is rounded by that step.
+            rounded = (n == len(plan.steps) - 1 and plan.final == plan.output
+                       and out_dtype == jnp.bfloat16 and cdtype == jnp.float32)
+            out = _dot(a, b, dims, precision, a.dtype if cplx else cdtype, rounded)
         arrays = arrays[:i] + arrays[i + 1 : j] + arrays[j + 1 :] + [out]
     (result,) = arrays
     if plan.final != plan.output:
         result = lax.transpose(result, [plan.final.index(l) for l in plan.output])
-    out_dtype = jnp.dtype(plan.result_dtype)
     if result.dtype != out_dtype:
         result = result != 0 if out_dtype == jnp.bool_ else result.astype(out_dtype)
     return result
