@@ -137,6 +137,17 @@ void RoundToBf16(const float* from, uint16_t* to, int64_t count) {
   for (int64_t e = 0; e < count; ++e) to[e] = ToBf16(from[e]);
 }
 
+// A task's scratch buffers are kept per thread: a fresh buffer of over
+// 128 KiB would be a fresh mmap, page faults included, in every task. One
+// that grew past kKeepBytes is released after its task, so that no thread
+// holds a large one for good.
+constexpr size_t kKeepBytes = size_t{4} << 20;
+
+template <typename V>
+void Trim(std::vector<V>& buffer) {
+  if (buffer.capacity() * sizeof(V) > kKeepBytes) std::vector<V>().swap(buffer);
+}
+
 // bfloat16 to float32: the same bits in the upper half.
 #if defined(__x86_64__)
 __attribute__((target_clones("arch=skylake-avx512", "avx2", "default")))
@@ -185,10 +196,8 @@ ffi::Error BatchedGemm(ffi::ThreadPool pool, ffi::Buffer<T> a, ffi::Buffer<T> b,
     const E* bt;
     int lda = z.lda;
     const int ldb = z.ldb;
+    thread_local std::vector<float> wa, wb, block;  // see Trim
     if constexpr (widen) {
-      // Kept per thread, as every buffer here: a fresh one of over 128 KiB
-      // would be a fresh mmap, page faults included, in every task.
-      thread_local std::vector<float> wa, wb;
       const int64_t lines = trans_a ? k : rows, width = trans_a ? rows : k;
       wa.resize(static_cast<size_t>(lines * width));
       wb.resize(static_cast<size_t>(k * n));
@@ -201,12 +210,16 @@ ffi::Error BatchedGemm(ffi::ThreadPool pool, ffi::Buffer<T> a, ffi::Buffer<T> b,
     }
     O* c = cp + i * m * n + r0 * n;
     if constexpr (round) {
-      thread_local std::vector<float> block;
       block.resize(static_cast<size_t>(rows * n));
       gemm(&tb, &ta, &ni, &ri, &ki, &one, bt, &ldb, at, &lda, &zero, block.data(), &ldc);
       RoundToBf16(block.data(), c, rows * n);
+      Trim(block);
     } else {
       gemm(&tb, &ta, &ni, &ri, &ki, &one, bt, &ldb, at, &lda, &zero, c, &ldc);
+    }
+    if constexpr (widen) {
+      Trim(wa);
+      Trim(wb);
     }
   };
   if (!Tasks(pool, z, task))
@@ -274,7 +287,7 @@ ffi::Error BatchedGemmS8(ffi::ThreadPool pool, ffi::Buffer<ffi::S8> a, ffi::Buff
   // Each task shifts its block of A into a buffer of its own, stored as A is:
   // rows x k, or k x rows when transposed.
   auto gemm = [&](int64_t i, int64_t r0, int64_t rows) {
-    thread_local std::vector<uint8_t> shifted;  // kept per thread, as the float block above
+    thread_local std::vector<uint8_t> shifted;  // see Trim
     shifted.resize(static_cast<size_t>(rows * k));
     const uint8_t* src = ap + RowsAt(z, trans_a, i, r0);
     const int64_t lines = trans_a ? k : rows, width = trans_a ? rows : k;
@@ -284,6 +297,7 @@ ffi::Error BatchedGemmS8(ffi::ThreadPool pool, ffi::Buffer<ffi::S8> a, ffi::Buff
           static_cast<int>(rows), ni, ki, 1.0f, shifted.data(), static_cast<int>(width),
           static_cast<int8_t>(-128), bp + i * k * n, ldb, 0, 0.0f, cp + i * m * n + r0 * n, ni,
           &no_offset);
+    Trim(shifted);
   };
   if (!Tasks(pool, z, gemm))
     for (int64_t i = 0; i < batch; ++i) gemm(i, 0, m);
