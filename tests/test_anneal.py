@@ -61,6 +61,21 @@ def test_anneal_keeps_a_valid_tree_and_never_raises_the_cost(loop, seed, n):
     assert cost == pytest.approx(path_cost(inputs, output, sizes, _linear(tree, n)))
 
 
+def test_a_network_of_size_1_legs_only_anneals(loop):
+    """Every leg of size 1 (hypothesis found seed 290, n=3): the size function
+    is the constant 1, and the annealer and auto-hq take such a network."""
+    inputs, output, sizes = _network(290, 3)
+    assert all(sizes[l] == 1 for t in inputs for l in t)
+    net = _Net(inputs, output, sizes)
+    tree = anneal(net, _random_tree(3, random.Random(0)), 900, math.inf, random.Random(0))
+    assert sorted(_leaves(tree)) == [0, 1, 2] and tree_flops(net, tree) == pytest.approx(
+        path_cost(inputs, output, sizes, _linear(tree, 3)))
+    ops = [np.full((1,) * len(t), 2.0, np.float32) for t in inputs]
+    spec = ",".join("".join(sorted(t)) for t in inputs) + "->"
+    got = contract.einsum(spec, *ops, optimize="auto-hq")
+    np.testing.assert_allclose(got, np.einsum(spec, *ops))
+
+
 def test_anneal_is_reproducible_and_stops_at_its_deadline(loop):
     inputs, output, sizes = _network(7, 30)
     net = _Net(inputs, output, sizes)

@@ -71,7 +71,9 @@ class _Net:
             ((x, mask),) = masks.items()
             self.uniform = (2.0 ** x, mask, int(1000 / math.log2(2.0 ** x)))
         elif len(masks) <= 3:
-            terms = [(math.log2(2.0 ** x), m) for x, m in masks.items()] + [(0.0, 0)]
+            # Padded to three terms: no masks at all (every leg of size 1) is
+            # the constant size 1.
+            terms = [(math.log2(2.0 ** x), m) for x, m in masks.items()] + [(0.0, 0)] * 3
             (x1, m1), (x2, m2), (x3, m3) = terms[:3]
             self.mixed = (x1, m1, x2, m2, x3, m3)
         # Masks for join: legs that close like ordinary edges, and the
