@@ -27,20 +27,17 @@ from .backend import measure
 from .backend.layout import Found, read
 from .backend.program import program
 from .backend.sharded import check_mesh, in_shardings
-from .caching import LRU
+from .caching import LRU, memoized
 from .errors import ContractError
 from .planner import Plan, SlicedPlan, check_limit, make_plan, shard
 from .spec import Spec, from_sublists, parse
-from .validate import as_operand, check_precision, is_array, is_concrete, is_tracer, numeric_dtype
+from .validate import (as_operand, check_precision, concrete_type, is_array, is_concrete, is_tracer,
+                       numeric_dtype)
 
 __all__ = ["einsum", "plan", "expression", "Expression"]
 
 # (plan, precision, mesh) -> the jax.jit'd program that runs it.
 _COMPILED: "LRU[Callable[..., jax.Array]]" = LRU("compiled plans")
-# Eager fast path: (spec text, options) -> one jax.jit'd function that plans
-# while it traces. jit's own C++ cache then dispatches on shapes and dtypes,
-# so a repeated call costs a jitted call plus this lookup.
-_EAGER: "LRU[Callable[..., jax.Array]]" = LRU("eager einsums")
 
 
 def _split(args: Sequence[Any]) -> tuple[Spec, list[Any]]:
@@ -162,23 +159,21 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
         ops = args[1:]
         # A budget on auto-sharded arrays needs their layout, which the trace hides.
         hint = None if memory_limit is None else _hint(ops, None)
-        key = (args[0], optimize, precision, preferred_element_type, memory_limit, hint)
-        concrete = all(map(is_concrete, ops))
-        try:
-            fn = _EAGER.get(key) if concrete else None
-        except TypeError:  # unhashable option (e.g. a list path): the slow path
-            fn = None
-        else:
-            if fn is None and concrete:
-                fn = _EAGER.get_or_make(key, lambda: _eager(*key))
-        if fn is not None:
+        # Type lookups first (C calls only): every microsecond here is on each eager call.
+        if all(map(concrete_type, map(type, ops))) or all(map(is_concrete, ops)):
             try:
-                return fn(*ops)
-            except ContractError as e:
-                # Raised while jax.jit traced the planner: drop JAX's frames and note.
-                raise ContractError(*e.args) from None
-            except (ValueError, TypeError) as e:  # XLA refused the plan (a precision)
-                raise _failed(args[0], precision, e) from None
+                fn = _eager(args[0], optimize, precision, preferred_element_type, memory_limit,
+                            hint)
+            except TypeError:  # unhashable option (e.g. a list path): the slow path
+                pass
+            else:
+                try:
+                    return fn(*ops)
+                except ContractError as e:
+                    # Raised while jax.jit traced the planner: drop JAX's frames and note.
+                    raise ContractError(*e.args) from None
+                except (ValueError, TypeError) as e:  # XLA refused the plan (a precision)
+                    raise _failed(args[0], precision, e) from None
     spec, raw = _split(args)
     # With a mesh, host arrays go straight to their devices' blocks (no copy on one device).
     arrays = [x if mesh is not None and _host(x) else as_operand(x, n) for n, x in enumerate(raw)]
@@ -251,6 +246,10 @@ def _unsupported(kwargs: dict[str, Any]) -> ContractError:
     )
 
 
+# Eager fast path: (spec text, options) -> one jax.jit'd function that plans
+# while it traces. jit's own C++ cache then dispatches on shapes and dtypes,
+# so a repeated call costs a jitted call plus this lookup.
+@memoized("eager einsums")
 def _eager(spec: str, optimize: Any, precision: Any, preferred: Any, memory_limit: Any,
            layout: Found | None) -> Callable[..., jax.Array]:
     """The jitted eager entry for one spec and option set: it plans at trace time

@@ -21,24 +21,23 @@
 #include <type_traits>
 #include <vector>
 
+#include "blas.h"
 #include "parallel.h"
 #include "xla/ffi/api/ffi.h"
 
 namespace ffi = xla::ffi;
 
+namespace contract {
+Gemm* gemm_fns[4] = {nullptr, nullptr, nullptr, nullptr};
+SetLocalThreads* set_local_threads = nullptr;
+}  // namespace contract
+
 namespace {
 
-// The Fortran BLAS gemm signature (LP64: 32-bit integers), any element type.
-using Gemm = void(const char*, const char*, const int*, const int*, const int*, const void*,
-                  const void*, const int*, const void*, const int*, const void*, void*,
-                  const int*);
-
-// One slot per element type: float32, float64, complex64, complex128 (the
-// order of ROUTINES in contract/native.py).
-Gemm* gemm_fns[4] = {nullptr, nullptr, nullptr, nullptr};
-
-template <ffi::DataType T>
-constexpr int kSlot = T == ffi::F32 ? 0 : T == ffi::F64 ? 1 : T == ffi::C64 ? 2 : 3;
+using contract::Gemm;
+using contract::gemm_fns;
+using contract::kSlot;
+using contract::set_local_threads;
 
 // The sizes of one batched GEMM. a: (..., m, k), or (..., k, m) when
 // trans_a; b: (..., k, n), or (..., n, k) when trans_b; out: (..., m, n), the
@@ -69,11 +68,6 @@ ffi::Error ReadSizes(const A& a, const B& b, O& out, bool trans_a, bool trans_b,
   s.ldb = trans_b ? s.ki : s.ni;
   return ffi::Error::Success();
 }
-
-// MKL's mkl_set_num_threads_local (null with OpenBLAS, whose calls keep
-// their own threads): 1 in a task makes that thread's MKL calls sequential.
-using SetLocalThreads = int(int);
-SetLocalThreads* set_local_threads = nullptr;
 
 constexpr int64_t kTaskMinRows = 32;       // rows below which a matrix is not cut
 constexpr int64_t kParallelMinMacs = 1 << 18;  // m * n * k * batch below which one thread runs
@@ -137,16 +131,6 @@ void RoundToBf16(const float* from, uint16_t* to, int64_t count) {
   for (int64_t e = 0; e < count; ++e) to[e] = ToBf16(from[e]);
 }
 
-// A task's scratch buffers are kept per thread: a fresh buffer of over
-// 128 KiB would be a fresh mmap, page faults included, in every task. One
-// that grew past kKeepBytes is released after its task, so that no thread
-// holds a large one for good.
-constexpr size_t kKeepBytes = size_t{4} << 20;
-
-template <typename V>
-void Trim(std::vector<V>& buffer) {
-  if (buffer.capacity() * sizeof(V) > kKeepBytes) std::vector<V>().swap(buffer);
-}
 
 // bfloat16 to float32: the same bits in the upper half.
 #if defined(__x86_64__)
@@ -196,7 +180,7 @@ ffi::Error BatchedGemm(ffi::ThreadPool pool, ffi::Buffer<T> a, ffi::Buffer<T> b,
     const E* bt;
     int lda = z.lda;
     const int ldb = z.ldb;
-    thread_local std::vector<float> wa, wb, block;  // see Trim
+    thread_local std::vector<float> wa, wb, block;  // see contract::Trim
     if constexpr (widen) {
       const int64_t lines = trans_a ? k : rows, width = trans_a ? rows : k;
       wa.resize(static_cast<size_t>(lines * width));
@@ -213,13 +197,13 @@ ffi::Error BatchedGemm(ffi::ThreadPool pool, ffi::Buffer<T> a, ffi::Buffer<T> b,
       block.resize(static_cast<size_t>(rows * n));
       gemm(&tb, &ta, &ni, &ri, &ki, &one, bt, &ldb, at, &lda, &zero, block.data(), &ldc);
       RoundToBf16(block.data(), c, rows * n);
-      Trim(block);
+      contract::Trim(block);
     } else {
       gemm(&tb, &ta, &ni, &ri, &ki, &one, bt, &ldb, at, &lda, &zero, c, &ldc);
     }
     if constexpr (widen) {
-      Trim(wa);
-      Trim(wb);
+      contract::Trim(wa);
+      contract::Trim(wb);
     }
   };
   if (!Tasks(pool, z, task))
@@ -287,7 +271,7 @@ ffi::Error BatchedGemmS8(ffi::ThreadPool pool, ffi::Buffer<ffi::S8> a, ffi::Buff
   // Each task shifts its block of A into a buffer of its own, stored as A is:
   // rows x k, or k x rows when transposed.
   auto gemm = [&](int64_t i, int64_t r0, int64_t rows) {
-    thread_local std::vector<uint8_t> shifted;  // see Trim
+    thread_local std::vector<uint8_t> shifted;  // see contract::Trim
     shifted.resize(static_cast<size_t>(rows * k));
     const uint8_t* src = ap + RowsAt(z, trans_a, i, r0);
     const int64_t lines = trans_a ? k : rows, width = trans_a ? rows : k;
@@ -297,7 +281,7 @@ ffi::Error BatchedGemmS8(ffi::ThreadPool pool, ffi::Buffer<ffi::S8> a, ffi::Buff
           static_cast<int>(rows), ni, ki, 1.0f, shifted.data(), static_cast<int>(width),
           static_cast<int8_t>(-128), bp + i * k * n, ldb, 0, 0.0f, cp + i * m * n + r0 * n, ni,
           &no_offset);
-    Trim(shifted);
+    contract::Trim(shifted);
   };
   if (!Tasks(pool, z, gemm))
     for (int64_t i = 0; i < batch; ++i) gemm(i, 0, m);
@@ -312,7 +296,7 @@ extern "C" int contract_set_gemm_bf16(void* fn) {
 }
 
 extern "C" int contract_set_local_threads(void* fn) {
-  set_local_threads = reinterpret_cast<SetLocalThreads*>(fn);
+  set_local_threads = reinterpret_cast<contract::SetLocalThreads*>(fn);
   return 0;
 }
 

@@ -45,8 +45,9 @@ __all__ = ["BF16_ROUTINE", "BLAS_ENV", "ENV", "LOCAL_THREADS", "ROUTINES", "S8_R
 
 ENV = "CONTRACT_NATIVE"
 BLAS_ENV = "CONTRACT_BLAS"
-SOURCES = tuple(Path(__file__).with_name(name) for name in ("gemm.cc", "scan.cc", "anneal.cc"))
-HEADERS = (Path(__file__).with_name("parallel.h"),)
+SOURCES = tuple(Path(__file__).with_name(name)
+                for name in ("gemm.cc", "conv.cc", "scan.cc", "anneal.cc"))
+HEADERS = tuple(Path(__file__).with_name(name) for name in ("blas.h", "parallel.h"))
 # BLAS routine per element type, in the order of gemm.cc's slots.
 ROUTINES = {"float32": "sgemm", "float64": "dgemm", "complex64": "cgemm", "complex128": "zgemm"}
 # bfloat16 operands, float32 accumulation and result; int8 operands, int32

@@ -1,5 +1,5 @@
-// Work sharing with XLA's intra-op thread pool, for the FFI handlers in
-// gemm.cc and scan.cc.
+// Work sharing with XLA's intra-op thread pool, and per-task scratch, for
+// the FFI handlers in gemm.cc, conv.cc and scan.cc.
 //
 // The calling thread takes work items too and never waits for an item that
 // has not started, so a busy pool only means less parallelism, never a
@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <thread>
+#include <vector>
 
 namespace contract {
 
@@ -46,6 +47,17 @@ void Parallel(Pool& pool, int64_t min_elements, int64_t items, int64_t elements,
   for (int64_t h = 0; h < helpers; ++h) pool.Schedule([state, work] { work(*state); });
   work(*state);
   while (state->done.load(std::memory_order_acquire) < items) std::this_thread::yield();
+}
+
+// A task's scratch buffers are kept per thread: a fresh buffer of over
+// 128 KiB would be a fresh mmap, page faults included, in every task. One
+// that grew past kKeepBytes is released after its task, so that no thread
+// holds a large one for good.
+constexpr size_t kKeepBytes = size_t{4} << 20;
+
+template <typename V>
+void Trim(std::vector<V>& buffer) {
+  if (buffer.capacity() * sizeof(V) > kKeepBytes) std::vector<V>().swap(buffer);
 }
 
 }  // namespace contract

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 from typing import Any
+from unittest import mock
 
 import jax
 import jax.extend.core as jex
@@ -17,7 +18,8 @@ from hypothesis import strategies as st
 from jax import lax
 
 import contract
-from contract import ContractError
+from contract import ContractError, native
+from contract.ops import window
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -134,14 +136,83 @@ def pool_cases(draw: Any) -> tuple[np.ndarray, tuple[int, ...], Any, Any]:
 # ---------------------------------------------------------------- conv values
 
 
+def xla_only(fn: Any) -> Any:
+    """``fn`` traced with the native conv kernel off: the XLA lowerings, on CPU too."""
+    def traced(*args: Any) -> Any:
+        with mock.patch.object(window, "usable", lambda dtype: False):
+            return jax.jit(fn).lower(*args).compile()(*args)
+    return traced
+
+
 @SETTINGS
 @given(conv_cases())
 def test_conv_matches_numpy_and_lax(case: Any) -> None:
     x, w, stride, pad = case
-    got = contract.conv(x, w, stride, pad)
+    got = contract.conv(x, w, stride, pad)  # on CPU: the native kernel
     np.testing.assert_allclose(got, np_conv(x, w, stride, pad), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(got, lax_conv(x, w, stride, pad), rtol=1e-5, atol=1e-5)
     assert got.dtype == jnp.float32
+    xla = xla_only(lambda a, b: contract.conv(a, b, stride, pad))(x, w)
+    np.testing.assert_allclose(xla, np_conv(x, w, stride, pad), rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------- the native conv kernel
+
+
+needs_kernel = pytest.mark.skipif(not window.usable("float32"),
+                                  reason="native kernels unavailable: " + native.status())
+
+
+@needs_kernel
+def test_conv_on_cpu_is_the_kernel_alone() -> None:
+    x, w = jnp.ones((2, 3, 8, 8), jnp.float32), jnp.ones((4, 3, 3, 3), jnp.float32)
+    hlo = jax.jit(lambda a, b: contract.conv(a, b, 1, 1)).lower(x, w).as_text()
+    assert "contract_conv_f32" in hlo
+    assert "dot_general" not in hlo and "concatenate" not in hlo  # no XLA lowering beside it
+    assert "native conv kernel" in contract.lower(contract.conv, x, w, stride=1, padding=1).notes
+
+
+@needs_kernel
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("xshape,wshape,stride,pad", [
+    ((1, 16, 37, 29), (8, 16, 3, 3), 1, 1),        # one image: its rows cut into tasks
+    ((3, 5, 33, 31), (7, 5, 4, 3), (2, 3), (1, 2)),  # strides, uneven padding, odd sizes
+    ((2, 64, 4, 600), (3, 64, 3, 3), 1, 1),        # a row's patches past 1 MiB: a row a task
+    ((4, 2, 3, 3), (2, 2, 5, 5), 1, 2),            # kernel larger than the image
+])
+def test_kernel_cases_against_numpy(dtype: str, xshape: Any, wshape: Any, stride: Any,
+                                    pad: Any) -> None:
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal(xshape).astype(dtype)
+    w = rng.standard_normal(wshape).astype(dtype)
+    with jax.enable_x64(dtype == "float64"):
+        got = contract.conv(x, w, stride, pad)
+        assert got.dtype == dtype
+    tol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_allclose(got, np_conv(x.astype(np.float64), w.astype(np.float64), stride,
+                                            pad), rtol=tol, atol=tol)
+
+
+@needs_kernel
+def test_kernel_vmap_over_x_only_and_empty_batches() -> None:
+    rng = np.random.default_rng(4)
+    xb = rng.standard_normal((3, 2, 4, 6, 5)).astype(np.float32)
+    w = rng.standard_normal((3, 4, 3, 2)).astype(np.float32)
+    got = jax.vmap(lambda a: contract.conv(a, w, 1, 1))(xb)
+    for i in range(3):
+        np.testing.assert_allclose(got[i], np_conv(xb[i], w, 1, 1), rtol=1e-5, atol=1e-5)
+    empty = contract.conv(np.ones((0, 4, 6, 5), np.float32), w, 1, 1)
+    assert empty.shape == (0, 3, 6, 6)
+
+
+def test_kernel_left_to_xla_for_other_dtypes_and_algorithms() -> None:
+    f32 = jnp.float32
+    assert window._on_kernel(f32, f32, "float32", None) == window.usable("float32")
+    assert window._on_kernel(f32, f32, "float32", lax.Precision.DEFAULT) == window.usable("float32")
+    assert not window._on_kernel(jnp.bfloat16, jnp.bfloat16, "bfloat16", None)
+    assert not window._on_kernel(jnp.int8, jnp.int8, "int32", None)
+    assert not window._on_kernel(f32, jnp.float16, "float32", None)
+    assert not window._on_kernel(f32, f32, "float32", lax.DotAlgorithmPreset.BF16_BF16_F32)
 
 
 @pytest.mark.parametrize("stride,pad", [(1, 0), (2, 0), (2, 1), ((1, 3), (2, 0)), (3, 1)])
@@ -311,6 +382,12 @@ def test_conv_grad_matches_lax(kernel: Any, stride: Any, pad: Any) -> None:
         return jax.grad(lambda a, b: jnp.sum(f(a, b, stride, pad) * g), argnums=(0, 1))
 
     got, ref = loss(contract.conv)(x, w), loss(lax_conv)(x, w)
+    for a, b in zip(got, ref):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
+    # Forward mode too (the kernel's tangent is XLA's convolution of the tangents).
+    dx, dw = jnp.ones_like(x), -w
+    got = jax.jvp(lambda a, b: contract.conv(a, b, stride, pad), (x, w), (dx, dw))
+    ref = jax.jvp(lambda a, b: lax_conv(a, b, stride, pad), (x, w), (dx, dw))
     for a, b in zip(got, ref):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
