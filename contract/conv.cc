@@ -128,14 +128,22 @@ ffi::Error Conv(ffi::ThreadPool pool, ffi::Buffer<T> x, ffi::Buffer<T> w,
   const int64_t parts = (g.oh + block - 1) / block;
   const int oi = static_cast<int>(g.o), ki = static_cast<int>(k), li = static_cast<int>(l);
   const E one(1), zero(0);
+  // A 1x1 kernel, stride 1, no padding: patch row c is channel c of the image
+  // (a gather would be a plain copy: 25% slower on (8,64,56,56) x (64,64,1,1)).
+  const bool pointwise = k == g.c && g.sh == 1 && g.sw == 1 && g.ph == 0 && g.pw == 0;
   auto task = [&](int64_t t) {
     const int64_t img = t / parts, r0 = t % parts * block, rows = std::min(block, g.oh - r0);
     const int cols = static_cast<int>(rows * g.ow);
-    thread_local std::vector<E> patch;  // see contract::Trim
-    patch.resize(static_cast<size_t>(k * rows * g.ow));
-    Gather(g, xp + img * g.c * g.h * g.w, r0, rows, patch.data());
     const E* wg = wp + img / g.n * g.o * k;
     E* c = op + img * g.o * l + r0 * g.ow;
+    const E* image = xp + img * g.c * g.h * g.w;
+    if (pointwise) {  // the image's rows are its patches already: no copy
+      gemm("N", "N", &cols, &oi, &ki, &one, image + r0 * g.w, &li, wg, &ki, &zero, c, &li);
+      return;
+    }
+    thread_local std::vector<E> patch;  // see contract::Trim
+    patch.resize(static_cast<size_t>(k * rows * g.ow));
+    Gather(g, image, r0, rows, patch.data());
     gemm("N", "N", &cols, &oi, &ki, &one, patch.data(), &cols, wg, &ki, &zero, c, &li);
     contract::Trim(patch);
   };

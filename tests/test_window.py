@@ -179,6 +179,7 @@ def test_conv_on_cpu_is_the_kernel_alone() -> None:
     ((3, 5, 33, 31), (7, 5, 4, 3), (2, 3), (1, 2)),  # strides, uneven padding, odd sizes
     ((2, 64, 4, 600), (3, 64, 3, 3), 1, 1),        # a row's patches past 1 MiB: a row a task
     ((4, 2, 3, 3), (2, 2, 5, 5), 1, 2),            # kernel larger than the image
+    ((2, 6, 5, 7), (4, 6, 1, 1), 1, 0),            # pointwise: the GEMM reads x itself
 ])
 def test_kernel_cases_against_numpy(dtype: str, xshape: Any, wshape: Any, stride: Any,
                                     pad: Any) -> None:
