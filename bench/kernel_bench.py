@@ -11,6 +11,11 @@ kernel's: above 1 the kernel is faster. contract uses the kernel where it
 wins by a wide margin on every shape class measured: complex steps; real
 float32 steps stay with XLA (the issue's bar is 1.3x on batched, attention
 and im2col GEMMs).
+
+A second table times the conv kernel (``contract/conv.cc``) against
+contract's own XLA lowerings of the same convolution (the einsums over window
+views that run off CPU): the evidence for ``contract.conv`` taking the kernel
+on CPU for every float32 shape.
 """
 
 from __future__ import annotations
@@ -21,8 +26,12 @@ import jax
 import numpy as np
 from jax import lax
 
+from unittest import mock
+
+import contract
 from contract import native
 from contract.backend.blas import gemm_dot, usable
+from contract.ops import window
 
 from .common import _fmt, machine, parser, race
 
@@ -37,6 +46,32 @@ SHAPES = [
     ("complex64 batched 32x128^3", 32, 128, 128, 128, "complex64"),
     ("complex64 thin 2048x8x2048", 1, 2048, 2048, 8, "complex64"),
 ]
+
+
+# (name, x shape, w shape, stride, padding): the bench's conv rows, then the
+# layer shapes of a ResNet-style network (stem, pointwise, deep 3x3).
+CONVS = [
+    ("3x3 pad 1 (32,16,32,32)*(32,16,3,3)", (32, 16, 32, 32), (32, 16, 3, 3), 1, 1),
+    ("2x2 stride 2 (32,3,60,60)*(16,3,2,2)", (32, 3, 60, 60), (16, 3, 2, 2), 2, 0),
+    ("7x7 stride 2 pad 3 (8,3,224,224)*(64,3,7,7)", (8, 3, 224, 224), (64, 3, 7, 7), 2, 3),
+    ("1x1 (8,64,56,56)*(64,64,1,1)", (8, 64, 56, 56), (64, 64, 1, 1), 1, 0),
+    ("3x3 pad 1 (8,512,7,7)*(512,512,3,3)", (8, 512, 7, 7), (512, 512, 3, 3), 1, 1),
+]
+
+
+def conv_row(name: str, xshape: tuple[int, ...], wshape: tuple[int, ...], stride: int,
+             padding: int, rounds: int) -> str:
+    rng = np.random.default_rng(0)
+    x = jax.numpy.asarray(rng.standard_normal(xshape).astype(np.float32))
+    w = jax.numpy.asarray(rng.standard_normal(wshape).astype(np.float32))
+    # Two functions: jax.jit caches a function's trace, which holds the choice.
+    kernel = jax.jit(lambda a, b: contract.conv(a, b, stride, padding)).lower(x, w).compile()
+    with mock.patch.object(window, "usable", lambda dtype: False):  # the lowering off CPU
+        xla = jax.jit(lambda a, b: contract.conv(a, b, stride, padding)).lower(x, w).compile()
+    if not np.allclose(kernel(x, w), xla(x, w), rtol=1e-4, atol=1e-3):
+        raise AssertionError(f"{name}: the conv kernel disagrees with the XLA lowering")
+    t = race({"xla": lambda: xla(x, w), "kernel": lambda: kernel(x, w)}, rounds)
+    return f"| {name} | {_fmt(t['xla'])} | {_fmt(t['kernel'])} | {t['xla'] / t['kernel']:.2f}x |"
 
 
 def _operands(batch: int, m: int, k: int, n: int, dtype: str) -> list[np.ndarray]:
@@ -79,6 +114,13 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for shape in SHAPES[:3] + SHAPES[5:6] if args.quick else SHAPES:
         print(row(*shape, rounds), flush=True)
+    if not window.usable("float32"):
+        return
+    print("\n### conv kernel vs contract's XLA lowering of the same conv (float32)\n")
+    print("| conv | XLA lowering | conv kernel | XLA / kernel |")
+    print("|---|---|---|---|")
+    for conv in CONVS[:2] if args.quick else CONVS:
+        print(conv_row(*conv, rounds), flush=True)
 
 
 if __name__ == "__main__":
