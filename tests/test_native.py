@@ -198,7 +198,8 @@ def test_real_float_steps_take_mkl_where_it_wins(spec: str, shapes: list, calls:
 def amx(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[bool]:
     """Run a test as on a CPU with AMX units and as on one without, whichever this is."""
     has = native.cpu_has
-    monkeypatch.setattr(native, "cpu_has", lambda f: request.param if f == "amx_bf16" else has(f))
+    monkeypatch.setattr(native, "cpu_has",
+                        lambda f: request.param if f in ("amx_bf16", "amx_int8") else has(f))
     contract.clear_caches(disk=False)
     yield request.param
     monkeypatch.undo()
@@ -248,11 +249,13 @@ def test_bfloat16_steps_take_mkl_where_it_wins(spec: str, shapes: list, batched:
     ("bij,bkj->bik", [(3, 64, 100), (3, 70, 100)], 1),           # batched, rhs transposed
     ("ij,jk->ik", [(96, 8), (8, 72)], 0),                        # a side under 64: XLA
 ])
-def test_int8_steps_take_mkl_exactly(spec: str, shapes: list, calls: int, kernel: str) -> None:
+def test_int8_steps_take_mkl_exactly(spec: str, shapes: list, calls: int, kernel: str,
+                                     amx: bool) -> None:
     """int8 operands, int32 accumulation and result (as jnp.einsum with
     preferred_element_type=int32): MKL's gemm_s8u8s32 reads one operand as
     unsigned, so the kernel shifts it by 128 and passes the offset back; the
-    result must equal NumPy's int64 product exactly, extremes included."""
+    result must equal NumPy's int64 product exactly, extremes included. On a
+    CPU with AMX int8 tiles XLA's dot is faster, and every step stays with it."""
     rng = np.random.default_rng(17)
     ops = [rng.integers(-128, 128, s).astype(np.int8) for s in shapes]
     ops[0].flat[:5] = -128  # the shift's edge cases
@@ -262,7 +265,7 @@ def test_int8_steps_take_mkl_exactly(spec: str, shapes: list, calls: int, kernel
     got = fn(*ops)
     assert got.dtype == jnp.int32
     np.testing.assert_array_equal(np.asarray(got), want)
-    expected = ["contract_gemm_s8"] * calls if kernel == "native" else []
+    expected = ["contract_gemm_s8"] * calls if kernel == "native" and not amx else []
     assert _calls(fn.lower(*ops).compile().as_text()) == expected
     report = str(contract.plan(spec, *ops, preferred_element_type="int32"))
     assert ("1 MKL gemm" in report) == bool(expected)

@@ -63,7 +63,8 @@ def real_step(dtype: Any, batch: int, m: int, n: int, k: int) -> bool:
     False
     """
     return (native.blas() == "mkl"
-            and real_lowering(batch, m, n, k, mkl=True, dtype=jnp.dtype(dtype).name) == "blas"
+            and real_lowering(batch, m, n, k, mkl=True, dtype=jnp.dtype(dtype).name,
+                              amx_int8=native.cpu_has("amx_int8")) == "blas"
             and usable(dtype))
 
 

@@ -213,7 +213,10 @@ _BF16_WIDE_2D = 256
 # against 1.36, 1024^3 2.37 against 9.23, 128^3 0.024 against 0.053,
 # 4096x64x64 0.11 against 0.22, batched 32x128^3 0.51 against 1.12 and
 # 8x256^3 0.45 against 1.47; 64^3 0.018 against 0.021, and a thin
-# 96x48x34816 slower (2.71 against 1.66).
+# 96x48x34816 slower (2.71 against 1.66). On a CPU with AMX int8 tiles XLA's
+# dot wins everywhere (2-core machine with AMX, ms): 512^3 0.24 against 0.58,
+# 1024^3 0.67 against 2.72, batched 32x128^3 0.24 against 0.69, 64 heads of
+# 256x64x256 1.01 against 2.17; so there int8 steps stay with XLA.
 _S8_MIN_SIDE = 64
 
 
@@ -236,13 +239,14 @@ def step_dtype(dtype: str, batch: int, m: int, n: int, k: int, mkl: bool, amx: b
     return "float32" if wide else dtype
 
 
-def real_lowering(batch: int, m: int, n: int, k: int, mkl: bool, dtype: str = "float32") -> str:
+def real_lowering(batch: int, m: int, n: int, k: int, mkl: bool, dtype: str = "float32",
+                  amx_int8: bool = False) -> str:
     """How a real step with these sizes, its operands in ``dtype``, is lowered
     on CPU: ``"blas"`` (the GEMM kernel) only where ``mkl`` is its BLAS and
     the step is batched or large, else ``"native"`` (XLA's ``dot_general``).
     bfloat16 operands (float32 accumulation) take the kernel only batched
     (see _BF16_MIN_SIDE), int8 ones (int32 accumulation) with every side at
-    least _S8_MIN_SIDE.
+    least _S8_MIN_SIDE, and not on CPUs with AMX int8 tiles (``amx_int8``).
 
     >>> real_lowering(64, 128, 128, 128, mkl=True), real_lowering(64, 128, 128, 128, mkl=False)
     ('blas', 'native')
@@ -252,13 +256,15 @@ def real_lowering(batch: int, m: int, n: int, k: int, mkl: bool, dtype: str = "f
     'native'
     >>> real_lowering(1, 512, 512, 512, mkl=True, dtype="int8")
     'blas'
+    >>> real_lowering(1, 512, 512, 512, mkl=True, dtype="int8", amx_int8=True)
+    'native'
     """
     if not mkl or dtype not in ("float32", "float64", *KEPT):
         return "native"
     if dtype == "bfloat16":
         return "blas" if batch > 1 and min(m, n, k) >= _BF16_MIN_SIDE else "native"
     if dtype == "int8":
-        return "blas" if min(m, n, k) >= _S8_MIN_SIDE else "native"
+        return "blas" if min(m, n, k) >= _S8_MIN_SIDE and not amx_int8 else "native"
     if min(m, n, k) >= _MKL_MIN_SIDE and (batch > 1 or min(m, n, k) >= _MKL_MIN_2D):
         return "blas"
     return "native"
@@ -314,7 +320,7 @@ def cpu_lowerings(plan: "Plan") -> list[str]:
             else plan.compute_dtype for d, prep in zip(plan.dtypes, plan.preps)]
     blas = native.available()
     mkl = native.blas() == "mkl"
-    amx = native.cpu_has("amx_bf16")
+    amx, amx_int8 = native.cpu_has("amx_bf16"), native.cpu_has("amx_int8")
     out = []
     for s in plan.steps:
         i, j = s.operands
@@ -326,7 +332,8 @@ def cpu_lowerings(plan: "Plan") -> list[str]:
         if both_real:
             given = kept[i] if kept[i] == kept[j] else plan.compute_dtype
             dtype = step_dtype(given, *shape, mkl=mkl, amx=amx)
-            fast = not cplx and real_lowering(*shape, mkl=mkl, dtype=dtype) == "blas"
+            fast = not cplx and real_lowering(*shape, mkl=mkl, dtype=dtype,
+                                              amx_int8=amx_int8) == "blas"
             how = "1 MKL gemm (XLA FFI kernel)" if fast else "real dot"
             out.append(how if dtype == given else f"{how} on {given} read as {dtype}")
         else:
