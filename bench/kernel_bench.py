@@ -21,17 +21,16 @@ on CPU for every float32 shape.
 from __future__ import annotations
 
 from typing import Any
+from unittest import mock
 
 import jax
 import numpy as np
 from jax import lax
 
-from unittest import mock
-
 import contract
 from contract import native
 from contract.backend.blas import gemm_dot, usable
-from contract.ops import window
+from contract.ops import convolution
 
 from .common import _fmt, machine, parser, race
 
@@ -66,7 +65,7 @@ def conv_row(name: str, xshape: tuple[int, ...], wshape: tuple[int, ...], stride
     w = jax.numpy.asarray(rng.standard_normal(wshape).astype(np.float32))
     # Two functions: jax.jit caches a function's trace, which holds the choice.
     kernel = jax.jit(lambda a, b: contract.conv(a, b, stride, padding)).lower(x, w).compile()
-    with mock.patch.object(window, "usable", lambda dtype: False):  # the lowering off CPU
+    with mock.patch.object(convolution, "usable", lambda dtype: False):  # the lowering off CPU
         xla = jax.jit(lambda a, b: contract.conv(a, b, stride, padding)).lower(x, w).compile()
     if not np.allclose(kernel(x, w), xla(x, w), rtol=1e-4, atol=1e-3):
         raise AssertionError(f"{name}: the conv kernel disagrees with the XLA lowering")
@@ -114,7 +113,7 @@ def main() -> None:
     print("|---|---|---|---|---|")
     for shape in SHAPES[:3] + SHAPES[5:6] if args.quick else SHAPES:
         print(row(*shape, rounds), flush=True)
-    if not window.usable("float32"):
+    if not convolution.usable("float32"):
         return
     print("\n### conv kernel vs contract's XLA lowering of the same conv (float32)\n")
     print("| conv | XLA lowering | conv kernel | XLA / kernel |")

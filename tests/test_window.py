@@ -19,7 +19,7 @@ from jax import lax
 
 import contract
 from contract import ContractError, native
-from contract.ops import window
+from contract.ops import convolution
 
 SETTINGS = settings(max_examples=25, deadline=None)
 
@@ -139,7 +139,7 @@ def pool_cases(draw: Any) -> tuple[np.ndarray, tuple[int, ...], Any, Any]:
 def xla_only(fn: Any) -> Any:
     """``fn`` traced with the native conv kernel off: the XLA lowerings, on CPU too."""
     def traced(*args: Any) -> Any:
-        with mock.patch.object(window, "usable", lambda dtype: False):
+        with mock.patch.object(convolution, "usable", lambda dtype: False):
             return jax.jit(fn).lower(*args).compile()(*args)
     return traced
 
@@ -159,7 +159,7 @@ def test_conv_matches_numpy_and_lax(case: Any) -> None:
 # ---------------------------------------------------------------- the native conv kernel
 
 
-needs_kernel = pytest.mark.skipif(not window.usable("float32"),
+needs_kernel = pytest.mark.skipif(not convolution.usable("float32"),
                                   reason="native kernels unavailable: " + native.status())
 
 
@@ -208,12 +208,12 @@ def test_kernel_vmap_over_x_only_and_empty_batches() -> None:
 
 def test_kernel_left_to_xla_for_other_dtypes_and_algorithms() -> None:
     f32 = jnp.float32
-    assert window._on_kernel(f32, f32, "float32", None) == window.usable("float32")
-    assert window._on_kernel(f32, f32, "float32", lax.Precision.DEFAULT) == window.usable("float32")
-    assert not window._on_kernel(jnp.bfloat16, jnp.bfloat16, "bfloat16", None)
-    assert not window._on_kernel(jnp.int8, jnp.int8, "int32", None)
-    assert not window._on_kernel(f32, jnp.float16, "float32", None)
-    assert not window._on_kernel(f32, f32, "float32", lax.DotAlgorithmPreset.BF16_BF16_F32)
+    assert convolution._on_kernel(f32, f32, "float32", None) == convolution.usable("float32")
+    assert convolution._on_kernel(f32, f32, "float32", lax.Precision.DEFAULT) == convolution.usable("float32")
+    assert not convolution._on_kernel(jnp.bfloat16, jnp.bfloat16, "bfloat16", None)
+    assert not convolution._on_kernel(jnp.int8, jnp.int8, "int32", None)
+    assert not convolution._on_kernel(f32, jnp.float16, "float32", None)
+    assert not convolution._on_kernel(f32, f32, "float32", lax.DotAlgorithmPreset.BF16_BF16_F32)
 
 
 @pytest.mark.parametrize("stride,pad", [(1, 0), (2, 0), (2, 1), ((1, 3), (2, 0)), (3, 1)])

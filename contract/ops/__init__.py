@@ -5,7 +5,8 @@ from .lowering import Lowering, lower
 from .moments import batch_stats, mean, std, var
 from .reduce import sum
 from .scan import cumsum
-from .window import conv, sum_pool
+from .convolution import conv
+from .window import sum_pool
 
 __all__ = [
     "Lowering", "batch_stats", "conv", "cumsum", "diagonal", "dot", "lower", "matmul",
