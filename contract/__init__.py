@@ -8,7 +8,8 @@
 from .api import Expression, einsum, expression, plan
 from .caching import set_cache_size
 from .comparison import compare
-from .errors import ContractError
+from .machine import doctor
+from .errors import ContractError, ContractWarning
 from .fusion import jit
 from .ops import (
     Lowering,
@@ -39,6 +40,7 @@ from .spec import Spec, parse
 __all__ = [
     "BatchStats",
     "ContractError",
+    "ContractWarning",
     "Expression",
     "Lowering",
     "OPTIMIZERS",
@@ -52,6 +54,7 @@ __all__ = [
     "conv",
     "cumsum",
     "diagonal",
+    "doctor",
     "dot",
     "dot_general",
     "einsum",

@@ -1,8 +1,8 @@
-"""The one exception users catch: :class:`ContractError`."""
+"""The one exception users catch, :class:`ContractError`, and the one warning, :class:`ContractWarning`."""
 
 from __future__ import annotations
 
-__all__ = ["ContractError", "caret"]
+__all__ = ["ContractError", "ContractWarning", "caret"]
 
 
 class ContractError(ValueError):
@@ -17,6 +17,15 @@ class ContractError(ValueError):
     ... except contract.ContractError as e:
     ...     print(e)
     label 'j' has size 2 in operand 0 but size 3 in operand 1 (spec 'ij,jk->ik')
+    """
+
+
+class ContractWarning(UserWarning):
+    """Said once when something runs slower than it could, with the fix: the
+    CPU kernels off, a fallback taken, a budget that cannot be met.
+
+    >>> issubclass(ContractWarning, UserWarning)
+    True
     """
 
 

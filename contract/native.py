@@ -1,25 +1,27 @@
-"""contract's native CPU kernels, built on first use: a batched BLAS GEMM and a scan.
+"""contract's native CPU kernels: the extension module ``contract._kernels``, loaded once.
 
-``gemm.cc`` and ``scan.cc`` (next to this file) are XLA FFI handlers, compiled
-on first use into one library with the machine's C++ compiler against the FFI
-headers jaxlib installs, into ``$XDG_CACHE_HOME/contract`` (or
-``~/.cache/contract``), keyed by the sources and the jaxlib version, so later
-processes only load it. No BLAS is linked: the GEMM routines' addresses are
-read from SciPy's ``scipy.linalg.cython_blas`` capsules (OpenBLAS in SciPy's
-wheels), or from MKL's ``libmkl_rt`` where the ``mkl`` wheel is installed
-(``pip install contract[mkl]``), and handed to the library once it is loaded.
+``csrc/kernels`` (a batched BLAS GEMM, a conv and a scan, as XLA FFI
+handlers) is compiled by the package build (scikit-build-core + CMake +
+nanobind, docs/install.md), never in a user's process. Loading it here only
+imports the module, checks that the running XLA can call handlers built
+against its FFI API version, and hands it the BLAS routines' addresses: no
+BLAS is linked. They are read from SciPy's ``scipy.linalg.cython_blas``
+capsules (OpenBLAS in SciPy's wheels), or from MKL's ``libmkl_rt`` where the
+``mkl`` wheel is installed (``pip install contract[mkl]``).
 
 Why: XLA's CPU backend runs a complex ``dot`` several times slower than
 OpenBLAS's ``cgemm``, and it has no scan kernel, so a cumsum costs it a
 reduce-window or our triangular products where one add per element would do
-(docs/lowering.md has the figures). Complex GEMM steps on CPU go through
-:mod:`contract.backend.blas`, cumsums through :mod:`contract.backend.scan`.
-Everything degrades cleanly: no compiler, no SciPy, a failed build or
-``CONTRACT_NATIVE=0`` leave :func:`available` False and contract lowers those
-steps with XLA's own operations, as before; :func:`status` says why.
+(docs/lowering.md has the figures). Everything degrades cleanly: an install
+without the kernels, another platform, an FFI version the running jaxlib does
+not know, or a damaged file leave :func:`available` False, contract lowers
+those steps with XLA's own operations, and a :class:`~contract.errors.ContractWarning`
+says so once per process, naming the fix; ``CONTRACT_NATIVE=0`` switches the
+kernels off on purpose (no warning). :func:`status` says why; ``contract
+doctor`` says more.
 
-This module imports no JAX (the planner's report asks it which lowering a
-step gets).
+This module imports no JAX: :mod:`contract.backend.policy` reads it, and the
+planner reads neither.
 
 >>> status() in ("available", "off (CONTRACT_NATIVE=0)") or status().startswith("unavailable")
 True
@@ -28,79 +30,68 @@ True
 from __future__ import annotations
 
 import ctypes
-import hashlib
+import functools
+import importlib
 import importlib.metadata
 import importlib.util
 import os
-import shutil
-import subprocess
-import tempfile
+import re
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Callable
 
-from .caching import memoized
+from .errors import ContractWarning
 
-__all__ = ["BF16_ROUTINE", "BLAS_ENV", "ENV", "LOCAL_THREADS", "ROUTINES", "S8_ROUTINE",
-           "available", "blas", "cpu_has", "library", "status"]
+__all__ = ["BF16_ROUTINE", "BLAS_ENV", "ENV", "LOCAL_THREADS", "REINSTALL", "ROUTINES",
+           "S8_ROUTINE", "Loaded", "available", "blas", "build", "cpu_has", "kernels",
+           "reload", "running_ffi_version", "status"]
 
 ENV = "CONTRACT_NATIVE"
 BLAS_ENV = "CONTRACT_BLAS"
-SOURCES = tuple(Path(__file__).with_name(name)
-                for name in ("gemm.cc", "conv.cc", "scan.cc", "anneal.cc"))
-HEADERS = tuple(Path(__file__).with_name(name) for name in ("blas.h", "parallel.h"))
-# BLAS routine per element type, in the order of gemm.cc's slots.
+# BLAS routine per element type, in the order of the kernel's gemm slots.
 ROUTINES = {"float32": "sgemm", "float64": "dgemm", "complex64": "cgemm", "complex128": "zgemm"}
 # bfloat16 operands, float32 accumulation and result; int8 operands, int32
 # accumulation and result: MKL only.
 BF16_ROUTINE = "cblas_gemm_bf16bf16f32"
 S8_ROUTINE = "cblas_gemm_s8u8s32"
 # With MKL the kernel runs its own tasks on XLA's thread pool, MKL sequential
-# in each (gemm.cc says why).
+# in each (csrc/kernels/gemm.cc says why).
 LOCAL_THREADS = "MKL_Set_Num_Threads_Local"
+# What rebuilds the kernels for the Python and jaxlib that run contract.
+REINSTALL = ("pip install --force-reinstall --no-deps --no-build-isolation contract "
+             "(from a checkout: pip install -e .); docs/install.md")
 
 
-def _include_dir() -> Path | None:
-    """jaxlib's FFI headers (what ``jax.ffi.include_dir()`` returns), found without importing JAX."""
+@dataclass(frozen=True)
+class Loaded:
+    """The outcome of loading the kernels: the module (or None), why not, the BLAS."""
+
+    module: ModuleType | None
+    status: str
+    blas: str | None
+
+
+def running_ffi_version() -> tuple[int, int] | None:
+    """The newest XLA FFI API version the installed jaxlib implements (read
+    from the headers it ships, without importing JAX), or None if unknown.
+
+    >>> running_ffi_version() is None or running_ffi_version() >= (0, 1)
+    True
+    """
     spec = importlib.util.find_spec("jaxlib")
     if spec is None or not spec.submodule_search_locations:
         return None
-    inc = Path(list(spec.submodule_search_locations)[0]) / "include"
-    return inc if (inc / "xla" / "ffi" / "api" / "ffi.h").is_file() else None
-
-
-def _build_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "contract"
-
-
-def _build(include: Path) -> Path:
-    """The compiled library for these sources and jaxlib, building it if needed."""
-    key = hashlib.sha256(b"".join(src.read_bytes() for src in SOURCES + HEADERS)
-                         + importlib.metadata.version("jaxlib").encode())
-    target = _build_dir() / f"kernels-{key.hexdigest()[:16]}.so"
-    if target.is_file():
-        return target
-    compiler = os.environ.get("CXX") or shutil.which("c++") or shutil.which("g++")
-    if compiler is None:
-        raise OSError("no C++ compiler (c++, g++ or $CXX) on PATH")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Built under a temporary name and renamed: processes racing to build
-    # (an SPMD launch) each see either no library or a whole one.
-    fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
-    os.close(fd)
-    # -O3, not -O2: GCC vectorizes the scan's loops only there (1.6x, measured).
-    cmd = [compiler, "-O3", "-std=c++17", "-shared", "-fPIC", "-w", f"-I{include}",
-           *map(str, SOURCES), "-o", tmp]
+    header = Path(list(spec.submodule_search_locations)[0]) / "include/xla/ffi/api/c_api.h"
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-        if done.returncode != 0:
-            names = " and ".join(src.name for src in SOURCES)
-            raise OSError(f"compiling {names} failed: {done.stderr.strip()[-500:]}")
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return target
+        text = header.read_text()
+    except OSError:
+        return None
+    found = [re.search(rf"#define XLA_FFI_API_{part}\s+(\d+)", text) for part in ("MAJOR", "MINOR")]
+    if None in found:
+        return None
+    return int(found[0].group(1)), int(found[1].group(1))
 
 
 def _scipy_pointer(name: str) -> int:
@@ -127,58 +118,111 @@ def _mkl() -> ctypes.CDLL | None:
     return None
 
 
-def _blas() -> tuple[str, Callable[[str], int | None]]:
-    """(which BLAS, routine name -> address or None): MKL where its wheel is installed
-    (``contract[mkl]``; ``CONTRACT_BLAS=openblas`` declines it), else SciPy's
-    OpenBLAS. MKL's batched GEMMs run about twice as fast on this CPU
-    (docs/lowering.md), so real batched steps use the kernel only with it.
-    :data:`LOCAL_THREADS` is MKL's C function (lower-case, it is the Fortran one, which takes a pointer)."""
+def _blas() -> tuple[str, Callable[[str], int]]:
+    """(which BLAS, routine name -> address, 0 where it has none): MKL where its
+    wheel is installed (``contract[mkl]``; ``CONTRACT_BLAS=openblas`` declines
+    it), else SciPy's OpenBLAS. MKL's batched GEMMs run about twice as fast on
+    this CPU (docs/lowering.md), so real batched steps use the kernel only
+    with it. :data:`LOCAL_THREADS` is MKL's C function (lower-case, it is the
+    Fortran one, which takes a pointer)."""
     mkl = None if os.environ.get(BLAS_ENV, "").strip().lower() == "openblas" else _mkl()
     if mkl is not None:
         return "mkl", lambda name: ctypes.cast(
-            getattr(mkl, name if name == LOCAL_THREADS else f"{name}_"), ctypes.c_void_p).value
+            getattr(mkl, name if name == LOCAL_THREADS else f"{name}_"), ctypes.c_void_p).value or 0
     mkl_only = (BF16_ROUTINE, S8_ROUTINE, LOCAL_THREADS)
-    return "openblas", lambda name: None if name in mkl_only else _scipy_pointer(name)
+    return "openblas", lambda name: 0 if name in mkl_only else _scipy_pointer(name)
 
 
-@memoized("native kernel", 1)
-def _load() -> tuple[ctypes.CDLL | None, str, str | None]:
-    """(the loaded library, "available", its BLAS), or (None, why not, None)."""
+def _unavailable(why: str, fix: str) -> Loaded:
+    """The kernels are off for ``why``: said once per process (this runs once)."""
+    warnings.warn(f"contract's CPU kernels are off: {why}. Results stay right on XLA's own "
+                  f"lowering, only slower (complex GEMMs, cumsums, convs). To fix: {fix}.",
+                  ContractWarning, stacklevel=4)
+    return Loaded(None, f"unavailable: {why}", None)
+
+
+@functools.cache
+def _load() -> Loaded:
+    """Import, check and set up ``contract._kernels``, once per process (a
+    process fact: :func:`contract.clear_caches` keeps it)."""
     if os.environ.get(ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return None, f"off ({ENV}=0)", None
-    include = _include_dir()
-    if include is None:
-        return None, "unavailable: jaxlib's FFI headers are missing", None
+        return Loaded(None, f"off ({ENV}=0)", None)
     try:
-        lib = ctypes.CDLL(str(_build(include)))
-        which, pointer = _blas()
+        module = importlib.import_module("contract._kernels")
+    except ModuleNotFoundError:
+        return _unavailable("contract was installed without its FFI kernels (CONTRACT_FFI=OFF, "
+                            "or a build for another platform)", f"reinstall with a C++ compiler: {REINSTALL}")
+    except (ImportError, OSError) as e:  # a damaged or foreign file
+        return _unavailable(f"the extension contract._kernels does not load ({e})",
+                            f"reinstall it: {REINSTALL}")
+    built, running = tuple(module.FFI_API_VERSION), running_ffi_version()
+    if running is not None and (built[0] != running[0] or built[1] > running[1]):
+        return _unavailable(
+            f"they were built against XLA FFI API {built[0]}.{built[1]} (jaxlib "
+            f"{module.JAXLIB_VERSION}), which the running jaxlib "
+            f"{importlib.metadata.version('jaxlib')} (FFI API {running[0]}.{running[1]}) "
+            "does not support", f"pip install --upgrade jaxlib, or rebuild against this jaxlib: {REINSTALL}")
+    which, pointer = _blas()
+    try:
         for slot, routine in enumerate(ROUTINES.values()):
-            if lib.contract_set_gemm(slot, ctypes.c_void_p(pointer(routine))):
-                raise OSError(f"could not install {routine}")
-        lib.contract_set_gemm_bf16(ctypes.c_void_p(pointer(BF16_ROUTINE)))
-        lib.contract_set_gemm_s8(ctypes.c_void_p(pointer(S8_ROUTINE)))
-        lib.contract_set_local_threads(ctypes.c_void_p(pointer(LOCAL_THREADS)))
-    except (OSError, ImportError, KeyError, AttributeError, subprocess.SubprocessError) as e:
-        return None, f"unavailable: {e}", None
-    return lib, "available", which
+            module.set_gemm(slot, pointer(routine))
+        module.set_gemm_bf16(pointer(BF16_ROUTINE))
+        module.set_gemm_s8(pointer(S8_ROUTINE))
+        module.set_local_threads(pointer(LOCAL_THREADS))
+    except (ImportError, KeyError, AttributeError, OSError) as e:  # no SciPy, or a BLAS lacking a routine
+        return _unavailable(f"no BLAS for the GEMM kernel ({type(e).__name__}: {e})",
+                            "pip install scipy (OpenBLAS) or contract[mkl]")
+    return Loaded(module, "available", which)
 
 
-def library() -> ctypes.CDLL | None:
-    """The loaded kernel library, or None (see :func:`status`)."""
-    return _load()[0]
+def reload() -> None:
+    """Forget this process's load: the next use reads ``CONTRACT_NATIVE`` and
+    ``CONTRACT_BLAS`` again, and warns again if the kernels are off. For tests
+    that switch the kernels; targets already registered with JAX stay."""
+    _load.cache_clear()
+
+
+def kernels() -> ModuleType | None:
+    """The loaded ``contract._kernels`` module, or None (see :func:`status`)."""
+    return _load().module
 
 
 def available() -> bool:
-    """Whether the native kernels are built and loaded in this process."""
-    return _load()[0] is not None
+    """Whether the native kernels are loaded in this process."""
+    return _load().module is not None
 
 
 def status() -> str:
     """``"available"``, or why the kernels are not used."""
-    return _load()[1]
+    return _load().status
 
 
-@memoized("cpu flags", 1)
+def blas() -> str | None:
+    """The BLAS the GEMM kernel calls: ``"mkl"``, ``"openblas"``, or None without the kernels."""
+    return _load().blas
+
+
+def build() -> dict[str, object]:
+    """How the kernels were built, and whether this jaxlib runs them (for ``contract doctor``).
+
+    >>> sorted(build())[:3]
+    ['compiler', 'ffi_api', 'jaxlib']
+    """
+    try:
+        module = importlib.import_module("contract._kernels")
+    except (ImportError, OSError):
+        return {"compiler": None, "ffi_api": None, "jaxlib": None, "path": None,
+                "running_ffi_api": _dotted(running_ffi_version())}
+    return {"compiler": module.COMPILER, "ffi_api": _dotted(tuple(module.FFI_API_VERSION)),
+            "jaxlib": module.JAXLIB_VERSION, "path": module.__file__,
+            "running_ffi_api": _dotted(running_ffi_version())}
+
+
+def _dotted(version: tuple[int, ...] | None) -> str | None:
+    return None if version is None else ".".join(map(str, version))
+
+
+@functools.cache
 def _cpu_flags() -> frozenset[str]:
     try:
         text = Path("/proc/cpuinfo").read_text()
@@ -195,8 +239,3 @@ def cpu_has(flag: str) -> bool:
     False
     """
     return flag in _cpu_flags()
-
-
-def blas() -> str | None:
-    """The BLAS the GEMM kernel calls: ``"mkl"``, ``"openblas"``, or None without the kernels."""
-    return _load()[2]

@@ -7,7 +7,16 @@ import math
 import numpy as np
 import opt_einsum
 
-__all__ = ["NETWORKS", "OUTPUT_ONLY", "budget", "operands", "path_cost", "ring_graph"]
+__all__ = ["NETWORKS", "OUTPUT_ONLY", "budget", "operands", "path_cost", "rearm", "ring_graph"]
+
+
+def rearm() -> None:
+    """After switching the kernels (CONTRACT_NATIVE, CONTRACT_BLAS, a patched
+    loader): forget the loaded kernels and every compiled lowering."""
+    import contract  # noqa: PLC0415 - keeps this module importable without JAX set up
+
+    contract.native.reload()
+    contract.clear_caches(disk=False)
 
 
 def path_cost(inputs, output, sizes, path) -> float:

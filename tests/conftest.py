@@ -14,6 +14,7 @@ import pytest
 
 import contract
 from contract import native
+from tests._helpers import rearm
 
 # reason text (as the test gives it) -> why such a skip is acceptable.
 ALLOWED_SKIPS = {
@@ -29,32 +30,15 @@ def _quiet_float64_truncation() -> None:
 
 @pytest.fixture(params=["native", "portable"])
 def kernel(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """Run a test with contract's native kernels (contract/native.py: BLAS GEMM,
-    scan) and again with them turned off (``CONTRACT_NATIVE=0``): the portable
+    """Run a test with contract's native kernels (contract._kernels: BLAS GEMM,
+    conv, scan) and again with them turned off (``CONTRACT_NATIVE=0``): the portable
     XLA lowering every machine must have."""
     if request.param == "portable":
         monkeypatch.setenv(native.ENV, "0")
-    contract.clear_caches(disk=False)  # native reads the switch again, plans re-lower
+    rearm()  # native reads the switch again, plans re-lower
     yield request.param
     monkeypatch.undo()
-    contract.clear_caches(disk=False)
-
-
-@pytest.fixture(params=["compiled", "python"])
-def loop(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    """Run a planner test with the compiled annealing loop (contract/anneal.cc,
-    built by contract/native.py) and again with the Python loop that stands
-    in without it (``CONTRACT_NATIVE=0``)."""
-    from contract.planner.optimizers import compiled
-
-    if request.param == "python":
-        monkeypatch.setenv(native.ENV, "0")
-    contract.clear_caches(disk=False)
-    # CI has a compiler: the compiled loop must be there, not skipped silently.
-    assert compiled.available() == (request.param == "compiled"), native.status()
-    yield request.param
-    monkeypatch.undo()
-    contract.clear_caches(disk=False)
+    rearm()
 
 
 @pytest.hookimpl(hookwrapper=True)

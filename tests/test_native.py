@@ -18,7 +18,8 @@ from jax.test_util import check_grads
 import contract
 from contract import native
 from contract.backend.blas import gemm_dot, usable
-from contract.planner.costs import cpu_lowerings
+from contract.backend.policy import lowerings
+from tests._helpers import rearm
 
 DIMS = [  # lhs shape, rhs shape, dot_general dimension numbers
     ((4, 5), (5, 3), (((1,), (0,)), ((), ()))),
@@ -122,39 +123,88 @@ def _fallback_is_right() -> None:
     assert _calls(hlo.as_text()) == []
 
 
-def test_switched_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def _broken(monkeypatch: pytest.MonkeyPatch, how: str, tmp_path: Any) -> None:
+    """Make the next load meet the kernels missing, damaged or built for an
+    FFI version this jaxlib lacks (the three ways an install can go wrong)."""
+    import importlib.machinery
+    import importlib.util
+    import sys
+
+    monkeypatch.delitem(sys.modules, "contract._kernels", raising=False)
+    if how == "missing":  # installed with CONTRACT_FFI=OFF: no module at all
+        monkeypatch.setitem(sys.modules, "contract._kernels", None)
+    elif how == "damaged":  # a truncated file, as a full disk leaves it
+        path = tmp_path / ("_kernels" + importlib.machinery.EXTENSION_SUFFIXES[0])
+        path.write_bytes(b"\x7fELF" + b"\0" * 60)
+
+        class Finder:
+            @staticmethod
+            def find_spec(name: str, *_: Any) -> Any:
+                if name != "contract._kernels":
+                    return None
+                return importlib.util.spec_from_file_location(name, path)
+
+        monkeypatch.setattr(sys, "meta_path", [Finder(), *sys.meta_path])
+    else:  # built against a newer FFI API than the running jaxlib has
+        monkeypatch.setattr(native, "running_ffi_version", lambda: (0, 0))
+    rearm()
+
+
+@pytest.mark.parametrize("how, why", [
+    ("missing", "installed without its FFI kernels"),
+    ("damaged", "does not load"),
+    ("version", r"built against XLA FFI API \d+\.\d+ .* does not support"),
+])
+def test_unusable_kernels_warn_once_and_results_stay_right(
+        how: str, why: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    _broken(monkeypatch, how, tmp_path)
+    try:
+        with pytest.warns(contract.ContractWarning, match=why) as said:
+            assert native.status().startswith("unavailable: ") and not usable("complex64")
+            _fallback_is_right()
+            facts = contract.doctor()
+        assert len([w for w in said if issubclass(w.category, contract.ContractWarning)]) == 1
+        assert "pip install" in str(said[0].message)  # the fix, named
+        assert facts["kernels"]["status"] == native.status()
+        assert "CPU kernels   unavailable" in str(contract.plan("ij,jk->ik", (4, 4), (4, 4)))
+    finally:
+        monkeypatch.undo()
+        rearm()
+
+
+def test_switched_off_on_purpose_is_not_warned(monkeypatch: pytest.MonkeyPatch) -> None:
+    import warnings
+
     monkeypatch.setenv(native.ENV, "0")
-    contract.clear_caches(disk=False)
+    rearm()
     try:
-        assert native.status() == "off (CONTRACT_NATIVE=0)" and not usable("complex64")
-        _fallback_is_right()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", contract.ContractWarning)
+            assert native.status() == "off (CONTRACT_NATIVE=0)"
+            _fallback_is_right()
     finally:
         monkeypatch.undo()
-        contract.clear_caches(disk=False)
+        rearm()
 
 
-def test_no_compiler_falls_back(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # nothing built there yet
-    monkeypatch.setenv("CXX", str(tmp_path / "no-such-compiler"))
-    contract.clear_caches(disk=False)
-    try:
-        assert native.status().startswith("unavailable: ") and not usable("complex64")
-        _fallback_is_right()
-    finally:
-        monkeypatch.undo()
-        contract.clear_caches(disk=False)
+def test_nothing_is_compiled_or_written_at_run_time(tmp_path: Any) -> None:
+    """A cold process with an empty home and cache and no compiler on PATH
+    loads the kernels the package build made, and writes nothing there."""
+    import os
+    import subprocess
+    import sys
 
-
-def test_a_fresh_cache_directory_builds_the_kernel(monkeypatch: pytest.MonkeyPatch,
-                                                   tmp_path: Any) -> None:
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    contract.clear_caches(disk=False)
-    try:
-        assert native.status() == "available"
-        assert [p.suffix for p in (tmp_path / "contract").iterdir()] == [".so"]
-    finally:
-        monkeypatch.undo()
-        contract.clear_caches(disk=False)
+    env = {**os.environ, "HOME": str(tmp_path), "XDG_CACHE_HOME": str(tmp_path / "cache"),
+           "PATH": str(tmp_path), "CXX": str(tmp_path / "no-compiler")}
+    code = ("import numpy as np, contract\n"
+            "a = (np.arange(6.0) + 1j).reshape(2, 3).astype(np.complex64)\n"
+            "assert np.allclose(contract.einsum('ij,kj->ik', a, a), a @ a.T)\n"
+            "print(contract.native.status())")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["available"]
+    assert [p.name for p in tmp_path.iterdir()] == []
 
 
 def test_ci_has_mkl_and_openblas_is_the_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -165,13 +215,13 @@ def test_ci_has_mkl_and_openblas_is_the_fallback(monkeypatch: pytest.MonkeyPatch
     dims = (((2,), (1,)), ((0,), (0,)))
     with_mkl = np.asarray(gemm_dot(a, b, dims))
     monkeypatch.setenv(native.BLAS_ENV, "openblas")
-    contract.clear_caches(disk=False)
+    rearm()
     try:
         assert native.status() == "available" and native.blas() == "openblas"
         np.testing.assert_allclose(gemm_dot(a, b, dims), with_mkl, rtol=1e-5, atol=1e-5)
     finally:
         monkeypatch.undo()
-        contract.clear_caches(disk=False)
+        rearm()
 
 
 @pytest.mark.parametrize("spec, shapes, calls", [
@@ -200,10 +250,10 @@ def amx(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iter
     has = native.cpu_has
     monkeypatch.setattr(native, "cpu_has",
                         lambda f: request.param if f in ("amx_bf16", "amx_int8") else has(f))
-    contract.clear_caches(disk=False)
+    rearm()
     yield request.param
     monkeypatch.undo()
-    contract.clear_caches(disk=False)
+    rearm()
 
 
 @pytest.mark.parametrize("spec, shapes, batched", [
@@ -233,7 +283,7 @@ def test_bfloat16_steps_take_mkl_where_it_wins(spec: str, shapes: list, batched:
     # step's result to bfloat16 itself.
     want = ([f"contract_gemm_{'bf16' if amx else 'bf16w_bf16'}"] if batched and native_ else [])
     assert _calls(fn.lower(*ops).compile().as_text()) == want
-    (step,) = cpu_lowerings(contract.plan(spec, *ops))
+    (step,) = lowerings(contract.plan(spec, *ops))
     wide = not amx and (batched and native_ or min(shapes[0] + shapes[1]) >= 256)
     assert ("1 MKL gemm" in step, "bfloat16 read as float32" in step) == (bool(want), wide)
     grad = jax.grad(lambda x: contract.einsum(spec, x, ops[1]).astype(jnp.float32).sum())(ops[0])

@@ -32,9 +32,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from .. import native
-from ..planner.costs import KEPT, compute_dtype, real_lowering, step_dtype
+from ..planner.costs import KEPT, compute_dtype
 from .ffi import registered
+from .policy import capabilities, real_step as decide
 
 __all__ = ["cpu_dtype", "gemm_dot", "real_step", "usable"]
 
@@ -49,36 +49,31 @@ def usable(dtype: Any) -> bool:
     """Whether a step in ``dtype`` may run as a BLAS GEMM in this process
     (bfloat16 and int8 only with MKL, the one BLAS here that has them)."""
     name = jnp.dtype(dtype).name
-    return (name in _TARGET and (name not in KEPT or native.blas() == "mkl")
+    return (name in _TARGET and (name not in KEPT or capabilities().mkl)
             and jax.device_count() == 1
             and registered("contract_gemm", (*_TARGET.values(), "f32_bf16", "bf16w", "bf16w_bf16")))
 
 
 def real_step(dtype: Any, batch: int, m: int, n: int, k: int) -> bool:
     """Whether a real float step of these sizes, its operands in ``dtype``,
-    runs as the kernel (with MKL only:
-    :func:`contract.planner.costs.real_lowering` has the rule and figures).
+    runs as the kernel (:func:`contract.backend.policy.real_step` decides).
 
     >>> real_step("int32", 64, 128, 128, 128)
     False
     """
-    return (native.blas() == "mkl"
-            and real_lowering(batch, m, n, k, mkl=True, dtype=jnp.dtype(dtype).name,
-                              amx_int8=native.cpu_has("amx_int8")) == "blas"
+    return (decide(jnp.dtype(dtype).name, batch, m, n, k).how == "blas"
             and usable(dtype))
 
 
 def cpu_dtype(dtype: Any, batch: int, m: int, n: int, k: int) -> Any:
     """The dtype a real step of these sizes multiplies operands held in
-    ``dtype`` in on this CPU (:func:`contract.planner.costs.step_dtype`:
+    ``dtype`` in on this CPU (:func:`contract.backend.policy.real_step`:
     bfloat16 reads as float32 where that is faster, on CPUs without AMX).
 
     >>> cpu_dtype("float32", 1, 8, 8, 8)
     dtype('float32')
     """
-    name = jnp.dtype(dtype).name
-    return jnp.dtype(step_dtype(name, batch, m, n, k, mkl=native.blas() == "mkl",
-                                amx=native.cpu_has("amx_bf16")))
+    return jnp.dtype(decide(jnp.dtype(dtype).name, batch, m, n, k).dtype)
 
 
 def _result(dtype: Any) -> Any:

@@ -58,8 +58,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..planner.costs import complex_lowering as method
 from .blas import gemm_dot, usable
+from .policy import complex_lowering as method
 
 __all__ = ["METHODS", "complex_dot", "dot_sizes", "method", "real_dtype"]
 

@@ -23,8 +23,9 @@ Jermyn, "Algorithms for tensor network contraction ordering", Mach. Learn.:
 Sci. Technol. 1 (2020) 035001.
 
 The network is anything with ``legs`` (a leg bitset per leaf), ``out`` (the
-output's legs) and ``size(bits)`` (the product of the sizes of those legs), as
-``contract.planner.optimizers.tree._Net`` has.
+output's legs) and ``log`` (each leg's log2 size), as
+:class:`contract.planner.optimizers.tree.Net` has. The move loop runs in C++
+(:mod:`.compiled`); this module turns trees into its flat arrays and back.
 
 >>> import random
 >>> from contract.planner.optimizers.hq import _Net, tree_flops
@@ -37,7 +38,6 @@ output's legs) and ``size(bits)`` (the product of the sizes of those legs), as
 
 from __future__ import annotations
 
-import math
 import random
 import time
 from typing import Any, Callable
@@ -94,52 +94,6 @@ def _nested(shape: tuple[list[int], list[int]], n: int) -> Tree:
     return built[root] if root >= n else root
 
 
-class _Arrays:
-    """A binary tree over ``n`` leaves as flat arrays: node ``v < n`` is leaf
-    ``v``; internal nodes are ``n .. 2n-2``. Flat arrays make a rotation a few
-    list writes rather than a rebuild of nested tuples.
-
-    Besides each node's legs, a node keeps ``raw`` (every leg of the leaves
-    under it) and ``ext`` (every leg of the leaves outside it): a node's legs
-    are its children's legs that the outside or the output still needs. A
-    rotation changes ``raw`` and ``ext`` of the rewritten child only, so
-    legs follow with three bitset operations, hyperedges or not.
-    """
-
-    def __init__(self, net: Any, shape: tuple[list[int], list[int]],
-                 objective: Objective = FLOPS) -> None:
-        n = self.n = len(net.legs)
-        self.net = net
-        self.legs = list(net.legs) + [0] * (n - 1)
-        self.raw = list(net.legs) + [0] * (n - 1)
-        self.ext = [0] * (2 * n - 1)
-        self.cost = [0.0] * (2 * n - 1)
-        self.left, self.right = shape  # from _indexed
-        self.root = 2 * n - 2
-        for v in range(n, self.root + 1):  # children before parents (post-order ids)
-            self.raw[v] = self.raw[self.left[v]] | self.raw[self.right[v]]
-        out, legs, raw, ext = net.out, self.legs, self.raw, self.ext
-        for v in range(self.root, n - 1, -1):  # parents before children
-            a, b = self.left[v], self.right[v]
-            ext[a], ext[b] = ext[v] | raw[b], ext[v] | raw[a]
-        for v in range(n, self.root + 1):  # children before parents
-            both = legs[self.left[v]] | legs[self.right[v]]
-            legs[v] = both & (ext[v] | out)
-            self.cost[v] = objective.node(net.size(both), net.size(legs[v]))
-
-    def total(self) -> float:
-        return sum(self.cost[self.n:])
-
-    def snapshot(self) -> tuple[list[int], list[int]]:
-        """The tree's shape (two list copies: cheap, where :meth:`tree`
-        builds tuples)."""
-        return self.left[:], self.right[:]
-
-    def tree(self, shape: tuple[list[int], list[int]] | None = None) -> Tree:
-        """The nested-tuple tree (of a :meth:`snapshot`)."""
-        return _nested(shape or (self.left, self.right), self.n)
-
-
 def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random,
            hot: float = 3.0, cold: float = 0.05, focus: float = 0.0,
            objective: Objective = FLOPS,
@@ -157,8 +111,8 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
     FLOP count by default); ``progress(done, moves)`` is called every 1000
     moves (it only reports: the run is the same with or without it).
 
-    The compiled loop (:mod:`.compiled`) runs the moves where the native
-    library is built; this Python loop otherwise."""
+    The moves run in C++ (:mod:`.compiled`, the extension ``contract._anneal``
+    built with the package), with the GIL released."""
     n = len(net.legs)
     if n < 3:
         return tree
@@ -168,79 +122,4 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
     shape = _indexed(tree, n)
     changed = compiled.anneal(net, shape, moves, rng.getrandbits(64), hot, cold, focus,
                               objective, seconds, progress)
-    if changed is not None:
-        return _nested(shape, n) if changed else tree
-    t = _Arrays(net, shape, objective)
-    left, right, legs, raw, ext, cost = t.left, t.right, t.legs, t.raw, t.ext, t.cost
-    size, out = net.size, net.out
-    # None: the FLOP count, inlined (the common case, and the fastest).
-    node = None if objective == FLOPS else objective.node
-    uniform = getattr(net, "uniform", None) if node is None else None
-    base, mask, cap = uniform or (2.0, 0, 0)
-    mixed = getattr(net, "mixed", None) if node is None else None
-    x1, m1, x2, m2, x3, m3 = mixed or (0.0, 0, 0.0, 0, 0.0, 0)
-    rand, exp, log2 = rng.random, math.exp, math.log2
-    total = t.total()
-    best_total, best = total, None  # None: the starting tree
-    temp, done = hot, 0
-    while done < moves:
-        # Every 1000 moves: cool, re-sum the total (float drift over a long
-        # run of +/- updates), keep a copy if it is the best so far.
-        if done % 1000 == 0:
-            if time.perf_counter() > deadline:
-                break
-            if progress is not None:
-                progress(done, moves)
-            temp = hot * (cold / hot) ** (done / moves)
-            total = t.total()
-            if total < best_total:
-                best_total, best = total, t.snapshot()
-            if focus:
-                floor = max(cost) * 1e-4
-                costly = [v for v in range(n, 2 * n - 1) if cost[v] >= floor]
-                picks = len(costly)
-        done += 1
-        if focus and rand() < focus:
-            p = costly[int(rand() * picks)]
-        else:
-            p = n + int(rand() * (n - 1))
-        x, y = (left[p], right[p]) if rand() < 0.5 else (right[p], left[p])
-        if y < n:
-            if x < n:
-                continue
-            x, y = y, x
-        g, h = (left[y], right[y]) if rand() < 0.5 else (right[y], left[y])
-        lx, lg = legs[x], legs[g]
-        ey = ext[p] | raw[h]
-        ly = (lx | lg) & (ey | out)
-        if uniform:  # FLOPs, one leg size: size() inlined (a third of a move's time)
-            c = ((lx | lg) & mask).bit_count()
-            cy = base ** (c if c < cap else cap)
-            c = ((ly | legs[h]) & mask).bit_count()
-            cp = base ** (c if c < cap else cap)
-        elif mixed:  # FLOPs, two or three leg sizes: as _size_function counts them
-            b = lx | lg
-            e = x1 * (b & m1).bit_count() + x2 * (b & m2).bit_count() + x3 * (b & m3).bit_count()
-            cy = 2.0 ** (e if e < 1000.0 else 1000.0)
-            b = ly | legs[h]
-            e = x1 * (b & m1).bit_count() + x2 * (b & m2).bit_count() + x3 * (b & m3).bit_count()
-            cp = 2.0 ** (e if e < 1000.0 else 1000.0)
-        elif node is None:
-            cy = size(lx | lg)
-            cp = size(ly | legs[h])
-        else:  # p keeps its leaves, hence its result: only its contraction changes
-            cy = node(size(lx | lg), size(ly))
-            cp = node(size(ly | legs[h]), size(legs[p]))
-        delta = cy + cp - cost[y] - cost[p]
-        # Judged against the two nodes' own cost, not the whole tree's: see
-        # the module docstring.
-        if delta > 0 and rand() >= exp(-log2(1 + delta / (cost[y] + cost[p])) / temp):
-            continue
-        left[y], right[y], left[p], right[p] = x, g, y, h
-        legs[y], raw[y], ext[y], cost[y], cost[p] = ly, raw[x] | raw[g], ey, cy, cp
-        total += delta
-    if progress is not None:
-        progress(moves, moves)
-    if t.total() < best_total:
-        return t.tree()
-    return tree if best is None else t.tree(best)
+    return _nested(shape, n) if changed else tree

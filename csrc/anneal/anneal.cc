@@ -2,8 +2,11 @@
 // in C++: the same rotations, the same local acceptance rule, the same
 // cooling and the same objectives, ~30x faster than the Python loop, which
 // spends a move's 3-7 us on interpreter overhead around a few bitset
-// operations. The planner calls it through ctypes (no JAX involved) and
-// falls back to the Python loop when the library is not built.
+// operations. It is the extension module contract._anneal (nanobind), always
+// built with the package: it needs no XLA and no BLAS, and a plan must not
+// depend on whether a compiler was present. The planner calls it from
+// contract/planner/optimizers/compiled.py with the GIL released, so threads
+// plan in parallel.
 //
 // A tree over n leaves is two index arrays: node v < n is leaf v, internal
 // nodes are n .. 2n-2 and the root is 2n-2. Leg sets are bitsets of `words`
@@ -18,7 +21,12 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <functional>
+#include <string>
 #include <vector>
+
+#include "nanobind/nanobind.h"
+#include "nanobind/ndarray.h"
 
 namespace {
 
@@ -104,7 +112,7 @@ class Annealer {
   // Returns 1 when the tree left in left/right differs from the start, 0
   // when the start was the best seen (left/right then hold it unchanged).
   int Run(int64_t moves, uint64_t seed, double hot, double cold, double focus,
-          double seconds, void (*progress)(int64_t, int64_t)) {
+          double seconds, const std::function<void(int64_t, int64_t)>& progress) {
     Rng rng(seed);
     std::vector<int32_t> best_left(left_, left_ + nodes_), best_right(right_, right_ + nodes_);
     bool improved = false;
@@ -121,7 +129,7 @@ class Annealer {
         const double elapsed =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
         if (elapsed > seconds) break;
-        if (progress != nullptr) progress(done, moves);
+        if (progress) progress(done, moves);
         temp = hot * std::pow(cold / hot, double(done) / double(moves));
         const double total = Total();
         if (total < best_total) {
@@ -188,7 +196,7 @@ class Annealer {
       cost_[y] = cy;
       cost_[p] = cp;
     }
-    if (progress != nullptr) progress(moves, moves);
+    if (progress) progress(moves, moves);
     if (Total() < best_total) return 1;
     std::copy(best_left.begin(), best_left.end(), left_);
     std::copy(best_right.begin(), best_right.end(), right_);
@@ -262,21 +270,50 @@ class Annealer {
   std::vector<uint64_t> tmp_;
 };
 
-}  // namespace
+namespace nb = nanobind;
+using Bits = nb::ndarray<const uint64_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using Children = nb::ndarray<int32_t, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
+using Logs = nb::ndarray<const double, nb::ndim<1>, nb::c_contig, nb::device::cpu>;
 
 // Anneals the tree in left/right (2n-1 entries each, root 2n-2) for `moves`
 // rotations, or until `seconds` have passed (a fuse), and leaves the best
-// tree seen there. Returns 1 if that is not the start tree, 0 if it is, -1
-// for bad arguments. `progress(done, moves)`, if not null, is called every
-// 1000 moves.
-extern "C" int contract_anneal(int32_t n, int32_t words, const uint64_t* leaf_legs,
-                               const uint64_t* out, int32_t classes, const double* class_log2,
-                               const uint64_t* class_masks, int32_t* left, int32_t* right,
-                               int64_t moves, uint64_t seed, double hot, double cold,
-                               double focus, int32_t kind, double factor, double limit,
-                               double seconds, void (*progress)(int64_t, int64_t)) {
-  if (n < 3 || words < 1 || classes < 0 || kind < 0 || kind > 3 || moves < 0) return -1;
-  Annealer annealer(n, words, leaf_legs, out, classes, class_log2, class_masks, left, right,
-                    Objective{kind, factor, limit});
-  return annealer.Run(moves, seed, hot, cold, focus, seconds, progress);
+// tree seen there. Returns True if that is not the start tree. `progress(done,
+// moves)`, if not None, is called every 1000 moves (with the GIL held).
+bool Anneal(int32_t n, int32_t words, Bits leaf_legs, Bits out, Logs class_log2,
+            Bits class_masks, Children left, Children right, int64_t moves, uint64_t seed,
+            double hot, double cold, double focus, int32_t kind, double factor, double limit,
+            double seconds, nb::object progress) {
+  const size_t nodes = 2 * size_t(n) - 1, classes = class_log2.shape(0);
+  auto require = [](bool ok, const std::string& what) {
+    if (!ok) throw nb::value_error(("anneal: " + what).c_str());
+  };
+  require(n >= 3 && words >= 1, "needs at least 3 leaves and 1 word per leg set");
+  require(kind >= 0 && kind <= 3, "objective kind must be 0..3");
+  require(moves >= 0, "moves must be >= 0");
+  require(leaf_legs.shape(0) == size_t(n) * words, "leaf_legs must hold n * words words");
+  require(out.shape(0) == size_t(words), "out must hold words words");
+  require(class_masks.shape(0) == classes * words, "class_masks must hold classes * words words");
+  require(left.shape(0) == nodes && right.shape(0) == nodes, "left and right must hold 2n - 1 nodes");
+  std::function<void(int64_t, int64_t)> report;
+  if (!progress.is_none())
+    report = [&progress](int64_t done, int64_t total) {
+      nb::gil_scoped_acquire held;
+      progress(done, total);
+    };
+  nb::gil_scoped_release released;
+  Annealer annealer(n, words, leaf_legs.data(), out.data(), int(classes), class_log2.data(),
+                    class_masks.data(), left.data(), right.data(), Objective{kind, factor, limit});
+  return annealer.Run(moves, seed, hot, cold, focus, seconds, report) == 1;
+}
+
+}  // namespace
+
+NB_MODULE(_anneal, m) {
+  m.doc() = "contract's contraction-tree annealer (planner code: no XLA, no BLAS).";
+  m.def("anneal", &Anneal, nb::arg("n"), nb::arg("words"), nb::arg("leaf_legs"), nb::arg("out"),
+        nb::arg("class_log2"), nb::arg("class_masks"), nb::arg("left"), nb::arg("right"),
+        nb::arg("moves"), nb::arg("seed"), nb::arg("hot"), nb::arg("cold"), nb::arg("focus"),
+        nb::arg("kind"), nb::arg("factor"), nb::arg("limit"), nb::arg("seconds"),
+        nb::arg("progress").none(),
+        "Anneal the tree in left/right in place; True if it is not the start tree.");
 }

@@ -1,5 +1,6 @@
 // The BLAS routines the FFI handlers call (gemm.cc, conv.cc): installed by
-// address from Python at load time (contract/native.py), never linked.
+// address from Python at load time (contract/native.py, through the setters
+// below that module.cc exposes), never linked.
 #pragma once
 
 #include "xla/ffi/api/ffi.h"
@@ -24,3 +25,9 @@ using SetLocalThreads = int(int);
 extern SetLocalThreads* set_local_threads;
 
 }  // namespace contract
+
+// The setters, defined in gemm.cc: each returns 0, or 1 for a bad slot.
+extern "C" int contract_set_gemm(int slot, void* fn);
+extern "C" int contract_set_gemm_bf16(void* fn);
+extern "C" int contract_set_gemm_s8(void* fn);
+extern "C" int contract_set_local_threads(void* fn);
