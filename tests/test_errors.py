@@ -179,3 +179,42 @@ def test_preferred_real_type_for_complex_operands() -> None:
     z = np.ones((2, 3), np.complex64)
     with pytest.raises(ContractError, match=r"drop the imaginary part"):
         contract.einsum("ij,jk->ik", z, A34, preferred_element_type="float32")
+
+
+@pytest.mark.parametrize("call", ["eager", "jit", "expression"])
+def test_our_own_bugs_keep_their_traceback(call: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug inside contract (here: the backend raising while it lowers) reaches
+    the user as itself, with its frames, not as "failed in JAX"."""
+    import traceback
+
+    from contract.backend import program
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ValueError("an internal invariant broke")
+
+    monkeypatch.setattr(program, "execute_plan", broken)
+    contract.clear_caches(disk=False)
+    a = np.ones((3, 4), np.float32)
+    b = np.ones((4, 5), np.float32)
+    run = {"eager": lambda: contract.einsum("ij,jk->ik", a, b),
+           "jit": lambda: jax.jit(lambda x, y: contract.einsum("ij,jk->ik", x, y))(a, b),
+           "expression": lambda: contract.expression("ij,jk->ik", a.shape, b.shape)(a, b)}[call]
+    try:
+        with pytest.raises(ValueError, match="an internal invariant broke") as info:
+            run()
+        assert not isinstance(info.value, ContractError)
+        frames = [f.name for f in traceback.extract_tb(info.value.__traceback__)]
+        assert "broken" in frames
+    finally:
+        monkeypatch.undo()
+        contract.clear_caches(disk=False)
+
+
+def test_refusals_by_jax_are_told_from_our_own_errors() -> None:
+    from contract.api import refused_by_jax
+
+    try:
+        jax.lax.dot_general(jnp.ones(2), jnp.ones(3), (((0,), (0,)), ((), ())))
+    except TypeError as e:
+        assert refused_by_jax(e)
+    assert not refused_by_jax(ValueError("raised in contract's code"))

@@ -113,7 +113,9 @@ def _versions() -> tuple[Any, ...]:
     from .model import FORMAT
 
     libs = []
-    for name in ("contract", "opt_einsum", "cotengrust"):
+    # kahypar shapes auto-hq's starting trees (a Python bisection stands in
+    # without it): a plan made without it must not be read back with it.
+    for name in ("contract", "opt_einsum", "cotengrust", "kahypar"):
         try:
             libs.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:

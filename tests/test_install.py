@@ -1,0 +1,53 @@
+"""The package around the core: plans that do not depend on the host, and
+``contract doctor``."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import contract
+
+# A 60-tensor 3-regular network planned by auto-hq (partitions, annealing)
+# and auto: the plan's path and cost, printed as JSON.
+_PLAN = """
+import json, sys
+import numpy as np
+import contract
+from tests._helpers import ring_graph
+inputs, sizes = ring_graph(60, 3)
+eq = ",".join("".join(sorted(t)) for t in inputs) + "->"
+shapes = [tuple(sizes[l] for l in sorted(t)) for t in inputs]
+out = {}
+for how in ("auto", "auto-hq"):
+    p = contract.plan(eq, *shapes, optimize=how)
+    out[how] = [p.path, p.flops]
+print(json.dumps({"native": contract.native.status(), "plans": out}))
+"""
+
+
+def _run(code: str, **env: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, **env},
+                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_plans_are_the_same_with_the_kernels_on_and_off() -> None:
+    on = _run(_PLAN, CONTRACT_NATIVE="1", CONTRACT_CACHE_DIR="")
+    off = _run(_PLAN, CONTRACT_NATIVE="0", CONTRACT_CACHE_DIR="")
+    assert on["native"] == "available" and off["native"] == "off (CONTRACT_NATIVE=0)"
+    assert on["plans"] == off["plans"]
+
+
+def test_doctor_says_what_runs_where() -> None:
+    facts = contract.doctor()
+    assert json.loads(json.dumps(facts)) == facts
+    assert facts["kernels"]["status"] == contract.native.status()
+    assert facts["kernels"]["build"]["ffi_api"] is not None  # CI builds the kernels
+    assert facts["jax"]["devices"] and isinstance(facts["jax"]["x64"], bool)
+    assert set(facts["cpu"]["features"]) >= {"amx_bf16", "amx_int8"}
+    assert facts["blas"]["name"] == contract.native.blas()
