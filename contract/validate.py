@@ -13,7 +13,6 @@ Each helper either returns the checked value or raises a
 
 from __future__ import annotations
 
-import functools
 import os
 import sys
 import warnings
@@ -24,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
+from .caching import LearnedSet, memoized
 from .errors import ContractError
 
 __all__ = ["as_operand", "check_precision", "concrete_type", "inexact_dtype", "is_array", "is_concrete",
@@ -41,10 +41,10 @@ _SCALARS = frozenset({float, int, complex, bool})
 # concrete jax.Array classes once one is seen (jaxlib has a handful, tracers
 # are never added). A set lookup is the whole test on the eager hot path
 # (0.05 us per operand, against 0.36 us through an LRU of array types).
-_CONCRETE: set = set(_SCALARS)
+_CONCRETE = LearnedSet("concrete types", _SCALARS)
 # ``concrete_type(type(x))``: that set's lookup as one C call (no Python frame),
 # for the eager hot path; False only means "ask is_concrete".
-concrete_type = _CONCRETE.__contains__
+concrete_type = _CONCRETE.contains
 
 
 def is_tracer(x: Any) -> bool:
@@ -144,7 +144,7 @@ def _runs(algorithm: Any) -> Any:
     return algorithm
 
 
-@functools.lru_cache(maxsize=64)
+@memoized("precision refusals", 64)
 def _refusal(algorithm: Any, backend: str) -> str | None:
     """JAX's reason for refusing ``algorithm`` on ``backend``, learned by lowering a
     2x2 float32 dot (a few ms, once per algorithm), or None."""
@@ -156,13 +156,16 @@ def _refusal(algorithm: Any, backend: str) -> str | None:
     return None
 
 
-def numeric_dtype(dtype: Any, what: str, fun: str | None = None) -> np.dtype:
+def numeric_dtype(dtype: Any, what: str, fun: str | None = None, *,
+                  narrow: bool = True) -> np.dtype:
     """Validate a dtype argument named ``what``; its canonical (x64-aware) dtype.
 
     A 64-bit dtype that x64 mode cannot honour warns (a ``UserWarning``) and
     narrows, exactly as ``jnp`` does for an explicitly requested dtype (or
     raises, under ``jax_explicit_x64_dtypes="error"``). ``fun`` names the
     function in the warning (default: the part of ``what`` before ``()``).
+    ``narrow=False`` returns the dtype asked for, x64 or not, and warns of
+    nothing: what planning needs (a plan is data, not a run).
 
     >>> import warnings
     >>> with warnings.catch_warnings(record=True) as w:
@@ -186,8 +189,8 @@ def numeric_dtype(dtype: Any, what: str, fun: str | None = None) -> np.dtype:
         raise ContractError(f"{what} {dt} is not numeric: use a bool, integer, float or "
                             f"complex dtype")
     canonical = jax.dtypes.canonicalize_dtype(dt)
-    if canonical == dt:
-        return canonical
+    if canonical == dt or not narrow:
+        return dt
     mode = getattr(jax.config, "jax_explicit_x64_dtypes", None)
     mode = getattr(mode, "name", str(mode)).upper()  # an IntEnum: WARN, ERROR or ALLOW
     if mode == "ALLOW":
@@ -255,7 +258,7 @@ _INTERNAL = tuple(os.path.dirname(m.__file__) + os.sep for m in (jax, sys.module
 def is_concrete(x: Any) -> bool:
     """Whether ``x`` can go straight to a jitted eager entry: a concrete array or number."""
     t = type(x)
-    if t in _CONCRETE:
+    if concrete_type(t):
         return True
     if t is np.ndarray:  # non-numeric arrays take the slow path to a ContractError
         return x.dtype.kind in "biufc"
@@ -269,7 +272,7 @@ def is_array(x: Any) -> bool:
     (True, False)
     """
     t = type(x)
-    if t in _CONCRETE:
+    if concrete_type(t):
         return t not in _SCALARS
     if isinstance(x, jax.Array) and not isinstance(x, jax.core.Tracer):
         _CONCRETE.add(t)

@@ -19,7 +19,7 @@ from contract.planner.optimizers import OPTIMIZERS
 from contract.planner.optimizers.adapter import AutoHQOptimizer, ContractOptimizer
 from contract.planner.optimizers.anneal import anneal
 from contract.planner.optimizers.objective import Objective, parse_minimize
-from contract.planner.optimizers.tree import _Legs, _linear, _Net, tree_totals
+from contract.planner.optimizers.tree import Legs, Net, linear_path, tree_totals
 from tests._helpers import ring_graph
 
 OURS = ["auto", "auto-hq", "annealed-greedy"]
@@ -133,7 +133,7 @@ def test_each_objective_wins_on_what_it_minimises():
                           contract.optimizer("auto-hq", minimize=m, seed=3)(inputs, (), sizes))
               for m in OBJECTIVES}
     flops, write, size = counts["flops"]
-    # auto-hq's FLOPs search narrows its tree too (hq._narrowed): here it
+    # auto-hq's FLOPs search narrows its tree too (hq.narrowed): here it
     # reaches 2^13 as "size" does ("write" finds 2^12).
     assert counts["size"][2] <= size
     assert counts["write"][1] < write
@@ -144,9 +144,9 @@ def test_each_objective_wins_on_what_it_minimises():
     assert all(f < flops * 2**6 for f, _, _ in counts.values())
 
 
-def test_annealing_by_an_objective_never_raises_it(loop):
+def test_annealing_by_an_objective_never_raises_it():
     inputs, sizes = ring_graph(60, seed=4)
-    net = _Net(inputs, frozenset(), sizes)
+    net = Net(inputs, frozenset(), sizes)
     rng = random.Random(0)
     nodes: list = list(range(60))
     while len(nodes) > 1:
@@ -157,13 +157,13 @@ def test_annealing_by_an_objective_never_raises_it(loop):
         tree = anneal(net, start, 100 * 60, math.inf, random.Random(1), objective=objective)
         # The totals kept while annealing equal a count from scratch ...
         assert tree_totals(net, tree) == pytest.approx(
-            _recount(inputs, frozenset(), sizes, _linear(tree, 60)))
+            _recount(inputs, frozenset(), sizes, linear_path(tree, 60)))
         # ... and the objective's own (local) total never rises.
         assert _local_total(net, objective, tree) <= _local_total(net, objective, start)
 
 
 def _local_total(net, objective, tree) -> float:
-    legs, total, stack = _Legs(net), 0.0, [tree]
+    legs, total, stack = Legs(net), 0.0, [tree]
     while stack:
         node = stack.pop()
         if not isinstance(node, int):

@@ -266,3 +266,20 @@ def test_clear_caches_empties_every_cache() -> None:
     assert info["plans"]["size"] > 0 and info["eager einsums"]["size"] > 0
     contract.clear_caches(disk=False)
     assert all(v["size"] == 0 for k, v in contract.plan_cache_info().items() if k != "disk")
+
+
+def test_clear_caches_forgets_what_validation_learned() -> None:
+    from jax import lax
+
+    from contract import validate
+
+    validate.check_precision(lax.DotAlgorithmPreset.DEFAULT)  # whether the backend runs it
+    assert validate.is_concrete(jnp.ones(2))  # the concrete jax.Array class
+    info = contract.plan_cache_info()
+    assert info["precision refusals"]["size"] >= 1 and info["concrete types"]["size"] >= 1
+    contract.clear_caches(disk=False)
+    info = contract.plan_cache_info()
+    assert info["precision refusals"]["size"] == info["concrete types"]["size"] == 0
+    # Forgetting costs only the slow path: numbers stay concrete, arrays are learned again.
+    assert validate.concrete_type(float) and validate.is_concrete(jnp.ones(2))
+    assert contract.plan_cache_info()["concrete types"]["size"] >= 1

@@ -19,12 +19,12 @@ import pytest
 
 import contract
 from contract.planner.optimizers import OPTIMIZERS, hq, starts
-from contract.planner.optimizers.tree import _Net, tree_flops, tree_of_linear
+from contract.planner.optimizers.tree import Net, tree_flops, tree_of_linear
 
-Net = tuple[list[frozenset], frozenset, dict]
+Network = tuple[list[frozenset], frozenset, dict]
 
 
-def regular(n: int, seed: int = 0) -> Net:
+def regular(n: int, seed: int = 0) -> Network:
     """A random simple 3-regular graph, bond 2 (configuration model)."""
     rng = random.Random(seed)
     while True:
@@ -40,7 +40,7 @@ def regular(n: int, seed: int = 0) -> Net:
     return [frozenset(t) for t in legs], frozenset(), {f"e{e}": 2 for e in range(len(edges))}
 
 
-def lattice(side: int, bond: int = 2) -> Net:
+def lattice(side: int, bond: int = 2) -> Network:
     legs: list[set] = [set() for _ in range(side * side)]
     for r in range(side):
         for c in range(side):
@@ -54,7 +54,7 @@ def lattice(side: int, bond: int = 2) -> Net:
     return [frozenset(t) for t in legs], frozenset(), sizes
 
 
-def circuit(qubits: int, depth: int, seed: int = 0) -> Net:
+def circuit(qubits: int, depth: int, seed: int = 0) -> Network:
     """A simplified CZ circuit's amplitude: every wire segment between
     two-qubit gates is one hyperedge held by every diagonal gate on it."""
     rng = random.Random(seed)
@@ -76,7 +76,7 @@ def circuit(qubits: int, depth: int, seed: int = 0) -> Net:
     return [frozenset(t) for t in tensors], frozenset(), sizes
 
 
-def mps_mpo(sites: int, bond: int = 8) -> Net:
+def mps_mpo(sites: int, bond: int = 8) -> Network:
     """<psi|H|psi> on an open chain: MPS bond ``bond``, MPO bond 5, physical 2."""
     def chain(bond_label: str, i: int) -> set:
         return ({f"{bond_label}{i - 1}"} if i else set()) | \
@@ -123,7 +123,7 @@ def test_paths_are_valid_and_tree_costs_match_a_recount(name, optimizer):
     path = OPTIMIZERS[optimizer](*net, None)
     flops, _ = recount(*net, path)
     tree = tree_of_linear(path, len(net[0]))
-    assert tree_flops(_Net(*net), tree) == pytest.approx(flops, rel=1e-9)
+    assert tree_flops(Net(*net), tree) == pytest.approx(flops, rel=1e-9)
 
 
 @pytest.mark.parametrize("name", sorted(CASES))
@@ -194,6 +194,34 @@ def test_deep_trees_of_large_networks_do_not_recurse():
     assert recount(inputs, frozenset({"c0", f"c{n}"}), sizes, path)[0] <= 8 * n
 
 
+def test_auto_hq_plans_deep_trees_without_touching_the_recursion_limit(monkeypatch):
+    # A closed 3,000-tensor chain: the tree auto-hq's first chain starts from
+    # (cotengrust's best of 128 random greedy trials, seed 0) is 2,999 levels
+    # deep, past Python's recursion limit, and every step walks it (the
+    # reconfiguration included). Planning may not change process-wide state:
+    # threads planning at once would restore each other's limit.
+    n = 3000
+    inputs = [frozenset({f"c{i}", f"c{i + 1}"}) for i in range(n)]
+    output = frozenset()
+    sizes = {f"c{i}": 2 for i in range(n + 1)}
+    limit = sys.getrecursionlimit()
+    depth, stack = 0, [(starts.random_greedy_trees(Net(inputs, output, sizes), 128, 0)[0], 0)]
+    while stack:
+        node, level = stack.pop()
+        depth = max(depth, level)
+        if not isinstance(node, int):
+            stack += [(node[0], level + 1), (node[1], level + 1)]
+    assert depth > limit
+
+    def refuse(_: int) -> None:
+        raise AssertionError("planning changed the recursion limit")
+
+    monkeypatch.setattr(sys, "setrecursionlimit", refuse)
+    path = hq.optimize(inputs, output, sizes, chains=1, moves=1)
+    assert recount(inputs, output, sizes, path)[0] <= 8 * n
+    assert sys.getrecursionlimit() == limit
+
+
 def test_without_kahypar_auto_hq_bisects_in_python(monkeypatch):
     from contract.planner.optimizers import partition
 
@@ -204,9 +232,9 @@ def test_without_kahypar_auto_hq_bisects_in_python(monkeypatch):
     assert path == OPTIMIZERS["auto-hq"](*net, None)  # still a pure function
 
 
-def test_memory_limit_caps_the_largest_intermediate_of_annealed_plans(loop):
+def test_memory_limit_caps_the_largest_intermediate_of_annealed_plans():
     # 100-tensor 3-regular graph: auto's unconstrained path has a 2^17-element
-    # (compiled loop) or 2^18-element (Python loop) intermediate; under half
+    # intermediate; under half
     # that limit the search itself keeps below it.
     net = regular(100)
     free = recount(*net, hq.annealed_greedy(*net))

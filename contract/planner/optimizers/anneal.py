@@ -28,9 +28,9 @@ output's legs) and ``log`` (each leg's log2 size), as
 (:mod:`.compiled`); this module turns trees into its flat arrays and back.
 
 >>> import random
->>> from contract.planner.optimizers.hq import _Net, tree_flops
->>> net = _Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
-...            {"a": 8, "b": 16, "c": 32, "d": 4})
+>>> from contract.planner.optimizers.tree import Net, tree_flops
+>>> net = Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
+...           {"a": 8, "b": 16, "c": 32, "d": 4})
 >>> tree = anneal(net, ((0, 1), 2), 2000, deadline=float("inf"), rng=random.Random(0))
 >>> tree_flops(net, tree)   # (0, (1, 2)): 16*32*4 + 8*16*4
 2560.0

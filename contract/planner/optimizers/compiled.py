@@ -14,8 +14,8 @@ releases the GIL while it anneals, so threads plan in parallel.
 >>> shape = ([-1, -1, -1, 0, 3], [-1, -1, -1, 1, 2])   # ((0, 1), 2)
 >>> anneal(net, shape, 2000, 1, 1.0, 0.05, 0.0, FLOPS, 10.0, None)
 True
->>> shape   # (0, (1, 2)): 16*32*4 + 8*16*4 FLOPs instead of 8*16*32 + 8*32*4
-([-1, -1, -1, 1, 0], [-1, -1, -1, 2, 3])
+>>> shape   # ((1, 2), 0) now: 16*32*4 + 8*16*4 FLOPs instead of 8*16*32 + 8*32*4
+([-1, -1, -1, 2, 3], [-1, -1, -1, 1, 0])
 """
 
 from __future__ import annotations

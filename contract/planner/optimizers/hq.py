@@ -14,7 +14,7 @@ stops a search that has run far past its expected length, and warns.
    cotengra's ``RandomGreedyOptimizer(128)`` everywhere: greedy finds good
    local structure, annealing repairs the few contractions near the root
    that dominate the cost.
-3. **Subtree reconfiguration** (``auto-hq`` only, :func:`.tree._reconfigure`):
+3. **Subtree reconfiguration** (``auto-hq`` only, :func:`.tree.reconfigure`):
    the ``k`` largest sub-contractions under every node re-ordered optimally,
    never widening the tree.
 
@@ -33,9 +33,7 @@ Small networks (up to ``k`` tensors) are solved optimally by DP.
 
 from __future__ import annotations
 
-import math
 import random
-import sys
 import time
 import warnings
 from typing import Any, Sequence
@@ -46,9 +44,9 @@ from .objective import FLOPS, Objective, parse_minimize
 from .progress import Bar
 from .partition import partition_tree
 from .starts import greedy_tree, random_greedy_trees
-from .tree import Tree, _Legs, _linear, _Net, _optimal, _reconfigure, tree_flops, tree_totals
+from .tree import Legs, Net, Tree, linear_path, optimal_tree, reconfigure, tree_totals, tree_width
 
-__all__ = ["annealed_greedy", "optimize", "tree_flops"]
+__all__ = ["annealed_greedy", "narrowed", "optimize"]
 
 Path = list[tuple[int, ...]]
 
@@ -57,22 +55,30 @@ def _trivial(n: int) -> Path | None:
     return [(0,)] if n == 1 else [(0, 1)] if n == 2 else [] if n == 0 else None
 
 
-def _width(net: _Net, tree: Tree, legs: _Legs) -> float:
-    """log2 of the largest intermediate of ``tree``."""
-    biggest, stack = 1.0, [tree]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, int):
-            biggest = max(biggest, net.size(legs(node)))
-            stack += [node[0], node[1]]
-    return math.log2(biggest)
-
-
-def _best(net: _Net, trees: list[Tree], objective: Objective = FLOPS) -> tuple[Tree, _Legs]:
+def _best(net: Net, trees: list[Tree], objective: Objective = FLOPS) -> tuple[Tree, Legs]:
     """The tree of ``trees`` with the best exact score (for FLOPs, ties go
     to the narrower tree), and the leg sets it was scored with."""
-    legs = _Legs(net)
+    legs = Legs(net)
     return min(trees, key=lambda t: objective.key(*tree_totals(net, t, legs))), legs
+
+
+def _flat(tree: Tree) -> tuple[int, ...]:
+    """``tree`` in pre-order, -1 for each internal node: equal for equal trees,
+    and compared without recursion (Python compares nested tuples by
+    recursing, which a deep tree takes past the recursion limit).
+
+    >>> _flat((0, (1, 2)))
+    (-1, 0, -1, 1, 2)
+    """
+    out, stack = [], [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, int):
+            out.append(node)
+        else:
+            out.append(-1)
+            stack += [node[1], node[0]]
+    return tuple(out)
 
 
 def _fused(label: str, fuse: float, start: float) -> None:
@@ -93,7 +99,7 @@ POLISH_HOT = 0.3
 FOCUS = 0.1
 
 
-def _annealed(net: _Net, tree: Tree, moves: int, deadline: float, rng: random.Random,
+def _annealed(net: Net, tree: Tree, moves: int, deadline: float, rng: random.Random,
               hot: float, objective: Objective, progress: Any, focus: float = 0.0) -> Tree:
     """Anneal by FLOPs; for another objective (or under a memory limit), then
     polish by it for half as many moves (see :mod:`.objective` for why:
@@ -118,13 +124,13 @@ def _annealed(net: _Net, tree: Tree, moves: int, deadline: float, rng: random.Ra
 # a full one (Python loop, 700 moves per tensor) gained 0.00-0.02 in log10
 # FLOPs on eight bench networks, 0.06 on the 32x32 lattice and 0.3 on the
 # 757-tensor circuit and the 1,000-tensor graph, where chains are 4x longer
-# now. The narrowing pass (:func:`_narrowed`) gets 1/NARROW.
+# now. The narrowing pass (:func:`narrowed`) gets 1/NARROW.
 FINAL = 2
 NARROW = 4
 
 
-def _narrowed(net: _Net, tree: Tree, legs: _Legs, moves: int, deadline: float,
-              rng: random.Random, objective: Objective, progress: Any) -> Tree:
+def narrowed(net: Net, tree: Tree, legs: Legs, moves: int, deadline: float,
+             rng: random.Random, objective: Objective, progress: Any) -> Tree:
     """``tree``, or the tree that a polish under a memory limit of half its
     largest intermediate finds, when that one scores better by ``objective``.
 
@@ -135,7 +141,7 @@ def _narrowed(net: _Net, tree: Tree, legs: _Legs, moves: int, deadline: float,
     ``minimize="flops"`` keeps a narrower tree only when it costs no more
     FLOPs; ``"size"`` keeps any narrower one.
     """
-    width = _width(net, tree, legs)
+    width = tree_width(net, tree, legs)
     narrow = anneal(net, tree, moves, deadline, random.Random(rng.getrandbits(32)),
                     hot=POLISH_HOT, cold=0.02, objective=objective.limited(2.0 ** (width - 1)),
                     progress=progress)
@@ -149,13 +155,6 @@ def _local(objective: Objective) -> Any:
     return None if objective == FLOPS else objective.node
 
 
-def _compiled_moves() -> int:
-    """How many annealing moves the planners may make for each move of the
-    Python loop's schedule: 10 with the compiled loop (:mod:`.compiled`,
-    0.16-0.4 µs a move against the Python loop's 3-7 µs), 1 without."""
-    return 10 if compiled.available() else 1
-
-
 def _trials(n: int) -> int:
     """Random greedy trials for ``auto`` on ``n`` tensors: fewer past 1,000
     (cotengrust's trial costs grow faster than the network). Fewer trials
@@ -165,17 +164,22 @@ def _trials(n: int) -> int:
     return 48 if n <= 1000 else int(48 * (1000 / n) ** 3)
 
 
-def _moves(n: int, width: float, fast: int = 1, words: int = 1) -> int:
+# ``auto``'s moves per move of its base schedule (:func:`_moves`), which was
+# set for a Python move loop at 3-7 µs a move: the compiled loop
+# (:mod:`.compiled`) takes 0.16-0.4 µs, and 10x the moves cost 0.01-0.1 s more
+# up to 1,000 tensors while gaining 0.7-1.6 in log10 FLOPs on MERA, the
+# circuits and the 200-tensor 3-regular graph, 10 on the 1,000-tensor one.
+COMPILED_MOVES = 10
+
+
+def _moves(n: int, width: float, words: int = 1) -> int:
     """Annealing moves for ``auto`` from a start tree of ``width``: more for
     wide networks, where the greedy tree is far from the best and annealing
-    pays. ``fast`` multiplies them (:func:`_compiled_moves`), at most 2*10^8
-    word operations in all: with the compiled loop, 10x the moves cost
-    0.01-0.1 s more up to 1,000 tensors and gained 0.7-1.6 in log10 FLOPs on
-    MERA, the circuits and the 200-tensor 3-regular graph, 10 on the
-    1,000-tensor one.
+    pays; :data:`COMPILED_MOVES` times the base schedule, at most 2*10^8
+    word operations in all (``words`` per leg set, :func:`.compiled.words`).
     """
-    per_tensor = max(60.0, min(1000.0, 1.5 * width)) * fast
-    return min(int(per_tensor * n), 1_000_000 * fast, 200_000_000 // words)
+    per_tensor = max(60.0, min(1000.0, 1.5 * width)) * COMPILED_MOVES
+    return min(int(per_tensor * n), 1_000_000 * COMPILED_MOVES, 200_000_000 // words)
 
 
 def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
@@ -205,31 +209,31 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
         return trivial
     objective = parse_minimize(minimize).limited(memory_limit)
     start = time.perf_counter()
-    net = _Net(inputs, output, sizes)
+    net = Net(inputs, output, sizes)
     candidates = random_greedy_trees(net, _trials(n), seed)
     if n <= 128:  # a guarantee, cheap only on small networks (quadratic)
         candidates.append(greedy_tree(net))
     tree, legs = _best(net, candidates, objective)
-    moves = _moves(n, _width(net, tree, legs), _compiled_moves(), compiled.words(net))
+    moves = _moves(n, tree_width(net, tree, legs), compiled.words(net))
     bar = Bar("annealed-greedy", 1) if progress else None
     tree = _annealed(net, tree, moves, start + fuse, random.Random(seed), 0.3, objective,
                      bar and bar.chain(0))
     if objective != FLOPS:  # the annealed tree, or the start when it is better
         tree, _ = _best(net, [tree] + candidates, objective)
     _fused("optimize='auto'", fuse, start)
-    return _linear(tree, n)
+    return linear_path(tree, n)
 
 
-def _hq_schedule(n: int, width: float, fast: int = 1,
+def _hq_schedule(n: int, width: float,
                  words: int = 1) -> tuple[int, tuple[int, int], int, int]:
     """(random greedy trials, (random greedy chains, partition trees), moves
     per chain, reconfiguration k) for ``auto-hq`` on ``n`` tensors whose plain greedy tree has ``width``
-    (log2 of its largest intermediate): counts, never seconds. ``fast`` and
-    ``words`` as for :func:`_moves`.
+    (log2 of its largest intermediate): counts, never seconds. ``words`` as
+    for :func:`_moves`.
 
-    With the compiled loop (``fast > 1``) a chain gets 3,000 moves per tensor
-    (at most 10^6): against 700 (at most 200,000) that gained 0.0-0.8 in
-    log10 FLOPs (PEPS 8x8 14.33 -> 14.25, the 757-tensor circuit 10.53 ->
+    A chain gets 3,000 moves per tensor (at most 10^6), sized for the
+    compiled loop: against the Python loop's 700 (at most 200,000, below)
+    that gained 0.0-0.8 in log10 FLOPs (PEPS 8x8 14.33 -> 14.25, the 757-tensor circuit 10.53 ->
     10.42, 3-regular 1,000 41.9 -> 41.2) and narrowed three rows by
     2^1-2^4, for 0.1-1.6 s; 10,000 per tensor gained another 0.0-0.07 at twice
     the time. Past that point the subtree reconfiguration and the KaHyPar
@@ -251,8 +255,7 @@ def _hq_schedule(n: int, width: float, fast: int = 1,
     and cost ~0.7 ms per tensor each.
     """
     trials = min(128, max(2, int(4e6 / (n * max(width, 1.0)))))
-    per, most = (3000, 1_000_000) if fast > 1 else (700, 200_000)
-    moves = min(per * n, most, 200_000_000 // words)
+    moves = min(3000 * n, 1_000_000, 200_000_000 // words)
     if n <= 100:  # (random greedy chains, partition trees)
         # Chains are cheap here (~0.02 s each at 50 tensors), and annealing
         # is noisy: with 2 + 2 chains the 50-tensor 3-regular graph ended at
@@ -298,58 +301,52 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
         return [(0,)] if n == 1 else []
     objective = parse_minimize(minimize).limited(memory_limit)
     local = _local(objective)
-    net = _Net(inputs, output, sizes)
+    net = Net(inputs, output, sizes)
     if n <= (8 if k is None else k):
-        return _linear(_optimal(net.legs, net.out, net.size, local)[1], n)
+        return linear_path(optimal_tree(net.legs, net.out, net.size, local)[1], n)
     plain = random_greedy_trees(net, 0, seed)[0]  # one plain greedy tree: the width probe
-    trials, parts, count, k_auto = _hq_schedule(n, _width(net, plain, _Legs(net)),
-                                                _compiled_moves(), compiled.words(net))
+    trials, parts, count, k_auto = _hq_schedule(n, tree_width(net, plain, Legs(net)),
+                                                compiled.words(net))
     k = k_auto if k is None else k
     count = count if moves is None else moves * n
     fuse = 600.0 if seconds is None else seconds
     start = time.perf_counter()
     rng = random.Random(seed)
-    # Reconfiguration and bisection recurse down the tree, and trees of large
-    # networks can be nearly as deep as they have leaves.
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 2 * n + 1000))
-    try:
-        kinds = ["random greedy"] * parts[0] + (["greedy"] if n <= 100 else []) + \
-            ["partition"] * parts[1]
-        kinds = kinds[:len(kinds) if chains is None else max(1, chains)]
-        bar = Bar("auto-hq", len(kinds) + 2) if progress else None
-        found: list[Tree] = []
-        starts: set = set()
-        for c, kind in enumerate(kinds):
-            if kind == "random greedy":
-                # The first chain gets every trial, later ones a quarter (their
-                # seeds matter more than their trial counts).
-                few = trials if c == 0 else max(2, trials // 4)
-                tree, _ = _best(net, random_greedy_trees(net, few, seed + c), objective)
-            elif kind == "greedy":
-                tree = greedy_tree(net)
-            else:
-                tree = partition_tree(net, rng, rng.uniform(0.01, 0.3))
-            if tree in starts:  # KaHyPar often bisects a lattice the same way twice
-                continue
-            starts.add(tree)
-            found.append(_annealed(net, tree, count, start + fuse, rng, hot, objective,
-                                   bar and bar.chain(c), FOCUS))
-        if n <= 400:  # the guarantee of never losing to greedy, cheap up to here
-            found.append(greedy_tree(net))
-        best, _ = _best(net, found, objective)
-        best = _annealed(net, best, count // FINAL, start + fuse, rng, 0.3, objective,
-                         bar and bar.chain(len(kinds)), FOCUS)
-        best, legs = _best(net, [best] + found, objective)
-        if objective.limit is None:
-            best = _narrowed(net, best, legs, count // NARROW, start + fuse, rng, objective,
-                             bar and bar.chain(len(kinds) + 1))
-        # The reconfiguration may not widen the tree (nor break the limit).
-        cap = 2.0 ** _width(net, best, legs)
-        if objective.limit is not None:
-            cap = max(min(cap, objective.limit), 1.0)
-        best = _reconfigure(net, best, k, start + fuse, local=local, cap=cap)
-    finally:
-        sys.setrecursionlimit(limit)
+    kinds = ["random greedy"] * parts[0] + (["greedy"] if n <= 100 else []) + \
+        ["partition"] * parts[1]
+    kinds = kinds[:len(kinds) if chains is None else max(1, chains)]
+    bar = Bar("auto-hq", len(kinds) + 2) if progress else None
+    found: list[Tree] = []
+    starts: set[tuple[int, ...]] = set()
+    for c, kind in enumerate(kinds):
+        if kind == "random greedy":
+            # The first chain gets every trial, later ones a quarter (their
+            # seeds matter more than their trial counts).
+            few = trials if c == 0 else max(2, trials // 4)
+            tree, _ = _best(net, random_greedy_trees(net, few, seed + c), objective)
+        elif kind == "greedy":
+            tree = greedy_tree(net)
+        else:
+            tree = partition_tree(net, rng, rng.uniform(0.01, 0.3))
+        key = _flat(tree)
+        if key in starts:  # KaHyPar often bisects a lattice the same way twice
+            continue
+        starts.add(key)
+        found.append(_annealed(net, tree, count, start + fuse, rng, hot, objective,
+                               bar and bar.chain(c), FOCUS))
+    if n <= 400:  # the guarantee of never losing to greedy, cheap up to here
+        found.append(greedy_tree(net))
+    best, _ = _best(net, found, objective)
+    best = _annealed(net, best, count // FINAL, start + fuse, rng, 0.3, objective,
+                     bar and bar.chain(len(kinds)), FOCUS)
+    best, legs = _best(net, [best] + found, objective)
+    if objective.limit is None:
+        best = narrowed(net, best, legs, count // NARROW, start + fuse, rng, objective,
+                         bar and bar.chain(len(kinds) + 1))
+    # The reconfiguration may not widen the tree (nor break the limit).
+    cap = 2.0 ** tree_width(net, best, legs)
+    if objective.limit is not None:
+        cap = max(min(cap, objective.limit), 1.0)
+    best = reconfigure(net, best, k, start + fuse, local=local, cap=cap)
     _fused("optimize='auto-hq'", fuse, start)
-    return _linear(best, n)
+    return linear_path(best, n)

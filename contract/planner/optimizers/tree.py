@@ -1,16 +1,19 @@
 """The contraction-tree model shared by the planners: legs as bitsets.
 
-A network is a :class:`_Net` (each tensor's legs as a bitset over the sorted
+A network is a :class:`Net` (each tensor's legs as a bitset over the sorted
 labels, their log2 sizes, who holds each hyperedge); a contraction tree is a
 leaf (operand index) or a pair of trees. This module counts a tree's cost,
 converts trees to and from opt_einsum's linear paths and cotengrust's SSA
-paths, orders small groups exactly (:func:`_optimal`, DP over subsets) and
-rewrites subtrees with that DP (:func:`_reconfigure`).
+paths, orders small groups exactly (:func:`optimal_tree`, DP over subsets) and
+rewrites subtrees with that DP (:func:`reconfigure`). Walks over a whole tree
+are loops, not recursions (only the DP's small groups recurse): trees of
+large networks can be as deep as they have leaves, and planning may not
+raise the process's recursion limit.
 
->>> net = _Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
-...            {"a": 8, "b": 16, "c": 32, "d": 4})
+>>> net = Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
+...           {"a": 8, "b": 16, "c": 32, "d": 4})
 >>> tree = tree_of_linear([(1, 2), (0, 1)], 3)
->>> tree, tree_flops(net, tree), _linear(tree, 3)
+>>> tree, tree_flops(net, tree), linear_path(tree, 3)
 ((0, (1, 2)), 2560.0, [(1, 2), (0, 1)])
 """
 
@@ -18,9 +21,11 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Container, Iterator, Sequence
 
-__all__ = ["tree_flops", "tree_of_linear", "tree_of_ssa", "tree_totals"]
+__all__ = ["Legs", "Net", "Tree", "bit_list", "linear_path", "optimal_tree", "reconfigure",
+           "replace_leaves", "tree_flops", "tree_of_linear", "tree_of_ssa", "tree_totals",
+           "tree_width"]
 
 # A contraction tree: a leaf (operand index) or a pair of trees.
 Tree = Any
@@ -31,8 +36,9 @@ Tree = Any
 _BIG = 2.0 ** 1000
 
 
-class _Net:
-    """Legs as bit positions, their log2 sizes, and how many tensors hold each."""
+class Net:
+    """A network for the planners: each tensor's legs as a bitset, each leg's
+    log2 size, how many tensors hold each leg, and :meth:`size` of a leg set."""
 
     def __init__(self, inputs: Sequence[frozenset], output: frozenset, sizes: dict) -> None:
         labels = sorted(set().union(*inputs) | set(output), key=str)
@@ -97,17 +103,17 @@ class _Net:
         closed = ((a & b) | (both & self.single)) & self.plain
         hyper = both & self.open_hyper
         if hyper:
-            for l in _bit_list(hyper):
+            for l in bit_list(hyper):
                 if self.holders[l] & ~leaves == 0:
                     closed |= 1 << l
         return both & ~closed
 
 
-def _bit_list(bits: int) -> list[int]:
+def bit_list(bits: int) -> list[int]:
     """Positions of the set bits, lowest first: one step per set bit (not per
     position), which matters on networks with thousands of labels.
 
-    >>> _bit_list(0b101001)
+    >>> bit_list(0b101001)
     [0, 3, 5]
     """
     out = []
@@ -118,53 +124,65 @@ def _bit_list(bits: int) -> list[int]:
     return out
 
 
-class _Legs:
+def _children_first(node: Tree, done: Container[int]) -> Iterator[Tree]:
+    """The internal nodes under ``node`` (itself included) whose ids are not in
+    ``done``, each after its children and the left subtree first, by a loop
+    (trees can be as deep as they have leaves). The caller puts each node's id
+    in ``done`` before asking for the next: the walk relies on it."""
+    stack = [node]
+    while stack:
+        top = stack[-1]
+        todo = [c for c in reversed(top) if not isinstance(c, int) and id(c) not in done]
+        if todo:
+            stack += todo
+            continue
+        stack.pop()
+        yield top
+
+
+class Legs:
     """Output legs of every node of a tree, computed bottom-up and memoised.
 
     Internal nodes are keyed by ``id``; the node itself is stored alongside
     so its id cannot be reused while the entry lives.
+
+    >>> net = Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
+    ...           {"a": 8, "b": 16, "c": 32, "d": 4})
+    >>> bit_list(Legs(net)((1, 2)))   # c closes; b (held by 0) and d (output) stay
+    [1, 3]
     """
 
-    def __init__(self, net: _Net) -> None:
+    def __init__(self, net: Net) -> None:
         self.net = net
         self.memo: dict[int, tuple[Tree, int, int]] = {}
 
     def __call__(self, node: Tree) -> int:
         if isinstance(node, int):
             return self.net.legs[node]
-        hit = self.memo.get(id(node))
-        if hit is not None:
-            return hit[1]
-        stack = [node]
-        while stack:  # iterative post-order: trees can be deep
-            top = stack[-1]
-            todo = [c for c in top if not isinstance(c, int) and id(c) not in self.memo]
-            if todo:
-                stack += todo
-                continue
-            stack.pop()
-            a, b = top
-            leaves = (1 << a if isinstance(a, int) else self.memo[id(a)][2]) | \
-                (1 << b if isinstance(b, int) else self.memo[id(b)][2])
-            self.memo[id(top)] = (top, self.net.join(self(a), self(b), leaves), leaves)
+        if id(node) not in self.memo:
+            for top in _children_first(node, self.memo):
+                a, b = top
+                leaves = (1 << a if isinstance(a, int) else self.memo[id(a)][2]) | \
+                    (1 << b if isinstance(b, int) else self.memo[id(b)][2])
+                self.memo[id(top)] = (top, self.net.join(self(a), self(b), leaves), leaves)
         return self.memo[id(node)][1]
 
 
-def tree_flops(net: _Net, tree: Tree, legs: "_Legs | None" = None) -> float:
+def tree_flops(net: Net, tree: Tree, legs: "Legs | None" = None) -> float:
     """Total pairwise-contraction cost (products of sizes) of a tree."""
     return tree_totals(net, tree, legs)[0]
 
 
-def tree_totals(net: _Net, tree: Tree, legs: "_Legs | None" = None) -> tuple[float, float, float]:
+def tree_totals(net: Net, tree: Tree, legs: "Legs | None" = None) -> tuple[float, float, float]:
     """(FLOPs, elements written, largest intermediate) of a tree, in the
     units of :mod:`.objective` (every internal node, the root included).
 
-    >>> net = _Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
-    ...            {"a": 8, "b": 16, "c": 32, "d": 4})
+    >>> net = Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
+    ...           {"a": 8, "b": 16, "c": 32, "d": 4})
     >>> tree_totals(net, (0, (1, 2)))
     (2560.0, 96.0, 64.0)
     """
-    legs = legs or _Legs(net)
+    legs = legs or Legs(net)
     flops = write = biggest = 0.0
     stack = [tree]
     while stack:
@@ -179,12 +197,35 @@ def tree_totals(net: _Net, tree: Tree, legs: "_Legs | None" = None) -> tuple[flo
     return flops, write, biggest
 
 
-def _optimal(tensors: list[int], out: int, size: Any,
+def tree_width(net: Net, tree: Tree, legs: Legs) -> float:
+    """log2 of the largest intermediate of ``tree`` (0 for a leaf).
+
+    >>> net = Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
+    ...           {"a": 8, "b": 16, "c": 32, "d": 4})
+    >>> tree_width(net, (0, (1, 2)), Legs(net))   # (1, 2) keeps b and d: 16 * 4
+    6.0
+    """
+    biggest, stack = 1.0, [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, int):
+            biggest = max(biggest, net.size(legs(node)))
+            stack += [node[0], node[1]]
+    return math.log2(biggest)
+
+
+def optimal_tree(tensors: list[int], out: int, size: Any,
              node: Callable[[float, float], float] | None = None) -> tuple[float, Tree]:
     """DP over subsets: the cheapest tree over ``tensors`` (leg bitsets) whose
     result keeps ``out``; leaves of the returned tree are positions. A node
     costs its contraction's size, or ``node(contraction, result)`` (an
-    :meth:`.Objective.node`)."""
+    :meth:`.Objective.node`). Exponential in ``len(tensors)``: for small groups.
+
+    >>> net = Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
+    ...           {"a": 8, "b": 16, "c": 32, "d": 4})
+    >>> optimal_tree(net.legs, net.out, net.size)
+    (2560.0, (0, (1, 2)))
+    """
     k = len(tensors)
     full = (1 << k) - 1
     union = [0] * (1 << k)
@@ -221,7 +262,7 @@ def _optimal(tensors: list[int], out: int, size: Any,
             sub = (sub - 1) & top
         best[s], choice[s] = cheapest, pick
 
-    def build(s: int) -> Tree:
+    def build(s: int) -> Tree:  # recursion as deep as k: small
         if s & (s - 1) == 0:
             return s.bit_length() - 1
         return (build(choice[s]), build(s ^ choice[s]))
@@ -267,7 +308,7 @@ def _size_function(log: list[float]) -> Callable[[int], float]:
     return size
 
 
-def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 1e-4,
+def reconfigure(net: Net, tree: Tree, k: int, deadline: float, floor: float = 1e-4,
                  local: Callable[[float, float], float] | None = None,
                  cap: float = math.inf) -> Tree:
     """Rewrite subtrees with optimal orders of their ``k`` costliest parts,
@@ -275,9 +316,16 @@ def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 
     is the objective's cost of a node (:meth:`.Objective.node`; FLOPs when
     None). A rewrite whose intermediates exceed ``cap`` elements (and the
     largest of those it replaces) is refused: the DP by FLOPs alone often
-    trades a wider intermediate for fewer FLOPs."""
+    trades a wider intermediate for fewer FLOPs.
+
+    >>> net = Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
+    ...           {"a": 8, "b": 16, "c": 32, "d": 4})
+    >>> tree = reconfigure(net, ((0, 1), 2), 3, deadline=float("inf"))
+    >>> tree, tree_flops(net, ((0, 1), 2)), tree_flops(net, tree)
+    (((2, 1), 0), 5120.0, 2560.0)
+    """
     size = net.size
-    legs = _Legs(net)
+    legs = Legs(net)
 
     def widest(node: Tree, stop: set[int]) -> float:
         """The largest result among the nodes from ``node`` down to ``stop``."""
@@ -303,17 +351,13 @@ def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 
     def total(node: Tree) -> float:
         if isinstance(node, int):
             return 0.0
-        hit = totals.get(id(node))
-        if hit is None:  # children are always visited (and memoised) first
-            hit = totals[id(node)] = (node, cost(node) + total(node[0]) + total(node[1]))
-        return hit[1]
+        if id(node) not in totals:
+            for v in _children_first(node, totals):  # its children are memoised first
+                totals[id(v)] = (v, cost(v) + total(v[0]) + total(v[1]))
+        return totals[id(node)][1]
 
-    def visit(node: Tree) -> Tree:
-        if isinstance(node, int):
-            return node
-        a, b = visit(node[0]), visit(node[1])
-        if a is not node[0] or b is not node[1]:
-            node = (a, b)
+    def rewrite(node: Tree) -> Tree:
+        """``node`` (its subtrees rewritten), or a cheaper order of its frontier."""
         # Subtrees costing a sliver of the whole cannot change the total
         # much: skipping them saves most of the DP work.
         if time.perf_counter() > deadline or total(node) < skip:
@@ -328,9 +372,9 @@ def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 
             frontier += [big[0], big[1]]
         if len(frontier) >= 3:
             old = total(node) - sum(total(f) for f in frontier)
-            new, sub = _optimal([legs(f) for f in frontier], legs(node), size, local)
+            new, sub = optimal_tree([legs(f) for f in frontier], legs(node), size, local)
             if new < old * (1 - 1e-9):
-                rewritten = _replace(sub, frontier)
+                rewritten = replace_leaves(sub, frontier)
                 if cap == math.inf:
                     node = rewritten
                 else:
@@ -339,6 +383,17 @@ def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 
                         node = rewritten
         total(node)
         return node
+
+    def visit(root: Tree) -> Tree:
+        """``root`` with every subtree rewritten, children before parents."""
+        if isinstance(root, int):
+            return root
+        # Keyed by the ids of the original nodes, which ``root`` keeps alive.
+        done: dict[int, Tree] = {}
+        for node in _children_first(root, done):
+            a, b = (c if isinstance(c, int) else done[id(c)] for c in node)
+            done[id(node)] = rewrite(node if a is node[0] and b is node[1] else (a, b))
+        return done[id(root)]
 
     previous = math.inf
     while time.perf_counter() < deadline:
@@ -350,15 +405,26 @@ def _reconfigure(net: _Net, tree: Tree, k: int, deadline: float, floor: float = 
         previous = now
     return tree
 
-def _replace(sub: Tree, frontier: list[Tree]) -> Tree:
+
+def replace_leaves(sub: Tree, parts: list[Tree]) -> Tree:
+    """``sub`` with each leaf ``i`` replaced by ``parts[i]``: an
+    :func:`optimal_tree` order of ``parts`` put back in the tree (``sub`` is
+    as shallow as the DP's groups are small, so this recursion is too).
+
+    >>> replace_leaves((0, (1, 2)), [7, (3, 4), 5])
+    (7, ((3, 4), 5))
+    """
     if isinstance(sub, int):
-        return frontier[sub]
-    return (_replace(sub[0], frontier), _replace(sub[1], frontier))
+        return parts[sub]
+    return (replace_leaves(sub[0], parts), replace_leaves(sub[1], parts))
 
 
-def _linear(tree: Tree, n: int) -> list[tuple[int, int]]:
-    """A tree over leaves 0..n-1 as opt_einsum's linear path (iterative:
-    greedy trees of large networks are thousands of levels deep)."""
+def linear_path(tree: Tree, n: int) -> list[tuple[int, ...]]:
+    """A tree over leaves 0..n-1 as opt_einsum's linear path.
+
+    >>> linear_path(((0, 2), (1, 3)), 4)
+    [(0, 2), (0, 1), (0, 1)]
+    """
     if isinstance(tree, int):
         return [(0,)] if n == 1 else []
     order: list[Tree] = []  # internal nodes, children before parents
