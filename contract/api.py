@@ -17,9 +17,13 @@ so the surrounding trace sees plain ``dot_general``s.
 
 from __future__ import annotations
 
+import functools
+import os
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import jax
+import jaxlib
 import jax.numpy as jnp
 import numpy as np
 
@@ -50,16 +54,23 @@ def _split(args: Sequence[Any]) -> tuple[Spec, list[Any]]:
 
 def _plan_for(spec: Spec, arrays: Sequence[Any], optimize: Any, preferred: Any,
               memory_limit: Any, mesh: Any = None, precision: Any = None,
-              layout: Found | None = None) -> Plan | SlicedPlan:
+              layout: Found | None = None, narrow: bool = True) -> Plan | SlicedPlan:
+    """The plan for ``arrays``; ``narrow=False`` (``plan()``) keeps 64-bit dtypes
+    that x64 mode would narrow: the plan is for the dtypes asked for."""
     bound = spec.bind([a.shape for a in arrays])
-    dtypes = tuple(jax.dtypes.canonicalize_dtype(a.dtype).name for a in arrays)
+    dtypes = tuple((jax.dtypes.canonicalize_dtype(a.dtype) if narrow else jnp.dtype(a.dtype)).name
+                   for a in arrays)
     if preferred is not None:
-        result = numeric_dtype(preferred, "preferred_element_type", "einsum").name
+        result = numeric_dtype(preferred, "preferred_element_type", "einsum", narrow=narrow).name
         if jnp.dtype(result).kind != "c" and any(jnp.iscomplexobj(a) for a in arrays):
             raise ContractError(
                 f"preferred_element_type={result} would drop the imaginary part of complex "
                 "operands; use a complex dtype"
             )
+    elif any(jax.dtypes.canonicalize_dtype(d) != d for d in dtypes):
+        # 64-bit dtypes kept with x64 off (narrow=False): jnp.promote_types
+        # keeps them, where result_type would narrow them and warn.
+        result = functools.reduce(jnp.promote_types, dtypes).name
     else:
         # Arrays keep their weak type (a Python 2.0 does not promote bf16).
         kinds = [a if isinstance(a, (jax.Array, jax.core.Tracer)) else a.dtype for a in arrays]
@@ -172,8 +183,10 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
                 except ContractError as e:
                     # Raised while jax.jit traced the planner: drop JAX's frames and note.
                     raise ContractError(*e.args) from None
-                except (ValueError, TypeError) as e:  # XLA refused the plan (a precision)
-                    raise _failed(args[0], precision, e) from None
+                except (ValueError, TypeError, jax.errors.JaxRuntimeError) as e:
+                    if not refused_by_jax(e):
+                        raise  # our own bug: its traceback as it is
+                    raise _failed(args[0], precision, e) from e
     spec, raw = _split(args)
     # With a mesh, host arrays go straight to their devices' blocks (no copy on one device).
     arrays = [x if mesh is not None and _host(x) else as_operand(x, n) for n, x in enumerate(raw)]
@@ -181,10 +194,35 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
     p = _plan_for(spec, arrays, optimize, preferred_element_type, memory_limit, mesh, prec)
     try:
         return _run(p, prec, mesh, arrays)
-    except ContractError:
-        raise
-    except (ValueError, TypeError) as e:  # XLA refused the plan (a precision)
-        raise _failed(str(spec), precision, e) from None
+    except (ValueError, TypeError, jax.errors.JaxRuntimeError) as e:
+        if isinstance(e, ContractError) or not refused_by_jax(e):
+            raise  # ours, user error or bug: its traceback as it is
+        raise _failed(str(spec), precision, e) from e
+
+
+# Where JAX's and jaxlib's own code lives: an error raised there is a refusal
+# to translate; one raised anywhere else (contract's code) is ours.
+_JAX_CODE = tuple(str(Path(m.__file__).parent) + os.sep for m in (jax, jaxlib))
+
+
+def refused_by_jax(e: BaseException) -> bool:
+    """Whether ``e`` is JAX/XLA refusing a program (raised in JAX's or jaxlib's
+    code, or an XLA runtime error), not a bug of contract's own.
+
+    >>> refused_by_jax(ValueError("raised here, in contract"))
+    False
+    >>> try:
+    ...     jax.lax.dot_general(jnp.ones(2), jnp.ones(3), (((0,), (0,)), ((), ())))
+    ... except TypeError as e:
+    ...     refused_by_jax(e)
+    True
+    """
+    if isinstance(e, jax.errors.JaxRuntimeError):
+        return True
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename.startswith(_JAX_CODE)
 
 
 def _failed(spec: str, precision: Any, e: Exception) -> ContractError:
@@ -270,11 +308,12 @@ def _eager(spec: str, optimize: Any, precision: Any, preferred: Any, memory_limi
     return jax.jit(einsum)
 
 
-def _spec_and_shapes(args: Sequence[Any], dtype: Any) -> tuple[Spec, list[Any]]:
+def _spec_and_shapes(args: Sequence[Any], dtype: Any,
+                     narrow: bool = True) -> tuple[Spec, list[Any]]:
     """Accept operands, shapes, or ``jax.ShapeDtypeStruct``s after the spec.
 
     ``dtype`` (for shapes) is one dtype, a sequence of one per operand, or
-    None for float32.
+    None for float32; ``narrow`` as in :func:`~.validate.numeric_dtype`.
     """
     spec, raw = _split(args)
     if isinstance(dtype, (list, tuple)):
@@ -283,7 +322,8 @@ def _spec_and_shapes(args: Sequence[Any], dtype: Any) -> tuple[Spec, list[Any]]:
         dtypes = list(dtype)
     else:
         # Checked once: a dtype JAX cannot honour warns once per call, as in jnp.
-        dtypes = [numeric_dtype("float32" if dtype is None else dtype, "dtype", "plan")] * len(raw)
+        dtypes = [numeric_dtype("float32" if dtype is None else dtype, "dtype", "plan",
+                                narrow=narrow)] * len(raw)
     out = []
     for n, (x, dt) in enumerate(zip(raw, dtypes)):
         if isinstance(x, (tuple, list)) and all(
@@ -292,7 +332,7 @@ def _spec_and_shapes(args: Sequence[Any], dtype: Any) -> tuple[Spec, list[Any]]:
             if any(d < 0 for d in x):
                 raise ContractError(f"shape {tuple(x)} of operand {n} has a negative size")
             out.append(jax.ShapeDtypeStruct(tuple(int(d) for d in x),
-                                            numeric_dtype(dt, "dtype", "plan")))
+                                            numeric_dtype(dt, "dtype", "plan", narrow=narrow)))
         elif isinstance(x, jax.ShapeDtypeStruct):
             out.append(x)
         else:
@@ -316,9 +356,10 @@ def plan(*args: Any, optimize: Any = "auto", dtype: Any = None, preferred_elemen
     >>> p.path, p.flops
     (((1, 2), (0, 1)), 5120)
     """
-    spec, ops = _spec_and_shapes(args, dtype)
+    # A plan is data: it plans the dtypes asked for, whatever x64 mode would run.
+    spec, ops = _spec_and_shapes(args, dtype, narrow=False)
     return _plan_for(spec, ops, optimize, preferred_element_type, memory_limit, mesh,
-                     check_precision(precision))
+                     check_precision(precision), narrow=False)
 
 
 class Expression:
@@ -381,8 +422,10 @@ class Expression:
                 return program(self.plan, self._precision)(*arrays)
             try:
                 return self._fn(*arrays)
-            except (ValueError, TypeError) as e:  # XLA refused the plan (a precision)
-                raise _failed(self.plan.spec, self._precision, e) from None
+            except (ValueError, TypeError, jax.errors.JaxRuntimeError) as e:
+                if isinstance(e, ContractError) or not refused_by_jax(e):
+                    raise  # ours, user error or bug: its traceback as it is
+                raise _failed(self.plan.spec, self._precision, e) from e
         if self._placed(operands):
             self._placed_fn = _compiled(self.plan, self._precision, self._mesh,
                                         _hint(arrays, self._mesh))

@@ -15,7 +15,7 @@ from typing import Any, Sequence
 from .api import plan
 from .backend.measure import run_time
 from .errors import ContractError
-from .planner.report import human
+from .planner.report import brief, human
 
 __all__ = ["compare", "Comparison", "Entry", "DEFAULT_OPTIMIZERS"]
 
@@ -59,7 +59,7 @@ class Comparison:
         head = ["optimizer", "planning", "FLOPs", "vs best", "peak memory", "largest intermediate"]
         head += ["run time"] if measured else []
         fewest = min((r.flops for r in self.rows if r.flops is not None), default=1) or 1
-        lines = [f"spec: {self.spec}", "", "| " + " | ".join(head) + " |",
+        lines = [f"spec: {brief(self.spec)}", "", "| " + " | ".join(head) + " |",
                  "|" + "---|" * len(head)]
         for r in self.rows:
             if r.error:

@@ -51,3 +51,14 @@ def test_doctor_says_what_runs_where() -> None:
     assert facts["jax"]["devices"] and isinstance(facts["jax"]["x64"], bool)
     assert set(facts["cpu"]["features"]) >= {"amx_bf16", "amx_int8"}
     assert facts["blas"]["name"] == contract.native.blas()
+
+
+def test_contract_doctor_on_the_command_line() -> None:
+    text = subprocess.run([sys.executable, "-m", "contract", "doctor"], capture_output=True,
+                          text=True, timeout=120)
+    assert text.returncode == 0 and text.stderr == "", text.stderr
+    assert f"kernels.status {contract.native.status()}" in text.stdout
+    as_json = subprocess.run([sys.executable, "-m", "contract", "doctor", "--json"],
+                             capture_output=True, text=True, timeout=120)
+    facts = json.loads(as_json.stdout)
+    assert facts["kernels"]["build"]["jaxlib"] and facts["jax"]["backend"] == "cpu"

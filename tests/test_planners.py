@@ -252,3 +252,99 @@ def test_memory_limit_caps_the_largest_intermediate_of_annealed_plans():
     shapes = [(2,) * len(t) for t in net[0]]
     plan = contract.plan(spec, *shapes, optimize=("auto", limit))
     assert max(s.size for s in plan.steps) <= limit
+
+
+RANDOM_GREEDY = ["random-greedy", "random-greedy-128", "sampled-greedy"]
+
+
+def _spec(net: Network) -> tuple[str, list[tuple[int, ...]]]:
+    symbol = {l: opt_einsum.get_symbol(k) for k, l in enumerate(sorted(net[2]))}
+    spec = ",".join("".join(symbol[l] for l in sorted(t)) for t in net[0]) + "->"
+    return spec, [tuple(net[2][l] for l in sorted(t)) for t in net[0]]
+
+
+def test_random_greedy_planners_neither_change_nor_read_the_global_random_state():
+    # opt_einsum's RandomGreedy reseeds the global `random` on every trial;
+    # ours draws from generators of its own: the caller's state survives
+    # planning, and the plan is the same whatever that state was.
+    net = lattice(5)
+    spec, shapes = _spec(net)
+    made = {}
+    for seed in (1, 2):
+        for name in RANDOM_GREEDY:
+            random.seed(seed)
+            state = random.getstate()
+            contract.clear_caches(disk=False)
+            plans = [contract.plan(spec, *shapes, optimize=name).path,
+                     tuple(contract.optimizer(name)(*net))]
+            if name != "sampled-greedy":  # minimize= runs RandomGreedy itself
+                plans.append(tuple(contract.optimizer(name, minimize="size")(*net)))
+            assert random.getstate() == state, name
+            made.setdefault(name, []).append(plans)
+    for name, (first, second) in made.items():
+        assert first == second, name
+        recount(*net, first[1])  # a valid path
+    assert random.getstate() == state
+
+
+_RANDOM_SCRIPT = """
+import sys; sys.path.insert(0, {root!r})
+from contract.planner.optimizers import OPTIMIZERS
+net = [frozenset(t) for t in {terms!r}], frozenset(), {sizes!r}
+for name in {names!r}:
+    print(OPTIMIZERS[name](*net, None))
+"""
+
+
+def test_random_greedy_plans_are_the_same_in_processes_with_different_hash_seeds():
+    # opt_einsum's greedy meets candidates in set iteration order: jitter
+    # drawn in that order made its random greedy paths differ per process.
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    terms, _, sizes = circuit(10, 6)
+    script = _RANDOM_SCRIPT.format(root=root, terms=[sorted(t) for t in terms], sizes=sizes,
+                                   names=RANDOM_GREEDY)
+    procs = [subprocess.Popen([sys.executable, "-c", script], cwd=root, text=True,
+                              env=dict(os.environ, PYTHONHASHSEED=hash_seed),
+                              stdout=subprocess.PIPE)
+             for hash_seed in ("1", "2")]
+    runs = [p.communicate(timeout=300)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert runs[0] == runs[1] and runs[0].count("\n") == 3
+
+
+def test_random_greedy_is_opt_einsums_search_and_as_good():
+    # The same search (greedy trial 0, then Boltzmann choices among jittered
+    # candidates); only where the jitter comes from differs.
+    net = regular(40, seed=2)
+    state = random.getstate()
+    try:
+        theirs = opt_einsum.path_random.RandomGreedy(max_repeats=32)(*net)
+    finally:
+        random.setstate(state)
+    ours = starts.RandomGreedy(max_repeats=32)(*net)
+    greedy = recount(*net, opt_einsum.paths.greedy(*net))[0]
+    assert recount(*net, ours)[0] <= min(greedy, 4 * recount(*net, theirs)[0])
+
+
+def test_optimizer_and_optimize_accept_the_same_names_and_list_the_same_ones():
+    import re
+
+    from contract.planner.optimizers import ALIASES
+
+    spec, shapes = "ab,bc,cd->ad", [(2, 3), (3, 4), (4, 5)]
+    for alias, target in ALIASES.items():
+        for name in (alias, alias.upper()):
+            assert contract.optimizer(name) == contract.optimizer(target)
+            assert (contract.plan(spec, *shapes, optimize=name).path
+                    == contract.plan(spec, *shapes, optimize=target).path)
+    assert contract.optimizer("opportunistic") == contract.optimizer("greedy")
+    listed = []
+    for make in (lambda: contract.optimizer("fastest"),
+                 lambda: contract.plan(spec, *shapes, optimize="fastest")):
+        with pytest.raises(contract.ContractError, match="unknown optimiz") as err:
+            make()
+        listed.append(set(re.findall(r"'([a-z0-9-]+)'", str(err.value))) - {"fastest"})
+    # optimize= also takes "measure", which times candidates on this machine:
+    # no PathOptimizer can (planning is pure).
+    assert listed[1] == listed[0] | {"measure"}
+    assert {*OPTIMIZERS, *ALIASES} == listed[0]

@@ -78,8 +78,10 @@ def test_report_text_shows_every_number():
     text = p.report()
     assert text == str(p)
     assert "ij,jk,kl->il" in text and "(8, 16), (16, 32), (32, 4)" in text
-    # 8x16x32x4 naive (4 labels, 3 operands), planned 2*16*32*4 + 2*8*16*4.
-    assert "planned 5.12 k" in text and "speedup" in text
+    # 8x16x32x4 naive (4 labels, 3 operands), planned 2*16*32*4 + 2*8*16*4;
+    # the comparison names its baseline.
+    assert "naive 49.15 k  planned 5.12 k  (9.6x fewer than naive)" in text
+    assert "speedup" not in text
     # The 64-element intermediate next to the 32-element output, in float32.
     assert "peak 384 B beyond the inputs" in text
     rows = [l for l in text.splitlines() if re.match(r"\s+\d+\s", l)]
@@ -111,6 +113,57 @@ def test_report_summarises_large_networks():
     assert len(lines) < 70
     assert f"{n - 1 - 40} cheaper rows not shown" in text
     assert "GEMM" in text and "more ..." in text  # elided path
+
+
+def test_report_cuts_long_specs_and_shapes_the_json_keeps_them():
+    n = 100
+    spec = ",".join(f"{chr(0x4E00 + k)}{chr(0x4E00 + (k + 1) % n)}" for k in range(n)) + "->"
+    p = contract.plan(spec, *[(2, 2)] * n, optimize="greedy")
+    first, shapes = str(p).splitlines()[:2]
+    assert first == "spec        " + spec[:60] + "…-> (100 operands)"
+    assert shapes.startswith("shapes      (2, 2), (2, 2), ") and len(shapes) <= 100
+    assert shapes.endswith(", …   float32 -> float32")
+    assert p.spec == spec and contract.Plan.from_json(p.to_json()).spec == spec
+    short = contract.plan("ij,jk->ik", (2, 3), (3, 4))
+    assert str(short).splitlines()[0] == "spec        ij,jk->ik"
+
+
+def test_a_64_bit_plan_is_planned_as_asked_and_says_what_jax_runs():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "truncated to float32" from JAX
+        off = contract.plan("ij,jk->ik", (2, 3), (3, 4), dtype="float64")
+        mixed = contract.plan("ij,jk->ik", (2, 3), (3, 4), dtype=["int64", "uint64"])
+        preferred = contract.plan("ij,jk->ik", (2, 3), (3, 4), preferred_element_type="complex128")
+        with jax.enable_x64(True):
+            on = contract.plan("ij,jk->ik", (2, 3), (3, 4), dtype="float64")
+            on_report = str(on)
+        with jax.enable_x64(False):
+            off_report, mixed_report, preferred_report = map(str, (off, mixed, preferred))
+    assert off == on and off.dtypes == ("float64", "float64") and off.result_dtype == "float64"
+    assert off.peak_bytes == 2 * 4 * 8
+    # What JAX runs is this process's fact: said by the backend, only where x64 is off.
+    assert "x64           off here: JAX runs float64 as float32" in off_report
+    assert "x64" not in on_report
+    # JAX's promotion with x64 on: int64 with uint64 is float64.
+    assert mixed.result_dtype == "float64"
+    assert "JAX runs int64 as int32, uint64 as uint32, float64 as float32" in mixed_report
+    assert "complex128 as complex64" in preferred_report
+    assert "x64" not in str(contract.plan("ij,jk->ik", (2, 3), (3, 4), dtype="int32"))
+
+
+def test_every_step_kind_and_ellipsis_labels_are_documented():
+    from pathlib import Path
+
+    from contract.planner.picture import KIND_COLORS
+
+    docs = (Path(__file__).parent.parent / "docs" / "inspection.md").read_text()
+    assert [k for k in KIND_COLORS if f"`{k}`" not in docs] == []
+    p = contract.plan("...ij,...jk->...ik", (7, 5, 2, 3), (5, 3, 4))
+    step = "…0 …1 i j,…1 j k->…1 …0 i k"
+    assert step in str(p) and f"`{step}`" in docs
+    assert "batched dot" in str(contract.plan("bi,bi->b", (7, 5), (7, 5)))
 
 
 @pytest.mark.parametrize("spec,shapes", CASES)

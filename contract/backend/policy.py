@@ -23,6 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import jax
+
 from .. import native
 from ..planner import report
 from ..planner.costs import KEPT, compute_dtype, prod
@@ -273,14 +275,22 @@ def lowerings(plan: "Plan", caps: Capabilities | None = None) -> list[str]:
 
 
 def machine_lines(plan: "Plan") -> list[str]:
-    """The report's lines on how this machine runs ``plan``: the steps that do
-    not run as XLA's real dot, and a note when the FFI kernels are off."""
+    """The report's lines on how this machine runs ``plan``: 64-bit dtypes JAX
+    narrows here (x64 off), the steps that do not run as XLA's real dot, and
+    a note when the FFI kernels cannot run."""
     lowered = lowerings(plan)
     lines = []
+    narrowed = {d: jax.dtypes.canonicalize_dtype(d).name
+                for d in dict.fromkeys((*plan.dtypes, plan.result_dtype))}
+    narrowed = {d: n for d, n in narrowed.items() if d != n}
+    if narrowed:
+        lines.append("x64           off here: JAX runs " + ", ".join(
+            f"{d} as {n}" for d, n in narrowed.items())
+            + " (jax.config.update('jax_enable_x64', True) keeps them)")
     if any(how != "real dot" for how in lowered):
         lines.append("CPU lowering  " + ", ".join(
             f"step {k}: {how}" for k, how in enumerate(lowered) if how != "real dot"))
-    if not capabilities().kernels:
+    if native.status().startswith("unavailable"):  # not when switched off on purpose
         lines.append(f"CPU kernels   {native.status()} (contract doctor says more)")
     return lines
 

@@ -14,17 +14,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from ..planner.report import render
+from ..planner.report import brief, human, render, versus
 from .cluster import Cluster
 
 __all__ = ["Explanation"]
-
-
-def _count(n: float) -> str:
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n:.0f}"
 
 
 def _replaced(prims: Sequence[str]) -> str:
@@ -35,34 +28,26 @@ def _replaced(prims: Sequence[str]) -> str:
     return ", ".join(p if n == 1 else f"{p} x{n}" for p, n in counts.items())
 
 
-def _change(written: int, planned: int) -> str:
-    """How the planned FLOPs compare with the code as written, in words.
-
-    >>> _change(400, 100), _change(100, 100), _change(100, 130), _change(1000, 999)
-    ('4x fewer', 'the same', '1.3x more', '0.1% fewer')
-    """
-    if planned == written:
-        return "the same"
-    if planned > written:
-        return f"{planned / max(written, 1):.3g}x more"
-    ratio = written / max(planned, 1)
-    return f"{ratio:.3g}x fewer" if ratio >= 1.01 else f"{100 * (written - planned) / written:.2g}% fewer"
-
-
 def _cluster(n: int, c: Cluster) -> list[str]:
+    """One cluster's block: the decision and why, the equations, the einsum, costs."""
     state = "rewritten" if c.rewritten else "kept as written"
-    lines = [f"cluster {n}{' in ' + c.where.rstrip(' >') if c.where else ''}: {state} ({c.reason})",
-             f"  replaces   {len(c.primitives)} equations: {_replaced(c.primitives)}",
-             f"  einsum     '{c.spec}'" + (f"  x {c.net.scale:g}" if c.net.scale != 1 else "")]
+    # Some reasons for keeping a cluster end by saying so: say it once.
+    reason = c.reason.removesuffix(": " + state)
+    verb = "replaces" if c.rewritten else "covers"  # a kept cluster replaces nothing
+    count = len(c.primitives)
+    lines = [f"cluster {n}{' in ' + c.where.rstrip(' >') if c.where else ''}: {state} ({reason})",
+             f"  {verb:<10} {count} equation{'' if count == 1 else 's'}: {_replaced(c.primitives)}",
+             f"  einsum     '{brief(c.spec)}'"
+             + (f"  x {c.net.scale:g}" if c.net.scale != 1 else "")]
     planned = c.planned_flops
     if planned is not None and c.plan is not None:
-        lines.append(f"  FLOPs      as written {_count(c.net.flops)}  planned {_count(planned)}"
-                     f"  ({_change(c.net.flops, planned)})")
-        lines.append(f"  largest    as written {_count(c.net.largest)} elements  planned "
-                     f"{_count(c.plan.largest_intermediate)} elements")
+        lines.append(f"  FLOPs      as written {human(c.net.flops)}  planned {human(planned)}"
+                     f"  ({versus(planned, c.net.flops, 'as written')})")
+        lines.append(f"  largest    as written {human(c.net.largest)} elements  planned "
+                     f"{human(c.plan.largest_intermediate)} elements")
         lines += ["  " + line for line in render(c.plan).splitlines()]
     else:
-        lines.append(f"  FLOPs      as written {_count(c.net.flops)}")
+        lines.append(f"  FLOPs      as written {human(c.net.flops)}")
     return lines
 
 

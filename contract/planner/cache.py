@@ -42,7 +42,7 @@ __all__ = ["PLANNER_VERSION", "cache_dir", "cache_info", "clear_caches", "load",
 
 # Bumped whenever a change of the planner can change the plan it returns for
 # the same input, so that disk entries written by an older planner are misses.
-PLANNER_VERSION = 5
+PLANNER_VERSION = 6
 ENV = "CONTRACT_CACHE_DIR"
 _UNSET = object()
 _dir: Any = _UNSET  # set_cache_dir overrides the environment variable

@@ -7,7 +7,8 @@ arithmetic intensity) into the report that ``str(plan)`` and
 section naming every sliced label, and a sharded one a ``sharding`` section
 (mesh, sharded labels, bytes per device, each collective and its bytes). Past ``_MAX_ROWS`` rows the table keeps
 the costliest rows and adds a per-kind summary, so a 500-operand plan stays
-readable. :func:`to_dot` draws the contraction tree.
+readable, and :func:`brief` cuts a long spec (the whole one is in ``plan.spec``
+and the JSON). :func:`to_dot` draws the contraction tree.
 
 >>> import contract
 >>> print(contract.plan("ij,jk->ik", (8, 16), (16, 4)))  # doctest: +ELLIPSIS
@@ -18,18 +19,33 @@ shapes      (8, 16), (16, 4)   float32 -> float32
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
-from .costs import Cost, costs, cpu_lowerings, itemsize
+from .costs import Cost, costs, itemsize
 from .shardfacts import communication, device_bytes, device_peak, idle_axes, local_slices
 
 if TYPE_CHECKING:
     from .model import Plan, SlicedPlan
 
-__all__ = ["human", "ratio", "render", "to_dot"]
+__all__ = ["brief", "human", "ratio", "render", "set_machine_lines", "to_dot", "versus"]
+
+# How this machine runs a plan is not the planner's to know (it reads no
+# host): the backend registers the function that adds those lines
+# (contract/backend/policy.py's machine_lines) when contract is imported; a
+# planner used alone reports the plan only.
+_machine_lines: list[Callable[["Plan"], list[str]]] = [lambda plan: []]
+
+
+def set_machine_lines(describe: Callable[["Plan"], list[str]]) -> None:
+    """Have every report end its step table with ``describe(plan)``'s lines
+    (the backend's account of how this machine runs each step)."""
+    _machine_lines[0] = describe
+
 
 # Past this many rows the table shows the costliest ones and a summary by kind.
 _MAX_ROWS = 40
+# A spec or a list of shapes longer than _WHOLE characters is cut after about _CUT.
+_WHOLE, _CUT = 80, 60
 
 
 def human(n: float, unit: str = "") -> str:
@@ -57,6 +73,54 @@ def ratio(x: float) -> str:
     return f"{x:.1f}x" if x < 1e4 else f"{x:.2g}x"
 
 
+def versus(flops: float, baseline: float, name: str) -> str:
+    """``flops`` against a ``baseline`` count called ``name``, in words.
+
+    >>> versus(100, 960, "naive"), versus(999, 1000, "as written"), versus(130, 100, "as written")
+    ('9.6x fewer than naive', '0.1% fewer than as written', '1.3x more than as written')
+    >>> versus(48, 48, "naive"), versus(1, 4.2e37, "naive")
+    ('as many as naive', '4.2e+37x fewer than naive')
+    """
+    if flops == baseline:
+        return f"as many as {name}"
+    word = "more" if flops > baseline else "fewer"
+    small, big = sorted((flops, baseline))
+    if big < 1.1 * small:  # "1.0x fewer" would hide the difference
+        return f"{100 * abs(baseline - flops) / baseline:.2g}% {word} than {name}"
+    return f"{ratio(big / max(small, 1))} {word} than {name}"
+
+
+def _cut(parts: list[str], sep: str) -> str:
+    """``parts`` joined by ``sep``; past ``_WHOLE`` characters only the whole
+    parts within ``_CUT`` (or the first part's start), then ``…``."""
+    text = sep.join(parts)
+    if len(text) <= _WHOLE:
+        return text
+    n, width = 0, len(parts[0])
+    while width <= _CUT:
+        n += 1
+        width += len(sep) + len(parts[n])
+    return sep.join(parts[:n]) + sep + "…" if n else text[:_CUT] + "…"
+
+
+def brief(spec: str) -> str:
+    """``spec`` as a report line shows it: whole up to 80 characters, else its
+    first terms, ``…``, the output and the number of operands.
+
+    >>> brief("ij,jk->ik")
+    'ij,jk->ik'
+    >>> letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    >>> brief(",".join(a + b for a, b in zip(letters, letters[1:])) + "->aZ")
+    'ab,bc,cd,de,ef,fg,gh,hi,ij,jk,kl,lm,mn,no,op,pq,qr,rs,st,tu,…->aZ (51 operands)'
+    """
+    if len(spec) <= _WHOLE:
+        return spec
+    inputs, arrow, output = spec.partition("->")
+    terms = inputs.split(",")
+    return (f"{_cut(terms, ',')}{arrow}{_cut([output], '')}"
+            f" ({len(terms)} operand{'s' if len(terms) != 1 else ''})")
+
+
 def _labels(labels: tuple[str, ...], named: bool) -> str:
     return (" ".join(labels) if named else "".join(labels)) or "(scalar)"
 
@@ -76,7 +140,7 @@ def render(plan: "Plan | SlicedPlan") -> str:
     spec        ij,jk,kl->il
     shapes      (8, 16), (16, 32), (32, 4)   float32 -> float32
     optimizer   auto (ran optimal)   path [(1, 2), (0, 1)]
-    FLOPs       naive 49.15 k  planned 5.12 k  speedup 9.6x
+    FLOPs       naive 49.15 k  planned 5.12 k  (9.6x fewer than naive)
     memory      largest intermediate 64 elements (256 B), peak 384 B beyond the inputs
     step  contraction  kind  FLOPs   read     written  FLOP/B  share
        0  jk,kl->jl    GEMM  4.10 k  2.56 kB  256 B      1.45  80.0%
@@ -86,16 +150,16 @@ def render(plan: "Plan | SlicedPlan") -> str:
         return "\n".join([render(plan.base), *_slicing(plan), *_sharding(plan)])  # type: ignore
     named = any(len(l) > 1 for t in plan.inputs for l in t)
     item = itemsize(plan.compute_dtype)
-    shapes = ", ".join(str(s) for s in plan.shapes)
+    shapes = _cut([str(s) for s in plan.shapes], ", ")
     lines = [
-        f"spec        {plan.spec}",
+        f"spec        {brief(plan.spec)}",
         f"shapes      {shapes}   {'/'.join(sorted(set(plan.dtypes)))} -> {plan.result_dtype}"
         + (f" (accumulates in {plan.compute_dtype})" if plan.compute_dtype != plan.result_dtype else ""),
         f"optimizer   {plan.optimize}"
         + (f" (ran {plan.strategy})" if plan.strategy != plan.optimize else "")
         + f"   path {_path(plan)}",
         f"FLOPs       naive {human(plan.naive_flops)}  planned {human(plan.flops)}"
-        f"  speedup {ratio(plan.speedup)}",
+        f"  ({versus(plan.flops, plan.naive_flops, 'naive')})",
         f"memory      largest intermediate {human(plan.largest_intermediate)} elements"
         f" ({human(plan.largest_intermediate * item, 'B')}), peak {human(plan.peak_bytes, 'B')}"
         " beyond the inputs",
@@ -116,10 +180,7 @@ def render(plan: "Plan | SlicedPlan") -> str:
                       human(c.bytes_written, "B"), f"{c.intensity:.2f}",
                       f"{100 * c.flops / total:.1f}%"))
     lines += _table(table, right={0, 6, 7})
-    lowered = cpu_lowerings(plan)
-    if any(how != "real dot" for how in lowered):
-        lines.append("CPU lowering  " + ", ".join(
-            f"step {k}: {how}" for k, how in enumerate(lowered) if how != "real dot"))
+    lines += _machine_lines[0](plan)
     if len(shown) < len(rows):
         lines.append(f"... {len(rows) - len(shown)} cheaper rows not shown; all {len(rows)} by kind:")
         lines += _summary(rows, total)
@@ -205,7 +266,7 @@ def to_dot(plan: "Plan | SlicedPlan") -> str:
     step an ellipse labelled with its kind and FLOPs, edges carry the labels."""
     named = any(len(l) > 1 for t in plan.inputs for l in t)
     join = " ".join if named else "".join
-    title = plan.spec
+    title = brief(plan.spec)
     if plan.sliced:
         sizes = dict(plan.sizes)
         title += "\\nsliced " + ", ".join(

@@ -35,7 +35,7 @@ import opt_einsum
 from opt_einsum.paths import PathOptimizer
 
 from ..errors import ContractError
-from .optimizers import ALIASES, OPTIMIZERS, auto_strategy
+from .optimizers import OPTIMIZERS, auto_strategy, canonical, valid_names
 
 __all__ = ["describe", "freeze_option", "is_optimizer", "memory_pair", "search", "unknown"]
 
@@ -63,18 +63,11 @@ def pairwise(path: Sequence[Sequence[int]], n: int) -> list[tuple[int, int]]:
 
 def unknown(optimize: Any) -> ContractError:
     return ContractError(
-        f"unknown optimize option {optimize!r}; valid options are "
-        + ", ".join(repr(k) for k in sorted([*OPTIMIZERS, "measure"]))
-        + " or the aliases " + ", ".join(repr(k) for k in sorted(_NAMED_ALIASES))
-        + " (any case), True, False, None, an opt_einsum PathOptimizer (cotengra's too), "
+        f"unknown optimize option {optimize!r}; valid options are {valid_names('measure')}"
+        " (any case), True, False, None, an opt_einsum PathOptimizer (cotengra's too), "
         "NumPy's (name, memory_limit) pair, a saved Plan, or an explicit path such as "
         "[(0, 1), (0, 1)]"
     )
-
-
-# opt_einsum's other spelling of greedy (optimizers/ keeps the shared ALIASES).
-_ALIASES = {**ALIASES, "opportunistic": "greedy"}
-_NAMED_ALIASES = [k for k in _ALIASES if isinstance(k, str)]
 
 
 def is_optimizer(optimize: Any) -> bool:
@@ -195,8 +188,7 @@ def freeze_option(optimize: Any) -> Any:
     if optimize is False:
         return False
     if isinstance(optimize, str):
-        name = optimize.lower()
-        return _ALIASES.get(name, name)
+        return canonical(optimize)
     if is_optimizer(optimize):
         return optimize
     if isinstance(optimize, bool) or not hasattr(optimize, "__iter__"):

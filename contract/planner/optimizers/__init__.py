@@ -13,15 +13,15 @@ are opt_einsum's.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, Sequence
 
 import opt_einsum
-from opt_einsum import path_random
 
 from ..costs import path_cost
-from . import hq
+from . import hq, starts
 
-__all__ = ["ALIASES", "OPTIMIZERS", "auto_strategy"]
+__all__ = ["ALIASES", "OPTIMIZERS", "auto_strategy", "canonical", "valid_names"]
 
 # Named optimizers; "auto", "auto-hq", "annealed-greedy" and "sampled-greedy" are ours (see
 # _auto, _sampled_greedy and contract.planner.optimizers.hq), the rest are opt_einsum's.
@@ -33,8 +33,10 @@ OPTIMIZERS: dict[str, Callable[..., Any]] = {
     "branch-all": opt_einsum.paths.get_path_fn("branch-all"),
     "branch-2": opt_einsum.paths.get_path_fn("branch-2"),
     "branch-1": opt_einsum.paths.get_path_fn("branch-1"),
-    "random-greedy": path_random.random_greedy,
-    "random-greedy-128": path_random.random_greedy_128,
+    # opt_einsum's random greedy search, made pure (starts.RandomGreedy):
+    # opt_einsum's own reseeds the global `random` and depends on PYTHONHASHSEED.
+    "random-greedy": starts.random_greedy,
+    "random-greedy-128": functools.partial(starts.random_greedy, trials=128),
     "auto-hq": hq.optimize,  # ours: annealed random-greedy/bisection trees + reconfiguration
     "annealed-greedy": hq.annealed_greedy,  # ours: auto's choice past dp's range (annealed random greedy)
 }
@@ -108,8 +110,9 @@ def auto_strategy(inputs: Sequence[frozenset]) -> str:
 
 def _sampled_greedy(inputs: list, output: set, sizes: dict, memory_limit: int | None) -> Any:
     """``sampled-greedy``: plain greedy and 4 to 32 of opt_einsum's randomized
-    greedy trials (2048 / operands), whichever path costs less: counted, not
-    timed. Before annealing it was ``auto``'s choice past dp's range.
+    greedy trials (2048 / operands; :class:`.starts.RandomGreedy`), whichever
+    path costs less: counted, not timed. Before annealing it was ``auto``'s
+    choice past dp's range.
 
     Plain greedy can be far off on networks with many equal-cost choices:
     on a 24-operand periodic MPS norm (bond 32) it finds 8.9e8 FLOPs where
@@ -122,7 +125,7 @@ def _sampled_greedy(inputs: list, output: set, sizes: dict, memory_limit: int | 
     [(0, 1), (0, 1)]
     """
     trials = max(4, min(32, 2048 // max(len(inputs), 1)))
-    search = path_random.RandomGreedy(max_repeats=trials)
+    search = starts.RandomGreedy(max_repeats=trials)
     # RandomGreedy ranks its trials with a jittered cost, so plain greedy is
     # not always among them: keep whichever path our own count finds cheaper.
     candidates = [opt_einsum.paths.greedy(inputs, output, sizes, memory_limit),
@@ -137,4 +140,29 @@ def _auto(inputs: list, output: set, sizes: dict, memory_limit: int | None) -> A
 
 OPTIMIZERS["auto"] = _auto
 OPTIMIZERS["sampled-greedy"] = _sampled_greedy
-ALIASES = {True: "auto", "dynamic-programming": "dp", "eager": "greedy"}
+# opt_einsum's other spellings, read by `contract.optimizer` and `optimize=` alike.
+ALIASES = {"dynamic-programming": "dp", "eager": "greedy", "opportunistic": "greedy"}
+
+
+def canonical(name: str) -> str:
+    """The :data:`OPTIMIZERS` key (or ``"measure"``) that ``name`` stands for:
+    any case, :data:`ALIASES` resolved; an unknown name comes back lowered.
+
+    >>> canonical("Opportunistic"), canonical("dynamic-programming"), canonical("DP")
+    ('greedy', 'dp', 'dp')
+    """
+    key = name.lower()
+    return ALIASES.get(key, key)
+
+
+def valid_names(*extra: str) -> str:
+    """The names :func:`canonical` resolves, as error messages list them:
+    :data:`OPTIMIZERS`' keys and ``extra`` ones, then the aliases.
+
+    >>> valid_names("measure").split(" or the aliases ")[1]
+    "'dynamic-programming', 'eager', 'opportunistic'"
+    >>> "'measure'" in valid_names("measure"), "'measure'" in valid_names()
+    (True, False)
+    """
+    return (", ".join(repr(k) for k in sorted([*OPTIMIZERS, *extra])) + " or the aliases "
+            + ", ".join(repr(k) for k in sorted(ALIASES)))

@@ -36,11 +36,10 @@ from __future__ import annotations
 from typing import Any, ClassVar, Sequence
 
 import opt_einsum
-from opt_einsum import path_random
 from opt_einsum.paths import PathOptimizer
 
 from ...errors import ContractError
-from . import ALIASES, OPTIMIZERS, auto_strategy, hq
+from . import OPTIMIZERS, auto_strategy, canonical, hq, starts, valid_names
 from .objective import FLOPS, Objective, parse_minimize
 
 __all__ = ["AnnealedGreedyOptimizer", "AutoHQOptimizer", "AutoOptimizer", "ContractOptimizer",
@@ -210,8 +209,8 @@ class NamedOptimizer(ContractOptimizer):
         if name == "dp" and self.objective != FLOPS:
             fn: Any = opt_einsum.paths.DynamicProgramming(minimize=_dp_minimize(self.objective))
         elif name.startswith("random-greedy") and (self.objective != FLOPS or self.max_time):
-            fn = path_random.RandomGreedy(max_repeats=128 if name.endswith("128") else 32,
-                                          max_time=self.max_time, minimize=self.objective.kind)
+            fn = starts.RandomGreedy(max_repeats=128 if name.endswith("128") else 32,
+                                     max_time=self.max_time, minimize=self.objective.kind)
         else:
             fn = OPTIMIZERS[name]
         return fn(inputs, output, sizes, memory_limit)
@@ -249,14 +248,11 @@ def optimizer(name: str = "auto-hq", *, minimize: str = "flops", seed: int = 0,
     """
     if not isinstance(name, str):
         raise ContractError(f"optimizer name must be a string, got {name!r}")
-    key = name.lower()
-    key = ALIASES.get(key, key)
+    key = canonical(name)
     options = dict(minimize=minimize, seed=seed, max_time=max_time, progress=progress)
     if key in _OURS:
         return _OURS[key](**options)
     if key in OPTIMIZERS:
         return NamedOptimizer(key, **options)
-    raise ContractError(f"unknown optimizer {name!r}; valid names are "
-                        + ", ".join(repr(k) for k in sorted(OPTIMIZERS))
-                        + " and the aliases " + ", ".join(repr(k) for k in sorted(
-                            k for k in ALIASES if isinstance(k, str))))
+    raise ContractError(f"unknown optimizer {name!r}; valid names are {valid_names()} "
+                        "(any case)")
