@@ -453,3 +453,17 @@ def test_a_0d_array_has_no_axis_to_reduce(op):
     with pytest.raises(ContractError, match=r"axis 0 is out of range for an array of rank 0 .*axis=None"):
         op(np.ones(()), 0)
     assert float(contract.sum(np.float32(2.5))) == 2.5  # axis=None is fine
+
+
+def test_clear_caches_empties_the_eager_op_caches() -> None:
+    # The fast path's programs, keys and array types are registered caches:
+    # contract.clear_caches() empties them, and the next call fills them again.
+    ops = ("op array types", "op programs", "op fast path")
+    x = jnp.ones((2, 3))
+    assert contract.sum(x, 0).tolist() == [2.0, 2.0, 2.0]
+    assert all(contract.plan_cache_info()[name]["size"] > 0 for name in ops)
+    contract.clear_caches(disk=False)
+    assert all(contract.plan_cache_info()[name]["size"] == 0 for name in ops)
+    assert contract.mean(x, 1).tolist() == [1.0, 1.0]
+    info = contract.plan_cache_info()
+    assert info["op array types"]["size"] == 1 and info["op fast path"]["size"] == 1

@@ -159,20 +159,26 @@ def test_conv_matches_numpy_and_lax(case: Any) -> None:
 # ---------------------------------------------------------------- the native conv kernel
 
 
-needs_kernel = pytest.mark.skipif(not convolution.usable("float32"),
-                                  reason="native kernels unavailable: " + native.status())
+# Whether float32 convs run as the native kernel here: where contract.native
+# built and loaded it (not with CONTRACT_NATIVE=0) and on one CPU device. The
+# tests below check the numbers of whichever path runs, never skip.
+ON_KERNEL = native.available() and convolution.usable("float32")
 
 
-@needs_kernel
 def test_conv_on_cpu_is_the_kernel_alone() -> None:
     x, w = jnp.ones((2, 3, 8, 8), jnp.float32), jnp.ones((4, 3, 3, 3), jnp.float32)
     hlo = jax.jit(lambda a, b: contract.conv(a, b, 1, 1)).lower(x, w).as_text()
-    assert "contract_conv_f32" in hlo
-    assert "dot_general" not in hlo and "concatenate" not in hlo  # no XLA lowering beside it
-    assert "native conv kernel" in contract.lower(contract.conv, x, w, stride=1, padding=1).notes
+    notes = contract.lower(contract.conv, x, w, stride=1, padding=1).notes
+    assert ON_KERNEL == convolution.usable("float32")  # the kernel only where native loaded
+    if ON_KERNEL:
+        assert "contract_conv_f32" in hlo
+        assert "dot_general" not in hlo and "concatenate" not in hlo  # no XLA lowering beside it
+        assert "native conv kernel" in notes
+    else:  # the XLA lowering alone
+        assert "contract_conv_f32" not in hlo and "dot_general" in hlo
+        assert "native conv kernel" not in notes
 
 
-@needs_kernel
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("xshape,wshape,stride,pad", [
     ((1, 16, 37, 29), (8, 16, 3, 3), 1, 1),        # one image: its rows cut into tasks
@@ -194,7 +200,6 @@ def test_kernel_cases_against_numpy(dtype: str, xshape: Any, wshape: Any, stride
                                             pad), rtol=tol, atol=tol)
 
 
-@needs_kernel
 def test_kernel_vmap_over_x_only_and_empty_batches() -> None:
     rng = np.random.default_rng(4)
     xb = rng.standard_normal((3, 2, 4, 6, 5)).astype(np.float32)
@@ -366,6 +371,134 @@ def test_sum_pool_under_jit_equals_eager() -> None:
     for k, s, p in [(2, None, 0), (3, 2, 1), ((2, 3), (1, 4), (0, 1))]:
         jitted = jax.jit(lambda a: contract.sum_pool(a, k, s, p))(x)
         np.testing.assert_allclose(jitted, contract.sum_pool(x, k, s, p), rtol=1e-6, atol=1e-6)
+
+
+# ---------------------------------------------------------------- padding by name
+
+
+def torch_same_pads(kernel: int) -> tuple[int, int]:
+    """PyTorch's padding="same" (stride 1 only; ATen's convolution_same through
+    _pooling_same_mode_padding_lr): kernel - 1 zeros, the odd one after."""
+    total = kernel - 1
+    return total // 2, total - total // 2
+
+
+# (H, W) odd and even; kernels odd, even and mixed (an even one pads unevenly).
+NAMED = [((7, 8), (3, 3)), ((7, 8), (2, 2)), ((6, 9), (4, 3)), ((5, 5), (2, 5))]
+
+
+@pytest.mark.parametrize("size,kernel", NAMED)
+@pytest.mark.parametrize("name,stride", [("SAME", 1), ("SAME", 2), ("SAME", (1, 3)), ("VALID", 1),
+                                         ("VALID", 2), ("same", 1), ("valid", 1), ("valid", 2)])
+def test_conv_padding_names_match_lax(size: Any, kernel: Any, name: str, stride: Any) -> None:
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 3, *size)).astype(np.float32)
+    w = rng.standard_normal((4, 3, *kernel)).astype(np.float32)
+    want = lax.conv_general_dilated(x, w, _pairs(stride, 2), name.upper(),
+                                    precision=lax.Precision.HIGHEST)
+    f = lambda a, b: contract.conv(a, b, stride, name)
+    for got in (f(x, w), jax.jit(f)(x, w), xla_only(f)(x, w)):  # eager, jit, XLA lowering
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("size,kernel", NAMED)
+def test_conv_same_is_torchs_same(size: Any, kernel: Any) -> None:
+    # PyTorch's rule, padded explicitly: the output keeps the input's size,
+    # and it is JAX's SAME at stride 1.
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((2, 3, *size)).astype(np.float32)
+    w = rng.standard_normal((4, 3, *kernel)).astype(np.float32)
+    pads = [torch_same_pads(k) for k in kernel]
+    assert lax.padtype_to_pads(size, kernel, (1, 1), "SAME") == pads
+    want = np_conv(np.pad(x, [(0, 0), (0, 0), *pads]), w)
+    got = contract.conv(x, w, padding="same")
+    assert got.shape == (2, 4, *size)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(jax.jit(lambda a, b: contract.conv(a, b, 1, "same"))(x, w), want,
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_uneven_padding_on_the_native_kernel_path() -> None:
+    # The kernel is given the zeros in front only and reads past the end as
+    # zeros up to the output size it is given: the high side is implied.
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 3, 7, 8)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 2, 4)).astype(np.float32)
+    for stride, name in [(1, "same"), (2, "SAME"), ((3, 2), "SAME")]:
+        f = jax.jit(lambda a, b: contract.conv(a, b, stride, name))
+        assert ("contract_conv_f32" in f.lower(x, w).as_text()) == ON_KERNEL
+        ref = lambda a, b: lax.conv_general_dilated(a, b, _pairs(stride, 2), "SAME",
+                                                    precision=lax.Precision.HIGHEST)
+        np.testing.assert_allclose(f(x, w), ref(x, w), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(contract.conv(x, w, stride, name), ref(x, w), rtol=1e-5,
+                                   atol=1e-5)
+        loss = lambda g: (lambda a, b: (g(a, b) ** 2).sum())
+        got = jax.grad(loss(lambda a, b: contract.conv(a, b, stride, name)), (0, 1))(x, w)
+        for g, r in zip(got, jax.grad(loss(ref), (0, 1))(x, w)):
+            np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+    low = str(contract.lower(contract.conv, x, w, padding="same"))
+    assert "H: 7 -> 7 windows of 2, stride 1, zero-padded by 0 before and 1 after" in low
+    assert "W: 8 -> 8 windows of 4, stride 1, zero-padded by 1 before and 2 after" in low
+
+
+def test_conv_padding_names_without_overlap_take_the_block_and_tap_views() -> None:
+    rng = np.random.default_rng(10)
+    for xshape, wshape, spec in [((2, 3, 7, 9), (4, 3, 2, 2), "nocpq,ncpqhw->nohw"),
+                                 ((1, 2, 7, 9), (64, 2, 2, 2), "nchpwq,ocpq->nohw")]:
+        x = rng.standard_normal(xshape).astype(np.float32)
+        w = rng.standard_normal(wshape).astype(np.float32)
+        assert contract.lower(contract.conv, x, w, 2, "SAME").stages[0][0] == spec
+        want = lax.conv_general_dilated(x, w, (2, 2), "SAME", precision=lax.Precision.HIGHEST)
+        got = xla_only(lambda a, b: contract.conv(a, b, 2, "SAME"))(x, w)
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("size,kernel", NAMED + [((9,), (2,)), ((5, 6, 4), (2, 3, 2)),
+                                                 ((20, 19), (9, 9))])  # the last: block view
+@pytest.mark.parametrize("name,stride", [("SAME", 1), ("SAME", 2), ("SAME", None), ("VALID", 2),
+                                         ("same", 1), ("valid", None)])
+def test_sum_pool_padding_names_match_reduce_window(size: Any, kernel: Any, name: str,
+                                                    stride: Any) -> None:
+    x = np.random.default_rng(11).standard_normal((2, *size)).astype(np.float32)
+    strides = kernel if stride is None else _pairs(stride, len(kernel))
+    want = lax.reduce_window(x, np.float32(0), lax.add, (1, *kernel), (1, *strides), name.upper())
+    f = lambda a: contract.sum_pool(a, kernel, stride, name)
+    for got in (f(x), jax.jit(f)(x)):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda x, w: contract.conv(x, w, 1, "full"),
+     r"conv\(\): padding='full' is not a padding name; use 'same', 'valid', 'SAME', 'VALID'"),
+    (lambda x, w: contract.conv(x, w, 1, "Same "), r"padding='Same ' is not a padding name"),
+    (lambda x, w: contract.conv(x, w, 1, "Same"), r"padding='Same' is not a padding name"),
+    (lambda x, w: contract.conv(x, w, 2, "same"),
+     r"padding='same' needs stride 1 in every spatial dim, as in PyTorch, but the stride is "
+     r"\(2, 2\); padding='SAME' is JAX's rule"),
+    (lambda x, w: contract.conv(x, w, (1, 2), "same"), r"needs stride 1 .* is \(1, 2\)"),
+    (lambda x, w: contract.conv(x, w, 1, 1.5),
+     r"padding must be an int or a tuple of 2 ints \(or one padding name for every dim: "
+     r"'same', 'valid', 'SAME', 'VALID'\), got 1.5"),
+    (lambda x, w: contract.conv(x, w, 1, None), r"padding must be an int .*'VALID'\), got None"),
+    (lambda x, w: contract.conv(x, w, 1, b"same"), r"padding must be an int .*'VALID'\), got b"),
+    (lambda x, w: contract.conv(x, w, 1, ("same", "same")),
+     r"padding entries must be ints \(or one padding name for every dim: .*\), got 'same'"),
+    (lambda x, w: contract.conv(x, w, "2"), r"stride must be an int or a tuple of 2 ints, got '2'"),
+    (lambda x, w: contract.sum_pool(x, 2, padding="full"),
+     r"sum_pool\(\): padding='full' is not a padding name; use 'same', 'valid', 'SAME', 'VALID'"),
+    (lambda x, w: contract.sum_pool(x, 2, padding="same"),  # the stride defaults to the kernel
+     r"sum_pool\(\): padding='same' needs stride 1 .* the stride is \(2, 2\)"),
+    (lambda x, w: contract.sum_pool(x, 2, 1, 0.5), r"padding must be an int .*'VALID'\), got 0.5"),
+    (lambda x, w: contract.lower(contract.conv, x, w, 1, "valid "), r"is not a padding name"),
+    (lambda x, w: contract.conv(x[:, :, :2], w, 1, "VALID"),
+     r"kernel 3 is larger than the padded input along spatial dim 0 \(size 2 \+ 2\*0 padding"),
+])
+def test_bad_padding_names_raise_contract_error(call: Any, match: str) -> None:
+    x, w = jnp.ones((2, 3, 8, 8), jnp.float32), jnp.ones((4, 3, 3, 3), jnp.float32)
+    with pytest.raises(ContractError, match=match):
+        call(x, w)
 
 
 # ---------------------------------------------------------------- transformations

@@ -11,7 +11,7 @@ adds a batch dimension to both operands, which the kernel treats as groups.
 
 >>> import numpy as np
 >>> x, w = np.ones((1, 1, 3, 3), np.float32), np.ones((1, 1, 2, 2), np.float32)
->>> conv_kernel(x, w, (1, 1), (0, 0), None).tolist() if usable(x.dtype) else [[[[4.0, 4.0], [4.0, 4.0]]]]
+>>> conv_kernel(x, w, (1, 1), ((0, 0), (0, 0)), None).tolist() if usable(x.dtype) else [[[[4.0, 4.0], [4.0, 4.0]]]]
 [[[[4.0, 4.0], [4.0, 4.0]]]]
 """
 
@@ -39,22 +39,27 @@ def usable(dtype: Any) -> bool:
 
 
 @partial(jax.custom_jvp, nondiff_argnums=(2, 3, 4))
-def conv_kernel(x: jax.Array, w: jax.Array, stride: tuple[int, int], padding: tuple[int, int],
+def conv_kernel(x: jax.Array, w: jax.Array, stride: tuple[int, int],
+                padding: tuple[tuple[int, int], tuple[int, int]],
                 xla: Callable[[jax.Array, jax.Array], jax.Array] | None) -> jax.Array:
-    """``x`` (N, C, H, W) cross-correlated with ``w`` (O, C, kH, kW), zero padding,
-    computed by the kernel; ``xla(x, w)`` is the same convolution in XLA, for tangents."""
+    """``x`` (N, C, H, W) cross-correlated with ``w`` (O, C, kH, kW), ``padding``
+    zeros ``(low, high)`` per spatial dim, computed by the kernel; ``xla(x, w)``
+    is the same convolution in XLA, for tangents."""
     (n, _, h, wd), (o, _, kh, kw) = x.shape[-4:], w.shape[-4:]
-    out = ((h + 2 * padding[0] - kh) // stride[0] + 1, (wd + 2 * padding[1] - kw) // stride[1] + 1)
+    (top, bottom), (left, right) = padding
+    out = ((h + top + bottom - kh) // stride[0] + 1, (wd + left + right - kw) // stride[1] + 1)
     shape = jax.ShapeDtypeStruct((*x.shape[:-4], n, o, *out), x.dtype)
     call = jax.ffi.ffi_call(f"contract_conv_{_TARGET[x.dtype.name]}", shape,
                             vmap_method="broadcast_all")
-    return call(x, w, stride_h=stride[0], stride_w=stride[1], pad_h=padding[0],
-                pad_w=padding[1])
+    # The kernel takes the zeros in front only: it reads the output size from
+    # its buffer and every read past the input's end as a zero, so the high
+    # padding is implied by ``out``.
+    return call(x, w, stride_h=stride[0], stride_w=stride[1], pad_h=top, pad_w=left)
 
 
 @conv_kernel.defjvp
-def _conv_jvp(stride: tuple[int, int], padding: tuple[int, int], xla: Any, primals: tuple,
-              tangents: tuple) -> tuple[jax.Array, jax.Array]:
+def _conv_jvp(stride: tuple[int, int], padding: tuple[tuple[int, int], tuple[int, int]],
+              xla: Any, primals: tuple, tangents: tuple) -> tuple[jax.Array, jax.Array]:
     x, w = primals
     dx, dw = tangents
     if xla is None:

@@ -29,7 +29,7 @@ from typing import Any, Callable
 
 import jax
 
-from ..caching import LRU
+from ..caching import LRU, LearnedSet
 from ..errors import ContractError
 from ..validate import is_array, is_tracer
 
@@ -41,9 +41,11 @@ _PROGRAMS: "LRU[Callable[..., Any]]" = LRU("op programs", 4096)
 # (args function, argument signature) -> (jitted program, where its arrays sit).
 _FAST: "LRU[tuple[Callable[..., Any], tuple[Any, ...]]]" = LRU("op fast path", 4096)
 _STATIC = frozenset({type(None), bool, int, float, str, type})
-# Concrete jax.Array types seen so far (ArrayImpl): one set lookup in the key
+# Concrete jax.Array types seen so far (ArrayImpl): one lookup in the key
 # instead of a call to is_array. Filled by _static, never holds a tracer type.
-_ARRAYS: set[type] = set()
+# A registered LearnedSet (contract.clear_caches empties it) whose lookup
+# is the set's own C __contains__, as validate.py's concrete types.
+_ARRAYS = LearnedSet("op array types", maxsize=64)
 
 
 class _Dynamic(Exception):
@@ -91,9 +93,10 @@ def _key(args_fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> An
 
     The x64 switch is part of it: ``params`` (result dtypes) depend on it,
     and it can change between calls (``jax.enable_x64``, ``jax.config.update``).
-    The common cases of :func:`_static` (arrays, None, plain scalars) are
-    inlined: a key is built on every eager call, and each Python call there
-    costs about 0.1 µs, several times that between two compiled calls.
+    The common cases of :func:`_static` (None, plain scalars, arrays of a
+    type seen before) are inlined: a key is built on every eager call, and
+    each Python call there costs about 0.1 µs, several times that between
+    two compiled calls.
 
     >>> import jax.numpy as jnp
     >>> key = _key(len, (jnp.ones((2, 3)), 1, None), {"dim": True})
@@ -103,15 +106,16 @@ def _key(args_fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> An
     True
     """
     key = [args_fn, _X64.value]
+    arrays = _ARRAYS.contains
     try:
         for a in args:
             t = type(a)
-            if t in _ARRAYS:
-                key.append((a.shape, a.dtype, a.weak_type, a.sharding))
-            elif a is None:
+            if a is None:
                 key.append(None)
             elif t in _STATIC:
                 key.append((t, a))
+            elif arrays(t):
+                key.append((a.shape, a.dtype, a.weak_type, a.sharding))
             else:
                 key.append(_static(a))
         if kwargs:

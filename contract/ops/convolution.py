@@ -42,7 +42,7 @@ from ..validate import check_precision, numeric_dtype
 from ._args import operand
 from ._compiled import run
 from .lowering import Lowering, register
-from .window import Window, _block_view, _pad, _shape_dtype, _tap_view, _windows
+from .window import Window, block_view, padded, shape_dtype, tap_view, windows
 
 __all__ = ["conv"]
 
@@ -69,7 +69,7 @@ def _conv_geometry(xshape: tuple[int, ...], wshape: tuple[int, ...], stride: Any
         )
     if min(wshape[2:]) < 1:
         raise ContractError(f"{op}(): kernel must be positive, got w.shape[2:] = {wshape[2:]}")
-    return _windows(xshape[2:], wshape[2:], stride, padding, op)
+    return windows(xshape[2:], wshape[2:], stride, padding, op)
 
 
 def _check_dtypes(*dtypes: Any) -> None:
@@ -103,7 +103,7 @@ def _result_dtype(xdt: Any, wdt: Any, preferred: str | None) -> str:
 def _conv_blocks(x: jax.Array, w: jax.Array, wins: tuple[Window, ...], precision: Any,
                  result: str) -> jax.Array:
     """No overlap (kernel <= stride): one einsum over the reshaped blocks."""
-    return einsum(_BLOCK_SPEC, _block_view(x, wins), w, precision=precision,
+    return einsum(_BLOCK_SPEC, block_view(x, wins), w, precision=precision,
                   preferred_element_type=result)
 
 
@@ -115,7 +115,7 @@ def _conv_taps(x: jax.Array, w: jax.Array, wins: tuple[Window, ...], precision: 
     over the batch, so no transpose of the input or the output is needed
     (about 1.4x faster than the block view on the 2x2 stride 2 row)."""
     wb = jnp.broadcast_to(w, x.shape[:1] + w.shape)
-    return einsum(_TAPS_SPEC, wb, _tap_view(x, wins, at=2), precision=precision,
+    return einsum(_TAPS_SPEC, wb, tap_view(x, wins, at=2), precision=precision,
                   preferred_element_type=result)
 
 
@@ -126,7 +126,7 @@ def _phases(win: Window) -> list[tuple[int, int, int]]:
     each phase contracts its own strided column slice with its own taps and
     no column is computed that no window reads.
 
-    >>> _phases(Window(size=9, kernel=3, stride=2, padding=0))
+    >>> _phases(Window(size=9, kernel=3, stride=2, low=0, high=0))
     [(0, 2, 5), (1, 1, 4)]
     """
     out = []
@@ -152,7 +152,7 @@ def _conv_rows(x: jax.Array, w: jax.Array, wins: tuple[Window, ...], precision: 
     wh, ww = wins
     acc = compute_dtype(result)
     # Channels lead so the contraction axes (c, p) of the row view are major.
-    xc = _pad(lax.transpose(x, (1, 0, 2, 3)), wins)
+    xc = padded(lax.transpose(x, (1, 0, 2, 3)), wins)
     rows = jnp.stack([wh.tap(xc, p, axis=2) for p in range(wh.kernel)], axis=1)
     taps = []
     for t, count, columns in _phases(ww):
@@ -182,7 +182,7 @@ def _conv(x: jax.Array, w: jax.Array, *, wins: tuple[Window, ...], precision: An
     # On CPU the native kernel: patches gathered per block of output rows, in
     # cache, then one GEMM into NCHW (1.8-2.6x faster than the XLA lowerings
     # above, docs/lowering.md); elsewhere, and for tangents, XLA.
-    stride, padding = tuple(d.stride for d in wins), tuple(d.padding for d in wins)
+    stride, padding = tuple(d.stride for d in wins), tuple((d.low, d.high) for d in wins)
     cpu = lambda a, b: conv_kernel(a, b, stride, padding, xla)
     return lax.platform_dependent(x, w, cpu=cpu, default=xla)
 
@@ -206,6 +206,12 @@ def conv(x: Any, w: Any, stride: Any = 1, padding: Any = 0, *, precision: Any = 
     ``padding`` (zeros) are an int or an (H, W) pair. Output (N, O, H', W')
     with ``H' = floor((H + 2 * padding - kH) / stride) + 1``.
 
+    ``padding`` may also be a name, as in PyTorch and JAX
+    (:func:`contract.ops.window.named_padding`): ``"valid"``/``"VALID"``
+    (none); ``"SAME"``, ``lax.conv_general_dilated``'s rule for any stride
+    (``H' = ceil(H / stride)``, an odd total of zeros puts the extra one
+    after); ``"same"``, PyTorch's, stride 1 only (``H' = H``, the same zeros).
+
     dtypes follow :func:`contract.einsum`: the result has JAX's promoted dtype
     of ``x`` and ``w`` (bfloat16/float16 accumulate in float32, narrow ints in
     int32, float32 at full precision unless ``precision=`` says otherwise);
@@ -215,6 +221,8 @@ def conv(x: Any, w: Any, stride: Any = 1, padding: Any = 0, *, precision: Any = 
     >>> x = np.arange(9.0, dtype=np.float32).reshape(1, 1, 3, 3)
     >>> conv(x, np.ones((2, 1, 2, 2), np.float32))[0].tolist()
     [[[8.0, 12.0], [20.0, 24.0]], [[8.0, 12.0], [20.0, 24.0]]]
+    >>> conv(x, np.ones((1, 1, 2, 2), np.float32), padding="same")[0, 0].tolist()
+    [[8.0, 12.0, 7.0], [20.0, 24.0, 13.0], [13.0, 15.0, 8.0]]
     """
     return run(_conv_args, _conv, x, w, stride, padding, precision=precision,
                preferred_element_type=preferred_element_type)
@@ -223,8 +231,8 @@ def conv(x: Any, w: Any, stride: Any = 1, padding: Any = 0, *, precision: Any = 
 @register(conv)
 def _lower_conv(x: Any, w: Any, stride: Any = 1, padding: Any = 0, *, precision: Any = None,
                 preferred_element_type: Any = None) -> Lowering:
-    xshape, xdt = _shape_dtype(x, "conv")
-    wshape, wdt = _shape_dtype(w, "conv")
+    xshape, xdt = shape_dtype(x, "conv")
+    wshape, wdt = shape_dtype(w, "conv")
     wins = _conv_geometry(xshape, wshape, stride, padding)
     _check_dtypes(xdt, wdt)
     (n, c, _, _), (o, _, kh, kw) = xshape, wshape

@@ -26,11 +26,12 @@ import numpy as np
 
 from ..api import einsum
 from ..errors import ContractError
+from ..validate import inexact_dtype
 from ._args import dtype_arg, resolve_alias
 from ._compiled import positional, run
 from .lowering import Lowering, register
-from .reduce import (_cast, _common, _float_dtypes, _keepdims_or_dtype, _kept, _Layout, _name,
-                     _notes, _real, _Red, _reduce, _reshape, sum_result_dtype)
+from .reduce import (Layout, Reduction, as_dtype, join_notes, keepdims_or_dtype, kept_note,
+                     reduction_args, reshaped, sum_result_dtype)
 
 __all__ = ["mean", "var", "std", "batch_stats", "BatchStats"]
 
@@ -38,27 +39,46 @@ __all__ = ["mean", "var", "std", "batch_stats", "BatchStats"]
 # ---------------------------------------------------------------- mean, var, std
 
 
+def _float_dtypes(name: str) -> tuple[str, str]:
+    """(accumulator, result) dtypes of mean/var/std for an input dtype, as ``jnp.mean``.
+
+    >>> _float_dtypes("int8"), _float_dtypes("bfloat16"), _float_dtypes("complex64")
+    (('float32', 'float32'), ('float32', 'bfloat16'), ('complex64', 'complex64'))
+    """
+    result = inexact_dtype(name)
+    return ("float32" if result in ("float16", "bfloat16") else result), result
+
+
+def _real(name: str) -> str:
+    """The real counterpart of a complex dtype (the dtype of a variance).
+
+    >>> _real("complex64"), _real("complex128"), _real("bfloat16")
+    ('float32', 'float64', 'bfloat16')
+    """
+    return {"complex64": "float32", "complex128": "float64"}.get(name, name)
+
+
 def _moment_args(op: str, x: Any, axis: Any, keepdims: Any, dtype: Any, dim: Any,
-                 keepdim: Any, out: Any) -> tuple[jax.Array, _Layout, str | None, str, str]:
-    x, lay = _common(op, x, axis, dim, keepdims, keepdim, out)
+                 keepdim: Any, out: Any) -> tuple[jax.Array, Layout, str | None, str, str]:
+    x, lay = reduction_args(op, x, axis, dim, keepdims, keepdim, out)
     dt = dtype_arg(dtype, op)
     if dt is not None and dt.kind not in "fc" and dt.name != "bfloat16":
         raise ContractError(f"{op}(): dtype={dt} is not a floating or complex dtype; "
                             f"the {op} of integers is a float")
     cast = None if dt is None else dt.name
-    acc, result = _float_dtypes(cast or _name(x))
+    acc, result = _float_dtypes(cast or x.dtype.name)
     return x, lay, cast, acc, result
 
 
-def _mean_of(x: jax.Array, red: _Red, acc: str, count: int) -> jax.Array:
+def _mean_of(x: jax.Array, red: Reduction, acc: str, count: int) -> jax.Array:
     # 0 / 0 is NaN, as NumPy's mean of an empty axis.
-    return _reduce(_cast(x, acc), red, acc) / count
+    return red.apply(as_dtype(x, acc), acc) / count
 
 
 def _squared_deviations(x: jax.Array, mean: jax.Array, pair: str, kept: tuple[int, ...],
                         acc: str) -> jax.Array:
     """Sum of |x - mean|^2 as a multiply-then-sum einsum (no stored squares)."""
-    d = _cast(x, acc) - mean.reshape(kept)
+    d = as_dtype(x, acc) - mean.reshape(kept)
     if jnp.issubdtype(d.dtype, jnp.complexfloating):
         re, im = jnp.real(d), jnp.imag(d)
         return einsum(pair, re, re) + einsum(pair, im, im)
@@ -91,16 +111,16 @@ def _divide(ss: jax.Array, count: int, correction: float) -> jax.Array:
 
 def _mean_args(x: Any, axis: Any = None, keepdims: Any = None, dtype: Any = None, *,
                dim: Any = None, keepdim: Any = None, out: Any = None) -> tuple[list, dict]:
-    keepdims, dtype = _keepdims_or_dtype("mean", keepdims, dtype)
+    keepdims, dtype = keepdims_or_dtype("mean", keepdims, dtype)
     x, lay, cast, acc, result = _moment_args("mean", x, axis, keepdims, dtype, dim, keepdim, out)
-    return [x], dict(cast=cast, red=lay.reduction(x, cast or _name(x)), acc=acc, result=result,
+    return [x], dict(cast=cast, red=lay.reduction(x, cast or x.dtype.name), acc=acc, result=result,
                      count=lay.count, shape=lay.shape)
 
 
-def _mean_kernel(x: jax.Array, *, cast: str | None, red: _Red, acc: str, result: str,
+def _mean_kernel(x: jax.Array, *, cast: str | None, red: Reduction, acc: str, result: str,
                  count: int, shape: tuple[int, ...]) -> jax.Array:
-    m = _mean_of(_cast(x, cast), red, acc, count)
-    return _reshape(m.astype(result), shape)
+    m = _mean_of(as_dtype(x, cast), red, acc, count)
+    return reshaped(m.astype(result), shape)
 
 
 def mean(x: Any, axis: Any = None, keepdims: bool | None = None, dtype: Any = None, *,
@@ -122,9 +142,9 @@ _MEAN_ARGS = positional(_mean_args, "dim", "keepdim", "out")
 @register(mean)
 def _lower_mean(*args: Any, **kwargs: Any) -> Lowering:
     (x,), p = _mean_args(*args, **kwargs)
-    return Lowering("mean", (p["red"].stage(tuple(x.shape)),), _notes(
+    return Lowering("mean", (p["red"].stage(tuple(x.shape)),), join_notes(
         p["red"].note(), f"accumulate in {p['acc']}, scale by 1/{p['count']}",
-        f"result {p['result']}", _kept(x, p)))
+        f"result {p['result']}", kept_note(x, p)))
 
 
 def _var_args(op: str, x: Any, axis: Any = None, dtype: Any = None, *, keepdims: Any = None,
@@ -140,20 +160,20 @@ def _var_args(op: str, x: Any, axis: Any = None, dtype: Any = None, *, keepdims:
                             f"of complex values is real already: pass a complex dtype or none")
     # A variance is real; a complex dtype= is still the result dtype, as in jnp.
     real = result if cast is not None else _real(result)
-    return [x], dict(cast=cast, red=lay.reduction(x, cast or _name(x), True), pair=lay.pair,
+    return [x], dict(cast=cast, red=lay.reduction(x, cast or x.dtype.name, True), pair=lay.pair,
                      kept=lay.kept, acc=acc, result=real, count=lay.count, shape=lay.shape,
                      correction=_correction(op, correction, ddof, unbiased), root=op == "std")
 
 
-def _var_kernel(x: jax.Array, *, cast: str | None, red: _Red, pair: str, kept: tuple[int, ...],
+def _var_kernel(x: jax.Array, *, cast: str | None, red: Reduction, pair: str, kept: tuple[int, ...],
                 acc: str, result: str, count: int, shape: tuple[int, ...], correction: float,
                 root: bool) -> jax.Array:
-    x = _cast(x, cast)
+    x = as_dtype(x, cast)
     ss = _squared_deviations(x, _mean_of(x, red, acc, count), pair, kept, acc)
     v = _divide(ss, count, correction)
     if root:
         v = jnp.sqrt(v)
-    return _reshape(v.astype(result), shape)
+    return reshaped(v.astype(result), shape)
 
 
 def var(x: Any, axis: Any = None, dtype: Any = None, *, keepdims: bool | None = None,
@@ -197,7 +217,7 @@ def std(x: Any, axis: Any = None, dtype: Any = None, *, keepdims: bool | None = 
 def _lower_var(op: str, *args: Any, **kwargs: Any) -> Lowering:
     (x,), p = _var_args(op, *args, **kwargs)
     shape = (tuple(x.shape),)
-    return Lowering(op, (p["red"].stage(shape[0]), (p["pair"], shape * 2)), _notes(
+    return Lowering(op, (p["red"].stage(shape[0]), (p["pair"], shape * 2)), join_notes(
         p["red"].note(),
         f"pass 1: mean = first einsum / {p['count']}",
         f"pass 2: d = x - mean; second einsum (d, d) / (N - {p['correction']:g}) "
@@ -225,22 +245,23 @@ def _stats_args(x: Any, axis: Any = None, keepdims: Any = None, *, correction: A
                 keepdim: Any = None) -> tuple[list, dict]:
     x, lay, _, acc, result = _moment_args("batch_stats", x, axis, keepdims, None, dim, keepdim,
                                           None)
-    return [x], dict(red=lay.reduction(x, _name(x), True), pair=lay.pair, kept=lay.kept,
-                     count=lay.count, shape=lay.shape, total=sum_result_dtype(_name(x)), acc=acc,
-                     result=result, correction=_correction("batch_stats", correction, ddof, unbiased))
+    return [x], dict(red=lay.reduction(x, x.dtype.name, True), pair=lay.pair, kept=lay.kept,
+                     count=lay.count, shape=lay.shape, total=sum_result_dtype(x.dtype.name),
+                     acc=acc, result=result,
+                     correction=_correction("batch_stats", correction, ddof, unbiased))
 
 
-def _stats_kernel(x: jax.Array, *, red: _Red, pair: str, kept: tuple[int, ...], count: int,
+def _stats_kernel(x: jax.Array, *, red: Reduction, pair: str, kept: tuple[int, ...], count: int,
                   shape: tuple[int, ...], total: str, acc: str, result: str,
                   correction: float) -> BatchStats:
     # For float inputs the sum and mean einsums are the same reduction, which
     # XLA computes once; integer sums stay exact in (u)int32.
-    s = _reduce(x, red, total)
+    s = red.apply(x, total)
     m = _mean_of(x, red, acc, count)
     v = _divide(_squared_deviations(x, m, pair, kept, acc), count, correction)
     real = _real(result)
-    return BatchStats(_reshape(s, shape), _reshape(m.astype(result), shape),
-                      _reshape(v.astype(real), shape))
+    return BatchStats(reshaped(s, shape), reshaped(m.astype(result), shape),
+                      reshaped(v.astype(real), shape))
 
 
 def batch_stats(x: Any, axis: Any = None, keepdims: bool | None = None, *,
@@ -250,7 +271,8 @@ def batch_stats(x: Any, axis: Any = None, keepdims: bool | None = None, *,
     """Sum, mean and variance over ``axis`` in one compiled program.
 
     For an image batch ``(N, C, H, W)``: ``axis=(0, 2, 3)`` per channel,
-    ``(1, 2, 3)`` per image, ``None`` overall. ``correction=``/``ddof=``/
+    ``(1, 2, 3)`` per image, ``None`` overall. ``dim=``/``keepdim=`` are
+    PyTorch's names for ``axis``/``keepdims``; ``correction=``/``ddof=``/
     ``unbiased=`` as for :func:`var`. Result dtypes follow :func:`sum` and
     :func:`var`. Min and max are not sums of products, so
     they are not einsums and not included: use ``jnp.min``/``jnp.max``
@@ -271,7 +293,7 @@ _STATS_ARGS = positional(_stats_args, "correction", "ddof", "unbiased", "dim", "
 def _lower_stats(*args: Any, **kwargs: Any) -> Lowering:
     (x,), p = _stats_args(*args, **kwargs)
     shape = (tuple(x.shape),)
-    return Lowering("batch_stats", (p["red"].stage(shape[0]), (p["pair"], shape * 2)), _notes(
+    return Lowering("batch_stats", (p["red"].stage(shape[0]), (p["pair"], shape * 2)), join_notes(
         p["red"].note(),
         f"sum (result {p['total']}) and mean = sum / {p['count']} from the first einsum",
         "var: second einsum of (x - mean, x - mean)", "one compiled program"))

@@ -45,12 +45,13 @@ from ..api import einsum
 from ..backend.layout import is_sharded
 from ..caching import memoized
 from ..errors import ContractError
-from ..validate import inexact_dtype, widened_integer
+from ..validate import widened_integer
 from ._args import dtype_arg, normalize_axes, operand, reject_out, resolve_alias
 from ._compiled import letters, positional, run
 from .lowering import Lowering, register
 
-__all__ = ["sum", "sum_result_dtype"]
+__all__ = ["Layout", "Reduction", "as_dtype", "join_notes", "keepdims_or_dtype", "kept_note",
+           "reduction_args", "reshaped", "sum", "sum_result_dtype"]
 
 # XLA's CPU reduce of a large float32 array over leading axes runs well below
 # memory speed; a dot_general with ones vectors (a GEMV, multi-threaded) does
@@ -68,13 +69,27 @@ __all__ = ["sum", "sum_result_dtype"]
 _GEMV_MIN_SIZE = 1 << 15
 
 
-class _Red(NamedTuple):
+class Reduction(NamedTuple):
     """One reduction einsum: ``x`` reshaped to ``groups`` (unless empty), then
-    contracted with one ones vector per size in ``ones``."""
+    contracted with one ones vector per size in ``ones``.
+
+    >>> import jax.numpy as jnp
+    >>> Reduction("ab->a").apply(jnp.ones((2, 3)), "float32").tolist()
+    [3.0, 3.0]
+    >>> Reduction("ab,b->a", (2, 3), (3,)).apply(jnp.ones((2, 3)), "float32").tolist()
+    [3.0, 3.0]
+    """
 
     spec: str
     groups: tuple[int, ...] = ()
     ones: tuple[int, ...] = ()
+
+    def apply(self, x: jax.Array, result: str) -> jax.Array:
+        """The reduction of ``x``, accumulated in and returned as ``result``."""
+        if not self.ones:
+            return einsum(self.spec, x, preferred_element_type=result)
+        ones = (jnp.ones(n, x.dtype) for n in self.ones)
+        return einsum(self.spec, x.reshape(self.groups), *ones, preferred_element_type=result)
 
     def stage(self, shape: tuple[int, ...]) -> tuple[str, tuple[tuple[int, ...], ...]]:
         """The (spec, operand shapes) pair a :class:`Lowering` shows."""
@@ -87,14 +102,7 @@ class _Red(NamedTuple):
                 f"(faster than XLA's CPU reduce here)")
 
 
-def _reduce(x: jax.Array, red: _Red, result: str) -> jax.Array:
-    if not red.ones:
-        return einsum(red.spec, x, preferred_element_type=result)
-    ones = (jnp.ones(n, x.dtype) for n in red.ones)
-    return einsum(red.spec, x.reshape(red.groups), *ones, preferred_element_type=result)
-
-
-def _gemv(shape: tuple[int, ...], axes: tuple[int, ...], op: str) -> _Red | None:
+def _gemv(shape: tuple[int, ...], axes: tuple[int, ...], op: str) -> Reduction | None:
     """The ones-vector form of a reduction, where it is the faster one."""
     if (jax.default_backend() != "cpu" or math.prod(shape) < _GEMV_MIN_SIZE
             or len(axes) in (0, len(shape))):
@@ -108,22 +116,28 @@ def _gemv(shape: tuple[int, ...], axes: tuple[int, ...], op: str) -> _Red | None
     labels = letters(len(groups), op)
     ones = ",".join(l for l, (red, _) in zip(labels, groups) if red)
     out = "".join(l for l, (red, _) in zip(labels, groups) if not red)
-    return _Red(f"{labels},{ones}->{out}", tuple(d for _, d in groups),
-                tuple(d for red, d in groups if red))
+    return Reduction(f"{labels},{ones}->{out}", tuple(d for _, d in groups),
+                     tuple(d for red, d in groups if red))
 
 
 @dataclass(frozen=True)
-class _Layout:
-    """Where a reduction of one shape over some axes puts things."""
+class Layout:
+    """Where a reduction of one shape over some axes puts things (the
+    statistics of :mod:`.moments` share it with :func:`sum`).
+
+    >>> lay = _layout((2, 3, 4), (0, 2), False, "sum")
+    >>> lay.spec, lay.pair, lay.count, lay.kept, lay.shape
+    ('abc->b', 'abc,abc->b', 8, (1, 3, 1), (3,))
+    """
 
     spec: str  # 'abcd->b': the reduction itself
-    gemv: _Red | None  # its ones-vector form, where that is faster (float32 only)
+    gemv: Reduction | None  # its ones-vector form, where that is faster (float32 only)
     pair: str  # 'abcd,abcd->b': the multiply-then-sum of two same-shape arrays
     count: int  # elements summed into each result entry
     kept: tuple[int, ...]  # the keepdims shape (size 1 on reduced axes)
     shape: tuple[int, ...]  # the shape returned (kept or reduced)
 
-    def reduction(self, x: jax.Array, dtype: str, two_pass: bool = False) -> _Red:
+    def reduction(self, x: jax.Array, dtype: str, two_pass: bool = False) -> Reduction:
         """The reduction einsum for ``x`` (cast to ``dtype``).
 
         Under a trace ``x`` may be an expression XLA would fuse into a
@@ -138,23 +152,29 @@ class _Layout:
         """
         if (two_pass or self.gemv is None or dtype != "float32"
                 or isinstance(x, jax.core.Tracer) or is_sharded(x)):
-            return _Red(self.spec)
+            return Reduction(self.spec)
         return self.gemv
 
 
 @memoized("reduction layouts")
-def _layout(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool, op: str) -> _Layout:
+def _layout(shape: tuple[int, ...], axes: tuple[int, ...], keepdims: bool, op: str) -> Layout:
     labels = letters(len(shape), op)
     out = "".join(l for a, l in enumerate(labels) if a not in axes)
     kept = tuple(1 if a in axes else d for a, d in enumerate(shape))
     reduced = tuple(d for a, d in enumerate(shape) if a not in axes)
-    return _Layout(f"{labels}->{out}", _gemv(shape, axes, op), f"{labels},{labels}->{out}",
-                   math.prod(shape[a] for a in axes), kept, kept if keepdims else reduced)
+    return Layout(f"{labels}->{out}", _gemv(shape, axes, op), f"{labels},{labels}->{out}",
+                  math.prod(shape[a] for a in axes), kept, kept if keepdims else reduced)
 
 
-def _common(op: str, x: Any, axis: Any, dim: Any, keepdims: Any, keepdim: Any,
-            out: Any) -> tuple[jax.Array, _Layout]:
-    """Check the arguments every reduction shares."""
+def reduction_args(op: str, x: Any, axis: Any, dim: Any, keepdims: Any, keepdim: Any,
+                   out: Any) -> tuple[jax.Array, Layout]:
+    """The operand and its :class:`Layout`, from the arguments every reduction
+    shares: ``axis``/``dim``, ``keepdims``/``keepdim`` and ``out`` (rejected).
+
+    >>> x, lay = reduction_args("mean", [[1.0, 2.0]], None, 1, None, True, None)
+    >>> x.shape, lay.spec, lay.shape
+    ((1, 2), 'ab->a', (1, 1))
+    """
     reject_out(out, op)
     x = operand(x, op)
     axis = resolve_alias("axis", axis, "dim", dim, op)
@@ -165,14 +185,14 @@ def _common(op: str, x: Any, axis: Any, dim: Any, keepdims: Any, keepdim: Any,
     return x, _layout(tuple(x.shape), axes, bool(keep), op)
 
 
-def _keepdims_or_dtype(op: str, keepdims: Any, dtype: Any) -> tuple[Any, Any]:
+def keepdims_or_dtype(op: str, keepdims: Any, dtype: Any) -> tuple[Any, Any]:
     """Read the third argument as PyTorch's ``keepdim`` or NumPy's ``dtype``.
 
     ``sum(x, 1, True)`` is PyTorch's ``(x, dim, keepdim)``; ``sum(x, 1,
     "int32")`` is NumPy's ``(x, axis, dtype)``: a bool (or None) is keepdims,
     anything that names a dtype is the dtype.
 
-    >>> _keepdims_or_dtype("sum", True, None), _keepdims_or_dtype("sum", "int8", None)
+    >>> keepdims_or_dtype("sum", True, None), keepdims_or_dtype("sum", "int8", None)
     ((True, None), (None, 'int8'))
     """
     if keepdims is None or isinstance(keepdims, (bool, np.bool_)):
@@ -209,38 +229,30 @@ def sum_result_dtype(name: str) -> str:
     return widened_integer(name)
 
 
-def _float_dtypes(name: str) -> tuple[str, str]:
-    """(accumulator, result) dtypes of mean/var/std for an input dtype, as ``jnp.mean``.
+def as_dtype(x: jax.Array, dtype: str | None) -> jax.Array:
+    """``x`` cast to ``dtype`` (a name); unchanged when it has it or ``dtype`` is None.
 
-    >>> _float_dtypes("int8"), _float_dtypes("bfloat16"), _float_dtypes("complex64")
-    (('float32', 'float32'), ('float32', 'bfloat16'), ('complex64', 'complex64'))
+    >>> as_dtype(jnp.ones(2, "int8"), "float32").dtype, as_dtype(jnp.ones(2), None).dtype
+    (dtype('float32'), dtype('float32'))
     """
-    result = inexact_dtype(name)
-    return ("float32" if result in ("float16", "bfloat16") else result), result
+    return x if dtype is None or x.dtype.name == dtype else x.astype(dtype)
 
 
-def _real(name: str) -> str:
-    """The real counterpart of a complex dtype (the dtype of a variance).
+def reshaped(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
+    """``x`` reshaped to ``shape``, with no reshape in the program when it has it already.
 
-    >>> _real("complex64"), _real("complex128"), _real("bfloat16")
-    ('float32', 'float64', 'bfloat16')
+    >>> reshaped(jnp.ones(2), (2, 1)).shape
+    (2, 1)
     """
-    return {"complex64": "float32", "complex128": "float64"}.get(name, name)
-
-
-def _name(x: Any) -> str:
-    return jnp.dtype(x.dtype).name
-
-
-def _cast(x: jax.Array, dtype: str | None) -> jax.Array:
-    return x if dtype is None or _name(x) == dtype else x.astype(dtype)
-
-
-def _reshape(x: jax.Array, shape: tuple[int, ...]) -> jax.Array:
     return x if x.shape == shape else x.reshape(shape)
 
 
-def _notes(*parts: str) -> str:
+def join_notes(*parts: str) -> str:
+    """The notes of a :class:`Lowering`, the empty ones left out.
+
+    >>> join_notes("result int32", "", "reshaped to (2, 1)")
+    'result int32; reshaped to (2, 1)'
+    """
     return "; ".join(p for p in parts if p)
 
 
@@ -249,18 +261,18 @@ def _notes(*parts: str) -> str:
 
 def _sum_args(x: Any, axis: Any = None, keepdims: Any = None, dtype: Any = None, *,
               dim: Any = None, keepdim: Any = None, out: Any = None) -> tuple[list, dict]:
-    keepdims, dtype = _keepdims_or_dtype("sum", keepdims, dtype)
-    x, lay = _common("sum", x, axis, dim, keepdims, keepdim, out)
+    keepdims, dtype = keepdims_or_dtype("sum", keepdims, dtype)
+    x, lay = reduction_args("sum", x, axis, dim, keepdims, keepdim, out)
     dt = dtype_arg(dtype, "sum")
     cast = None if dt is None else dt.name
-    result = cast if cast is not None else sum_result_dtype(_name(x))
-    return [x], dict(cast=cast, red=lay.reduction(x, cast or _name(x)), result=result,
+    result = cast if cast is not None else sum_result_dtype(x.dtype.name)
+    return [x], dict(cast=cast, red=lay.reduction(x, cast or x.dtype.name), result=result,
                      shape=lay.shape)
 
 
-def _sum_kernel(x: jax.Array, *, cast: str | None, red: _Red, result: str,
+def _sum_kernel(x: jax.Array, *, cast: str | None, red: Reduction, result: str,
                 shape: tuple[int, ...]) -> jax.Array:
-    return _reshape(_reduce(_cast(x, cast), red, result), shape)
+    return reshaped(red.apply(as_dtype(x, cast), result), shape)
 
 
 def sum(x: Any, axis: Any = None, keepdims: bool | None = None, dtype: Any = None, *,
@@ -293,14 +305,15 @@ _SUM_ARGS = positional(_sum_args, "dim", "keepdim", "out")
 @register(sum)
 def _lower_sum(*args: Any, **kwargs: Any) -> Lowering:
     (x,), p = _sum_args(*args, **kwargs)
-    return Lowering("sum", (p["red"].stage(tuple(x.shape)),), _notes(
+    return Lowering("sum", (p["red"].stage(tuple(x.shape)),), join_notes(
         p["cast"] and f"input cast to {p['cast']} first", p["red"].note(),
-        f"result {p['result']}", _kept(x, p)))
+        f"result {p['result']}", kept_note(x, p)))
 
 
-def _kept(x: jax.Array, p: dict) -> str:
-    """Say when the einsum's result is reshaped (keepdims, merged axes)."""
-    out = jax.eval_shape(lambda v: _reduce(v, p["red"], _name(v)), x).shape
+def kept_note(x: jax.Array, p: dict) -> str:
+    """A note for :func:`contract.lower` when the reduction's result is
+    reshaped (keepdims, merged axes): ``p`` holds the op's ``red`` and ``shape``."""
+    out = jax.eval_shape(lambda v: p["red"].apply(v, v.dtype.name), x).shape
     if out == p["shape"]:
         return ""
     return f"reshaped to {p['shape']}" + (" (keepdims)" if len(p["shape"]) == x.ndim else "")

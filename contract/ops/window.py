@@ -34,7 +34,8 @@ from ._args import operand, resolve_alias
 from ._compiled import run
 from .lowering import Lowering, register
 
-__all__ = ["Window", "sum_pool"]
+__all__ = ["PADDING_NAMES", "Window", "block_view", "named_padding", "padded", "shape_dtype",
+           "sum_pool", "tap_view", "windows"]
 
 # Labels of the spatial output axes and of the window (tap) axes, innermost
 # last: 1-D uses the last one, 2-D the last two, 3-D all three.
@@ -42,38 +43,45 @@ _OUT_LABELS = "dhw"
 _TAP_LABELS = "rpq"
 _MAX_DIMS = len(_OUT_LABELS)
 _MAX_TAPS = 64
+# Padding by name: PyTorch's spelling, then JAX's (lax.padtype_to_pads).
+PADDING_NAMES = ("same", "valid", "SAME", "VALID")
+_NAMES = ", ".join(map(repr, PADDING_NAMES))
 
 
 @dataclass(frozen=True)
 class Window:
-    """The window geometry of one spatial axis.
+    """The window geometry of one spatial axis, ``low`` zeros before it and
+    ``high`` after (they differ for an even kernel padded by name).
 
-    >>> w = Window(size=7, kernel=3, stride=2, padding=1)
+    >>> w = Window(size=7, kernel=3, stride=2, low=1, high=1)
     >>> w.out, w.used, w.overlaps
     (4, 9, True)
-    >>> Window(size=5, kernel=2, stride=2, padding=0, ceil=True).out  # the last window is cut
+    >>> Window(size=5, kernel=2, stride=2, low=0, high=0, ceil=True).out  # the last window is cut
     3
+    >>> Window(size=4, kernel=2, stride=1, low=0, high=1).out  # padding="same"
+    4
     """
 
     size: int
     kernel: int
     stride: int
-    padding: int
+    low: int
+    high: int
     ceil: bool = False  # PyTorch's ceil_mode (pooling only)
 
     @property
     def out(self) -> int:
-        """Output length: ``floor((size + 2 * padding - kernel) / stride) + 1``.
+        """Output length: ``floor((size + low + high - kernel) / stride) + 1``.
 
         With ``ceil`` the division rounds up, but (as in PyTorch) a last
         window must start inside the input or its left padding; the windows
         that reach past the padded input see zeros there.
         """
-        span = self.size + 2 * self.padding - self.kernel
+        span = self.size + self.low + self.high - self.kernel
         if not self.ceil:
             return span // self.stride + 1
         n = -(-span // self.stride) + 1
-        return n - 1 if (n - 1) * self.stride >= self.size + self.padding else n
+        return n - 1 if (n - 1) * self.stride >= self.size + self.low else n
 
     @property
     def used(self) -> int:
@@ -87,7 +95,7 @@ class Window:
 
     def pad_config(self, length: int) -> tuple[int, int, int]:
         """``lax.pad`` config: zeros in front, then pad or crop (negative) to ``length``."""
-        return (self.padding, length - self.size - self.padding, 0)
+        return (self.low, length - self.size - self.low, 0)
 
     def tap(self, x: jax.Array, offset: int, axis: int) -> jax.Array:
         """The strided slice of a padded axis that tap ``offset`` sees."""
@@ -95,52 +103,109 @@ class Window:
 
     def describe(self) -> str:
         """One line for :func:`contract.lower`."""
-        pad = f", zero-padded by {self.padding}" if self.padding else ""
+        if self.low == self.high:
+            pad = f", zero-padded by {self.low}" if self.low else ""
+        else:
+            pad = f", zero-padded by {self.low} before and {self.high} after"
         ceil = ", ceil_mode" if self.ceil else ""
         return (f"{self.size} -> {self.out} windows of {self.kernel}, stride {self.stride}"
                 f"{pad}{ceil}")
 
 
-def _ints(value: Any, nd: int, name: str, op: str, minimum: int) -> tuple[int, ...]:
-    """An int or a per-dimension sequence of ``nd`` ints, each ``>= minimum``."""
+def _ints(value: Any, nd: int, name: str, op: str, minimum: int,
+          hint: str = "") -> tuple[int, ...]:
+    """An int or a per-dimension sequence of ``nd`` ints, each ``>= minimum``
+    (``hint``: what else the argument may be, for the type errors)."""
     items = (value,) * nd if isinstance(value, (int, np.integer)) else value
     try:
-        items = tuple(items)
+        items = None if isinstance(items, (str, bytes)) else tuple(items)  # not characters
     except TypeError:
+        items = None
+    if items is None:
         raise ContractError(
-            f"{op}(): {name} must be an int or a tuple of {nd} ints, got {value!r}") from None
+            f"{op}(): {name} must be an int or a tuple of {nd} ints{hint}, got {value!r}")
     if len(items) != nd:
         raise ContractError(
             f"{op}(): {name}={value!r} has {len(items)} entries but there are {nd} spatial dims"
         )
     for v in items:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
-            raise ContractError(f"{op}(): {name} entries must be ints, got {v!r}")
+            raise ContractError(f"{op}(): {name} entries must be ints{hint}, got {v!r}")
         if v < minimum:
             bound = "positive" if minimum == 1 else "non-negative"
             raise ContractError(f"{op}(): {name} must be {bound}, got {value!r}")
     return tuple(int(v) for v in items)
 
 
-def _windows(spatial: Sequence[int], kernel: Sequence[int], stride: Any, padding: Any,
-             op: str, ceil: bool = False) -> tuple[Window, ...]:
-    """Validate stride/padding against the spatial sizes; one Window per axis."""
+def named_padding(name: str, spatial: Sequence[int], kernel: Sequence[int],
+                  strides: Sequence[int], op: str) -> tuple[tuple[int, int], ...]:
+    """``(low, high)`` zeros per spatial dim for a padding name (:data:`PADDING_NAMES`).
+
+    ``"valid"``/``"VALID"``: none. ``"SAME"`` is ``lax.padtype_to_pads``'
+    rule for any stride: ``out = ceil(size / stride)`` windows, ``total =
+    max((out - 1) * stride + kernel - size, 0)`` zeros, ``total // 2``
+    before and the rest after. ``"same"`` is PyTorch's, stride 1 only (it
+    raises otherwise): there both rules pad ``kernel - 1`` zeros, the odd
+    one after, so the output keeps the input's size.
+
+    >>> named_padding("SAME", (7, 8), (4, 3), (1, 2), "conv")  # even kernel: one more after
+    ((1, 2), (0, 1))
+    >>> named_padding("same", (7,), (4,), (1,), "conv")  # PyTorch: the same zeros, stride 1
+    ((1, 2),)
+    >>> named_padding("VALID", (7,), (4,), (2,), "conv")
+    ((0, 0),)
+    """
+    if name not in PADDING_NAMES:
+        raise ContractError(
+            f"{op}(): padding={name!r} is not a padding name; use {_NAMES} ('same' and 'valid' "
+            f"as in PyTorch, 'SAME' and 'VALID' as in JAX), an int or a tuple of ints")
+    if name.lower() == "valid":
+        return tuple((0, 0) for _ in spatial)
+    if name == "same" and any(s != 1 for s in strides):
+        raise ContractError(
+            f"{op}(): padding='same' needs stride 1 in every spatial dim, as in PyTorch, but "
+            f"the stride is {tuple(strides)}; padding='SAME' is JAX's rule for any stride")
+    pads = []
+    for size, k, s in zip(spatial, kernel, strides):
+        total = max((-(-size // s) - 1) * s + k - size, 0)
+        pads.append((total // 2, total - total // 2))
+    return tuple(pads)
+
+
+def windows(spatial: Sequence[int], kernel: Sequence[int], stride: Any, padding: Any,
+            op: str, ceil: bool = False) -> tuple[Window, ...]:
+    """One :class:`Window` per spatial axis, ``stride`` and ``padding`` (ints,
+    one per axis or one for all, or a padding name) checked against the sizes.
+
+    >>> [(w.low, w.high, w.out) for w in windows((8, 8), (2, 2), 1, "same", "conv")]
+    [(0, 1, 8), (0, 1, 8)]
+    """
     nd = len(spatial)
     strides = _ints(stride, nd, "stride", op, 1)
-    pads = _ints(padding, nd, "padding", op, 0)
-    wins = tuple(Window(n, k, s, p, ceil) for n, k, s, p in zip(spatial, kernel, strides, pads))
+    if isinstance(padding, str):
+        pads = named_padding(padding, spatial, kernel, strides, op)
+    else:
+        pads = tuple((p, p) for p in _ints(padding, nd, "padding", op, 0,
+                                           f" (or one padding name for every dim: {_NAMES})"))
+    wins = tuple(Window(n, k, s, lo, hi, ceil)
+                 for n, k, s, (lo, hi) in zip(spatial, kernel, strides, pads))
     for d, w in enumerate(wins):
-        if w.kernel > w.size + 2 * w.padding:
+        if w.kernel > w.size + w.low + w.high:
+            both = f"2*{w.low}" if w.low == w.high else f"{w.low} + {w.high}"
             raise ContractError(
                 f"{op}(): kernel {w.kernel} is larger than the padded input along spatial "
-                f"dim {d} (size {w.size} + 2*{w.padding} padding = {w.size + 2 * w.padding})"
+                f"dim {d} (size {w.size} + {both} padding = {w.size + w.low + w.high})"
             )
     return wins
 
 
-def _pad(x: jax.Array, wins: Sequence[Window], blocks: bool = False) -> jax.Array:
-    """Zero-pad (or crop) the trailing spatial axes to what the windows use,
-    or to whole ``(out, stride)`` blocks."""
+def padded(x: jax.Array, wins: Sequence[Window], blocks: bool = False) -> jax.Array:
+    """``x`` zero-padded (or cropped) on its trailing spatial axes to what the
+    windows use, or to whole ``(out, stride)`` blocks; no copy when it fits.
+
+    >>> padded(jnp.ones((1, 3)), windows((3,), (2,), 1, "SAME", "sum_pool")).tolist()
+    [[1.0, 1.0, 1.0, 0.0]]
+    """
     config = [(0, 0, 0)] * (x.ndim - len(wins)) + [
         d.pad_config(d.out * d.stride if blocks else d.used) for d in wins]
     if any(lo or hi for lo, hi, _ in config):
@@ -148,10 +213,14 @@ def _pad(x: jax.Array, wins: Sequence[Window], blocks: bool = False) -> jax.Arra
     return x
 
 
-def _tap_view(x: jax.Array, wins: Sequence[Window], at: int = 0) -> jax.Array:
+def tap_view(x: jax.Array, wins: Sequence[Window], at: int = 0) -> jax.Array:
     """One strided slice per tap, stacked at axis ``at``:
-    ``x.shape[:at] + kernels + x.shape[at:lead] + outs`` (lead: non-spatial axes)."""
-    x = _pad(x, wins)
+    ``x.shape[:at] + kernels + x.shape[at:lead] + outs`` (lead: non-spatial axes).
+
+    >>> tap_view(jnp.arange(4.0), windows((4,), (2,), 2, 0, "sum_pool")).tolist()
+    [[0.0, 2.0], [1.0, 3.0]]
+    """
+    x = padded(x, wins)
     lead = x.ndim - len(wins)
     taps = [x]
     for d, w in enumerate(wins):
@@ -161,10 +230,14 @@ def _tap_view(x: jax.Array, wins: Sequence[Window], at: int = 0) -> jax.Array:
     return view.reshape(view.shape[:at] + kernels + view.shape[at + 1:])
 
 
-def _block_view(x: jax.Array, wins: Sequence[Window]) -> jax.Array:
+def block_view(x: jax.Array, wins: Sequence[Window]) -> jax.Array:
     """``(*lead, out1, k1, ..., outd, kd)`` for ``kernel <= stride``: a reshape
-    into ``(out, stride)`` blocks (no copy), then the first ``kernel`` columns."""
-    x = _pad(x, wins, blocks=True)
+    into ``(out, stride)`` blocks (no copy), then the first ``kernel`` columns.
+
+    >>> block_view(jnp.arange(6.0), windows((6,), (2,), 3, 0, "sum_pool")).tolist()
+    [[0.0, 1.0], [3.0, 4.0]]
+    """
+    x = padded(x, wins, blocks=True)
     lead = x.ndim - len(wins)
     for d, w in enumerate(wins):
         axis = lead + 2 * d  # earlier axes have become pairs already
@@ -192,8 +265,13 @@ def _use_blocks(wins: Sequence[Window]) -> bool:
     return not any(d.overlaps for d in wins) and np.prod([d.kernel for d in wins]) > _MAX_TAPS
 
 
-def _shape_dtype(x: Any, op: str) -> tuple[tuple[int, ...], Any]:
-    """Shape and dtype of an array, a ``jax.ShapeDtypeStruct`` or array-like."""
+def shape_dtype(x: Any, op: str) -> tuple[tuple[int, ...], Any]:
+    """Shape and dtype of an array, a ``jax.ShapeDtypeStruct`` or array-like
+    (what :func:`contract.lower` is given in place of an operand).
+
+    >>> shape_dtype(jax.ShapeDtypeStruct((2, 3), jnp.int8), "sum_pool")
+    ((2, 3), dtype('int8'))
+    """
     if isinstance(x, jax.ShapeDtypeStruct):
         return tuple(x.shape), x.dtype
     a = operand(x, op)
@@ -230,8 +308,8 @@ def _pool_geometry(shape: tuple[int, ...], dtype: Any, kernel: Any, stride: Any,
             f"{op}(): x has shape {shape} (rank {len(shape)}) but the kernel {kernels} needs "
             f"at least {nd} trailing spatial dims (NCHW)"
         )
-    wins = _windows(shape[len(shape) - nd:], kernels, kernels if stride is None else stride,
-                    padding, op, bool(ceil_mode))
+    wins = windows(shape[len(shape) - nd:], kernels, kernels if stride is None else stride,
+                   padding, op, bool(ceil_mode))
     dt = jnp.dtype(dtype)
     if dt.kind not in "biufc" and dt.name != "bfloat16":
         raise ContractError(f"{op}(): x has dtype {dt}, which is not numeric")
@@ -251,7 +329,7 @@ def _pool_args(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0,
 
 
 def _pool(x: jax.Array, *, wins: tuple[Window, ...], result: str) -> jax.Array:
-    view = _block_view(x, wins) if _use_blocks(wins) else _tap_view(x, wins)
+    view = block_view(x, wins) if _use_blocks(wins) else tap_view(x, wins)
     return einsum(_pool_spec(wins), view, preferred_element_type=result)
 
 
@@ -269,6 +347,12 @@ def sum_pool(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *
     divisor_override=1)`` and ``lax.reduce_window(x, 0, lax.add, ...)``;
     unlike PyTorch, ``padding`` may exceed half the kernel.
 
+    ``padding`` may also be a name (:func:`contract.ops.window.named_padding`):
+    ``"valid"``/``"VALID"`` (none), ``"SAME"`` (``lax.reduce_window``'s rule:
+    ``ceil(size / stride)`` windows, an odd zero after), or ``"same"`` (the
+    same zeros, stride 1 only, as PyTorch's convolutions; pass ``stride=1``,
+    the default stride is the kernel).
+
     dtypes: floats keep their dtype (bfloat16/float16 sum in float32);
     bool and integers narrower than the default integer sum exactly into it
     (x64 off: (u)int32, on: (u)int64), like ``jnp.sum``.
@@ -280,6 +364,8 @@ def sum_pool(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *
     [0.0, 3.0, 7.0]
     >>> sum_pool(np.arange(5.0, dtype=np.float32), kernel_size=(2,), ceil_mode=True).tolist()
     [1.0, 5.0, 4.0]
+    >>> sum_pool(np.arange(5.0, dtype=np.float32), (2,), padding="SAME").tolist()
+    [1.0, 5.0, 4.0]
     """
     return run(_pool_args, _pool, x, kernel, stride, padding, kernel_size=kernel_size,
                ceil_mode=ceil_mode)
@@ -288,7 +374,7 @@ def sum_pool(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *
 @register(sum_pool)
 def _lower_sum_pool(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *,
                     kernel_size: Any = None, ceil_mode: bool = False) -> Lowering:
-    shape, dtype = _shape_dtype(x, "sum_pool")
+    shape, dtype = shape_dtype(x, "sum_pool")
     wins, result = _pool_geometry(shape, dtype, kernel, stride, padding, kernel_size, ceil_mode)
     kernels = tuple(w.kernel for w in wins)
     lead = shape[: len(shape) - len(wins)]
