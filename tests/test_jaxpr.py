@@ -149,3 +149,48 @@ def test_program_carries_the_spec_name() -> None:
     traced = jax.make_jaxpr(lambda x, y: contract.einsum(spec, x, y))(a, b)
     (dot,) = [e for e in _eqns(traced.jaxpr) if e.primitive.name == "dot_general"]
     assert spec in str(dot.source_info.name_stack)
+
+
+X64 = bool(jax.config.jax_enable_x64)
+# Pairs of dtypes lax.dot_general takes together (x64: the 64-bit ones too).
+MIXED = [("int8", "float32"), ("bfloat16", "float32"), ("int32", "float32"),
+         ("float16", "float32"), ("bool", "float32"), ("uint8", "float32"), ("int8", "int16"),
+         ("int8", "bfloat16"), ("bool", "int8"), ("float16", "bfloat16")]
+if X64:
+    MIXED += [("float16", "float64"), ("int32", "float64"), ("float32", "float64"),
+              ("int64", "float32"), ("uint32", "float64")]
+
+
+@pytest.mark.parametrize("left, right", MIXED)
+@pytest.mark.parametrize("spec, shapes", [("a,a->a", ((6,), (6,))),
+                                          ("ab,bc->ac", ((3, 4), (4, 5))),
+                                          ("abc,acd->abd", ((2, 3, 4), (2, 4, 5)))])
+def test_two_dtypes_reach_dot_general_unconverted(spec: str, shapes: tuple, left: str,
+                                                   right: str) -> None:
+    """As jnp.einsum hands them over: no converted copy of the narrower operand."""
+    x, y = operands([shapes[0]], left)[0], operands([shapes[1]], right, seed=1)[0]
+    closed = jax.make_jaxpr(lambda a, b: contract.einsum(spec, a, b))(x, y)
+    eqns = list(_eqns(closed.jaxpr))
+    names = [e.primitive.name for e in eqns]
+    assert names.count("dot_general") == 1, names
+    dot = eqns[names.index("dot_general")]
+    assert "convert_element_type" not in names[: names.index("dot_general")], names
+    assert {v.aval.dtype for v in dot.invars} == {jnp.dtype(x.dtype), jnp.dtype(y.dtype)}
+    acc = contract.plan(spec, x, y).compute_dtype  # int16 results accumulate in int32
+    assert dot.params["preferred_element_type"] == jnp.dtype(acc)
+    assert closed.out_avals[0].dtype == jnp.einsum(spec, x, y).dtype
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+@pytest.mark.parametrize("preferred", ["int32", "bool"])
+def test_a_narrow_preferred_type_is_lax_own_dot_general(dtype: str, preferred: str) -> None:
+    """One step with an integer result on float operands: lax.dot_general with
+    that preferred_element_type on the operands as given, never cast first."""
+    a, b = operands([(3, 4), (4, 5)], dtype)
+    closed = jax.make_jaxpr(lambda x, y: contract.einsum("ij,jk->ik", x, y,
+                                                         preferred_element_type=preferred))(a, b)
+    names = [e.primitive.name for e in _eqns(closed.jaxpr)]
+    assert [n for n in names if n not in ("jit", "pjit")] == ["dot_general"], names
+    (dot,) = [e for e in _eqns(closed.jaxpr) if e.primitive.name == "dot_general"]
+    assert [v.aval.dtype for v in dot.invars] == [jnp.dtype(dtype)] * 2
+    assert dot.params["preferred_element_type"] == jnp.dtype(preferred)

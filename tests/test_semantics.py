@@ -7,6 +7,7 @@ cannot honour, and the keywords ``jnp.einsum`` takes (``precision=``,
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import cotengra
 import jax
@@ -255,6 +256,169 @@ def test_var_of_complex_with_a_real_dtype_is_refused_as_in_jnp() -> None:
     assert contract.var(z, dtype="complex64").dtype == jnp.var(z, dtype="complex64").dtype
 
 
+# ---------------------------------------------------------------- results narrower than operands
+
+DIMS = (((1,), (0,)), ((), ()))
+# Sums with fractional parts, where converting the operands first changes the
+# answer: the issue's [[1.6, 2.7]] @ [[1.5], [1.5]] is 6 as lax computes it
+# (6.45 converted), 3 with the operands converted first; 0.3 + 0.3 is True as
+# a bool, False converted first.
+NARROW_A = np.array([[1.6, 2.7], [0.3, 0.3], [-1.6, 0.4], [0.0, 0.0]], np.float32)
+NARROW_B = np.array([[1.5, 0.5], [1.5, -2.0]], np.float32)
+FLOATS = ["float32", "bfloat16", "float16"] + (["float64"] if X64 else [])
+NARROW = ["int32", "int16", "int8", "uint8", "bool"] + (["int64", "float32"] if X64 else [])
+
+
+def _narrow_pairs() -> list[tuple[str, str]]:
+    # float32 is narrower than float64 only: a narrow request on float64 operands.
+    return [(f, p) for f in FLOATS for p in NARROW if p != "float32" or f == "float64"]
+
+
+def _pair(dtype: str, unsigned: bool) -> tuple[jax.Array, jax.Array]:
+    a, b = (np.abs(x) if unsigned else x for x in (NARROW_A, NARROW_B))
+    dt = ml_dtypes.bfloat16 if dtype == "bfloat16" else dtype
+    return jnp.asarray(a.astype(dt)), jnp.asarray(b.astype(dt))
+
+
+def test_the_issue_example_is_six() -> None:
+    a, b = np.array([[1.6, 2.7]], np.float32), np.array([[1.5], [1.5]], np.float32)
+    assert lax.dot_general(a, b, DIMS, preferred_element_type=jnp.int32).tolist() == [[6]]
+    assert contract.einsum("ij,jk->ik", a, b, preferred_element_type=jnp.int32).tolist() == [[6]]
+    assert contract.dot_general(a, b, DIMS, preferred_element_type=jnp.int32).tolist() == [[6]]
+
+
+@pytest.mark.parametrize("operand, preferred", _narrow_pairs())
+def test_one_contraction_with_a_narrow_preferred_type_is_lax_dot_general(
+        operand: str, preferred: str) -> None:
+    a, b = _pair(operand, preferred.startswith("u"))
+    want = lax.dot_general(a, b, DIMS, preferred_element_type=preferred)
+    assert want.dtype == jnp.dtype(preferred)
+    # jnp.einsum's one step is that dot_general too.
+    np.testing.assert_array_equal(jnp.einsum("ij,jk->ik", a, b, preferred_element_type=preferred),
+                                  want)
+    expr = contract.expression("ij,jk->ik", a.shape, b.shape, dtype=a.dtype,
+                               preferred_element_type=preferred)
+    calls = {
+        "einsum": lambda x, y: contract.einsum("ij,jk->ik", x, y, preferred_element_type=preferred),
+        "sublists": lambda x, y: contract.einsum(x, [0, 1], y, [1, 2], [0, 2],
+                                                 preferred_element_type=preferred),
+        "dot_general": lambda x, y: contract.dot_general(x, y, DIMS,
+                                                         preferred_element_type=preferred),
+        "expression": expr,
+    }
+    for name, call in calls.items():
+        for how, run in (("eager", call), ("jit", jax.jit(call))):
+            got = run(a, b)
+            assert got.dtype == want.dtype, (name, how)
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(want),
+                                          err_msg=f"{name} {how}")
+    p = contract.plan("ij,jk->ik", a, b, preferred_element_type=preferred)
+    assert p.result_dtype == preferred
+
+
+def test_a_label_summed_first_is_summed_in_the_operands_type() -> None:
+    # k only in b: b is summed over k first (in float32, as jnp does), then one dot.
+    a, b = _pair("float32", False)
+    for preferred in ("int32", "bool"):
+        want = jnp.einsum("ij,jk->i", a, b, preferred_element_type=preferred)
+        np.testing.assert_array_equal(
+            contract.einsum("ij,jk->i", a, b, preferred_element_type=preferred), want)
+        np.testing.assert_array_equal(  # one operand: summed, then converted
+            contract.einsum("ij->i", a, preferred_element_type=preferred),
+            jnp.einsum("ij->i", a, preferred_element_type=preferred))
+
+
+def _exact(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    """Values whose products and sums every float dtype here holds exactly."""
+    return np.random.default_rng(seed).choice([-1.0, -0.5, 0.5, 1.0, 1.5], shape)
+
+
+@pytest.mark.parametrize("operand", FLOATS)
+@pytest.mark.parametrize("preferred", ["int32", "int16", "bool"])
+def test_a_multi_step_plan_converts_once_at_the_end(operand: str, preferred: str) -> None:
+    spec, shapes = "ij,jk,kl->il", ((2, 32), (32, 32), (32, 2))
+    ops = [_exact(s, n) for n, s in enumerate(shapes)]  # sums within int16
+    exact = np.einsum(spec, *ops)  # float64: every sum here is exact
+    want = exact != 0 if preferred == "bool" else np.trunc(exact).astype(preferred)
+    dt = ml_dtypes.bfloat16 if operand == "bfloat16" else operand
+    ops = [jnp.asarray(x.astype(dt)) for x in ops]
+    # Any order, sliced to a budget or not, eager or jitted: one conversion of the sum.
+    sliced = contract.plan(spec, *ops, preferred_element_type=preferred, memory_limit=200)
+    assert isinstance(sliced, contract.SlicedPlan) and sliced.n_slices > 1
+    for kw in ({}, {"optimize": False}, {"optimize": [(1, 2), (0, 1)]}, {"memory_limit": 200}):
+        def call(*xs: jax.Array, kw: dict = kw) -> jax.Array:
+            return contract.einsum(spec, *xs, preferred_element_type=preferred, **kw)
+
+        for run in (call, jax.jit(call)):
+            got = run(*ops)
+            assert got.dtype == jnp.dtype(preferred)
+            np.testing.assert_array_equal(np.asarray(got), want, err_msg=str(kw))
+
+
+def test_jnp_converts_after_each_of_its_steps() -> None:
+    """The example of docs/coming_from.md#preferred-narrow."""
+    a = jnp.array([[1.5, 2.75]])
+    b = jnp.array([[1.5], [1.5]])
+    c = jnp.array([[0.5]])
+    ours = contract.einsum("ij,jk,kl->il", a, b, c, preferred_element_type=jnp.int32)
+    theirs = jnp.einsum("ij,jk,kl->il", a, b, c, preferred_element_type=jnp.int32)
+    assert ours.tolist() == [[3]]  # int32(6.375 * 0.5)
+    assert theirs.tolist() == [[0]]  # 6.375 -> 6, then 0.5 -> 0 (or 0.75 -> 0 first)
+
+
+def test_contract_jit_keeps_dots_with_an_integer_result_as_written() -> None:
+    rng = np.random.default_rng(3)
+    a, b, c = (jnp.asarray(rng.uniform(0, 1, s), jnp.float32)
+               for s in ((64, 8), (8, 64), (64, 2)))
+
+    def chain(preferred: Any):  # noqa: ANN202
+        return lambda x, y, z: jnp.einsum("ij,jk,kl->il", x, y, z, optimize=False,
+                                          preferred_element_type=preferred)
+
+    def dots(x: jax.Array, y: jax.Array, z: jax.Array) -> jax.Array:
+        xy = lax.dot_general(x, y, DIMS, preferred_element_type=jnp.int32)
+        return lax.dot_general(xy.astype(jnp.float32), z, DIMS, preferred_element_type=jnp.int32)
+
+    # The same chain with a float result is rewritten (the fuser does see it) ...
+    assert contract.jit(chain(None)).explain(a, b, c).rewritten
+    # ... with an integer or bool result it is left to jax.jit, as written.
+    for f in (chain(jnp.int32), chain(jnp.bool_), dots):
+        assert contract.jit(f).explain(a, b, c).clusters == ()
+        np.testing.assert_array_equal(contract.jit(f)(a, b, c), jax.jit(f)(a, b, c))
+
+
+# ---------------------------------------------------------------- operands of two dtypes
+
+MIXED = [("int8", "float32"), ("bfloat16", "float32"), ("int32", "float32"),
+         ("float16", "float32"), ("bool", "float32"), ("uint8", "float32"), ("int8", "int16"),
+         ("int8", "bfloat16"), ("bool", "int8"), ("float16", "bfloat16")]
+if X64:
+    MIXED += [("float16", "float64"), ("int32", "float64"), ("float32", "float64"),
+              ("int64", "float32"), ("uint32", "float64")]
+
+
+@pytest.mark.parametrize("left, right", MIXED)
+@pytest.mark.parametrize("spec", ["a,a->a", "ab,bc->ac", "abc,acd->abd"])
+def test_two_dtypes_give_jnps_dtype_and_values(spec: str, left: str, right: str) -> None:
+    shapes = {"a,a->a": ((6,), (6,)), "ab,bc->ac": ((3, 4), (4, 5)),
+              "abc,acd->abd": ((2, 3, 4), (2, 4, 5))}[spec]
+    x, y = _array(shapes[0], left), _array(shapes[1], right, seed=1)
+    want = jnp.einsum(spec, x, y)
+    # What contract computed before it passed the pair uncast: both operands
+    # cast to the accumulation dtype first.
+    acc = contract.plan(spec, x, y).compute_dtype
+    before = contract.einsum(spec, x.astype(acc), y.astype(acc)).astype(want.dtype)
+    terms, out = spec.split("->")
+    swapped = ",".join(reversed(terms.split(","))) + "->" + out
+    tol = 1e-2 if want.dtype == jnp.bfloat16 else 0
+    for run in (contract.einsum, jax.jit(contract.einsum, static_argnums=0)):
+        for got in (run(spec, x, y), run(swapped, y, x)):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(np.asarray(got), np.asarray(before))
+            np.testing.assert_allclose(np.asarray(got.astype(jnp.float32)),
+                                       np.asarray(want.astype(jnp.float32)), rtol=tol)
+
+
 # ---------------------------------------------------------------- dtypes JAX cannot honour
 
 def _warnings(fn, *args, **kwargs) -> list[warnings.WarningMessage]:  # noqa: ANN001
@@ -292,15 +456,12 @@ def test_a_dtype_jax_cannot_honour_warns_as_jnp_does(name: str, call) -> None:  
     assert ours[0].filename == __file__  # it points at the caller's line, not at contract
 
 
-def test_plan_and_ops_warn_for_64_bit_dtypes_without_x64() -> None:
-    caught = _warnings(contract.plan, "ij,jk->ik", (2, 3), (3, 4), dtype="float64")
-    if X64:
-        assert caught == []
-        assert contract.plan("ij,jk->ik", (2, 3), (3, 4), dtype="float64").dtypes == (
-            "float64", "float64")
-    else:
-        assert len(caught) == 1 and caught[0].category is UserWarning
-        assert "requested in plan" in str(caught[0].message)
+def test_ops_warn_for_64_bit_dtypes_without_x64_and_plans_do_not() -> None:
+    # A plan is data: it plans the dtype asked for in either mode, silently
+    # (its report says what JAX would run); an operation narrows as jnp does.
+    assert _warnings(contract.plan, "ij,jk->ik", (2, 3), (3, 4), dtype="float64") == []
+    assert contract.plan("ij,jk->ik", (2, 3), (3, 4), dtype="float64").dtypes == (
+        "float64", "float64")
     assert (_warnings(contract.trace, np.eye(2, dtype=np.float32), dtype="float64") == []) == X64
 
 

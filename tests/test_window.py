@@ -628,3 +628,19 @@ def test_lower_rejects_what_the_op_rejects() -> None:
         contract.lower(contract.conv, np.ones((1, 3, 4, 4)), np.ones((1, 2, 2, 2)))
     with pytest.raises(ContractError, match="stride must be positive"):
         contract.lower(contract.sum_pool, np.ones((4, 4)), 2, stride=0)
+
+
+@pytest.mark.parametrize("padding", [0, 1])
+def test_an_integer_preferred_result_sums_the_taps_in_float_then_converts_once(padding):
+    # Each tap product is fractional: converting per tap (or the operands)
+    # would round every one of them; the sum converted once matches a
+    # float64 reference truncated toward zero, as lax's convert does.
+    rng = np.random.default_rng(3)
+    x = (rng.random((2, 3, 6, 6)) * 0.9).astype(np.float32)
+    w = (rng.random((4, 3, 3, 3)) * 0.9).astype(np.float32)
+    got = contract.conv(x, w, padding=padding, preferred_element_type=jnp.int32)
+    ref = lax.conv_general_dilated(x.astype(np.float64) if jax.config.jax_enable_x64 else x, w,
+                                   (1, 1), [(padding, padding)] * 2,
+                                   precision=lax.Precision.HIGHEST)
+    assert got.dtype == jnp.int32
+    np.testing.assert_array_equal(got, np.trunc(np.asarray(ref)).astype(np.int32))

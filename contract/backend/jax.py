@@ -1,10 +1,19 @@
 """Lower a :class:`~contract.planner.Plan` to JAX: one ``lax.dot_general`` per step.
 
-Policy (see docs/dtypes.md):
+Policy (see docs/guide.md, "Dtypes", and docs/lowering.md):
 
 * bfloat16/float16 accumulate in float32, narrow integers and bool in (u)int32;
   the result is cast back to the result dtype at the end. ``jnp.einsum`` sums
   bfloat16 in bfloat16 and overflows int8 — this does not.
+* A result narrower than the float operands (an integer or bool
+  ``preferred_element_type``, float32 on float64) is accumulated in the
+  operands' type and converted once, as ``lax.dot_general`` does
+  (:func:`accumulation_dtype`); a plan of one step *is* that
+  ``lax.dot_general``.
+* Operands of two dtypes go to XLA's ``dot_general`` as they are, with
+  ``preferred_element_type`` (as ``jnp.einsum`` hands them over): no
+  converted copy of the narrower one. The BLAS kernels, the unsigned
+  integer trick and explicit dot algorithms need one dtype and still convert.
 * float32 (and complex64) contractions default to ``Precision.HIGHEST`` so GPUs do not drop to
   TF32 silently; ``precision=`` overrides.
 * On CPU a complex step with a GEMM in it runs as real GEMMs over the real
@@ -35,7 +44,7 @@ from ..planner.costs import KEPT
 from .blas import cpu_dtype, gemm_dot, real_step
 from .complex import complex_dot, dot_sizes, real_dtype
 
-__all__ = ["execute"]
+__all__ = ["accumulates_in", "accumulation_dtype", "execute"]
 
 
 def _diagonal(x: jax.Array, labels: list[str], label: str) -> tuple[jax.Array, list[str]]:
@@ -72,26 +81,84 @@ def _prepare(x: jax.Array, labels: Sequence[str], prep: Prep, cdtype: Any) -> ja
 # Operand dtypes a dot_general takes as they are, accumulating in the plan's
 # wider compute dtype (preferred_element_type): measured on this CPU (512^3),
 # int8 -> int32 0.19 ms instead of 32.8 ms after a cast, bfloat16 -> float32
-# 0.28 ms instead of 7.5 ms (XLA's CPU dot has int8/bf16 kernels). float16 and
-# int16 gain nothing on CPU and are cast as before; unsigned types: see _dot.
+# 0.28 ms instead of 7.5 ms (XLA's CPU dot has int8/bf16 kernels). A pair of
+# float16 or int16 operands gains nothing on CPU and is cast as before;
+# unsigned types: see _dot.
 _KEPT = frozenset(map(jnp.dtype, KEPT))
+
+
+def accumulation_dtype(plan: Plan) -> Any:
+    """The dtype ``plan``'s steps accumulate in.
+
+    The plan's compute dtype, except where the result is narrower than the
+    operands' promoted real floating type (an integer or bool
+    ``preferred_element_type`` on float operands, float32 on float64 ones):
+    there the products are summed in the operands' type (bfloat16 and
+    float16 widened to float32 as everywhere) and the sum is converted once,
+    as ``lax.dot_general`` does, never the operands first.
+
+    >>> from contract.spec import parse
+    >>> from contract.planner import make_plan
+    >>> p = make_plan(parse("ij,jk->ik").bind([(2, 3), (3, 4)]), ("float32",) * 2, "int32")
+    >>> p.compute_dtype, accumulation_dtype(p).name
+    ('int32', 'float32')
+    """
+    return accumulates_in(plan.dtypes, plan.compute_dtype)
+
+
+def accumulates_in(operands: Sequence[Any], compute: Any) -> Any:
+    """The dtype a contraction of ``operands`` (dtypes) whose result is computed
+    in ``compute`` sums its products in: :func:`accumulation_dtype`'s rule.
+
+    >>> accumulates_in(["float32", "float32"], "int32").name, accumulates_in(["int8"], "int32").name
+    ('float32', 'int32')
+    """
+    cdtype = jnp.dtype(compute)
+    given = jnp.result_type(*(jnp.dtype(d) for d in operands))
+    if not jnp.issubdtype(given, jnp.floating) or jnp.issubdtype(cdtype, jnp.complexfloating):
+        return cdtype
+    wide = jnp.dtype(compute_dtype(given.name))
+    if jnp.issubdtype(cdtype, jnp.floating) and cdtype.itemsize >= wide.itemsize:
+        return cdtype
+    return wide
 
 
 def _operand_dtype(dtype: Any, cdtype: Any) -> Any:
     """The dtype an operand enters the steps in (see :func:`execute`)."""
-    if jnp.issubdtype(cdtype, jnp.complexfloating) and not jnp.issubdtype(dtype, jnp.complexfloating):
-        return real_dtype(cdtype)
-    if dtype in _KEPT and compute_dtype(dtype.name) == cdtype.name:
-        return dtype
-    return cdtype
+    if not jnp.issubdtype(cdtype, jnp.complexfloating):
+        return dtype  # each step decides (see _dot)
+    return real_dtype(cdtype) if not jnp.issubdtype(dtype, jnp.complexfloating) else cdtype
+
+
+def _as_they_are(a: Any, b: Any, cdtype: Any, precision: Any) -> bool:
+    """Whether XLA's dot takes operands of dtypes ``a`` and ``b`` (two dtypes)
+    as they are, accumulating in ``cdtype``, with the values a cast to
+    ``cdtype`` gives: neither is wider than ``cdtype`` (a weak Python scalar
+    can be: int64 under x64 next to int8), ``precision`` names no dot
+    algorithm (which fixes the operand types), and lax accepts the pair."""
+    if not (precision is None or isinstance(precision, (lax.Precision, tuple))):
+        return False
+    if any(jnp.promote_types(d, cdtype) != cdtype for d in (a, b)):
+        return False
+    scalar = (((), ()), ((), ()))
+    try:
+        jax.eval_shape(partial(lax.dot_general, dimension_numbers=scalar,
+                               preferred_element_type=cdtype),
+                       jax.ShapeDtypeStruct((), a), jax.ShapeDtypeStruct((), b))
+    except TypeError:  # e.g. two float8 types lax cannot rank
+        return False
+    return True
 
 
 def _dot(a: jax.Array, b: jax.Array, dims: Any, precision: Any, cdtype: Any,
          rounded: bool = False) -> jax.Array:
     """One real or integer step, accumulating in ``cdtype``; ``rounded``: a
-    float32 step whose result is rounded to bfloat16 (the plan's last)."""
-    if a.dtype != b.dtype:
-        a, b = a.astype(cdtype), b.astype(cdtype)
+    float32 step whose result is rounded to bfloat16 (the plan's last).
+
+    Operands of one dtype enter as they are where the dot widens them itself
+    (:data:`_KEPT`), else cast to ``cdtype``; operands of two dtypes enter
+    as they are, as ``jnp.einsum`` passes them, with
+    ``preferred_element_type=cdtype`` (no converted copy of either)."""
     if jnp.issubdtype(cdtype, jnp.unsignedinteger):
         # XLA's CPU dot has no fast unsigned kernel (uint32 512^3: 313 ms, int32:
         # 33 ms). Two's-complement products and sums wrap alike, so the signed
@@ -100,20 +167,26 @@ def _dot(a: jax.Array, b: jax.Array, dims: Any, precision: Any, cdtype: Any,
         a, b = (lax.bitcast_convert_type(x.astype(cdtype), signed) for x in (a, b))
         out = lax.dot_general(a, b, dims, preferred_element_type=signed)
         return lax.bitcast_convert_type(out, cdtype)
-    if a.dtype != cdtype:
+    if a.dtype == b.dtype != cdtype and not (a.dtype in _KEPT
+                                             and compute_dtype(a.dtype.name) == cdtype.name):
+        a, b = a.astype(cdtype), b.astype(cdtype)  # float16, int16, bool: as before
+    if a.dtype != b.dtype and not _as_they_are(a.dtype, b.dtype, cdtype, precision):
+        a, b = a.astype(cdtype), b.astype(cdtype)
+    if a.dtype == b.dtype != cdtype:
         precision = None  # narrow operands: their products are exact in cdtype
     def xla(a: jax.Array, b: jax.Array) -> jax.Array:
         out = lax.dot_general(a, b, dims, precision=precision, preferred_element_type=cdtype)
         return out.astype(jnp.bfloat16) if rounded else out
 
-    if compute_dtype(a.dtype.name) == cdtype.name:  # cdtype operands, or KEPT ones
-        sizes = dot_sizes(a.shape, b.shape, dims)
-        wide = cpu_dtype(a.dtype, *sizes)
-        if wide != a.dtype or real_step(wide, *sizes):
-            # With MKL, batched and large float GEMMs run faster as the BLAS
-            # kernel; without AMX, large bfloat16 ones faster in float32.
-            cpu = partial(_cpu_dot, dims=dims, dtype=wide, xla=xla, rounded=rounded)
-            return lax.platform_dependent(a, b, cpu=cpu, default=xla)
+    # The dtype the CPU kernels read the operands in: a mixed pair in cdtype.
+    given = a.dtype if a.dtype == b.dtype else cdtype
+    sizes = dot_sizes(a.shape, b.shape, dims)
+    wide = cpu_dtype(given, *sizes)
+    if wide != given or real_step(wide, *sizes):
+        # With MKL, batched and large float GEMMs run faster as the BLAS
+        # kernel; without AMX, large bfloat16 ones faster in float32.
+        cpu = partial(_cpu_dot, dims=dims, dtype=wide, xla=xla, rounded=rounded)
+        return lax.platform_dependent(a, b, cpu=cpu, default=xla)
     return xla(a, b)
 
 
@@ -122,21 +195,38 @@ def _cpu_dot(a: jax.Array, b: jax.Array, dims: Any, dtype: Any, xla: Any,
     """A step on CPU: its operands read as ``dtype``, then the BLAS kernel or XLA's dot."""
     if not real_step(dtype, *dot_sizes(a.shape, b.shape, dims)):
         return xla(a.astype(dtype), b.astype(dtype))
+    if a.dtype != b.dtype:  # the kernel multiplies one dtype
+        a, b = a.astype(dtype), b.astype(dtype)
     if dtype == jnp.float32:  # float32 operands, or bfloat16 ones the kernel widens
         return gemm_dot(a, b, dims, rounded=rounded, widened=a.dtype == jnp.bfloat16)
     out = gemm_dot(a, b, dims)
     return out.astype(jnp.bfloat16) if rounded else out
 
 
+def _as_lax(plan: Plan, a: jax.Array, b: jax.Array, i: int, j: int, dims: Any,
+            precision: Any, acc: Any) -> jax.Array:
+    """The one step of a plan whose result is narrower than its float operands:
+    exactly ``lax.dot_general(a, b, preferred_element_type=result)``, the
+    operands as the caller gave them. An operand whose labels were summed
+    away beforehand holds ``acc``; the other one then joins it there, so a
+    pair the caller gave in one dtype reaches lax in one dtype."""
+    if a.dtype != b.dtype and plan.dtypes[i] == plan.dtypes[j]:
+        a, b = a.astype(acc), b.astype(acc)
+    return lax.dot_general(a, b, dims, precision=precision,
+                           preferred_element_type=jnp.dtype(plan.result_dtype))
+
+
 def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
     """Run ``plan`` on ``operands`` (traceable: works under jit/grad/vmap).
 
-    Operands enter the steps in their own dtype where a dot can widen them
-    itself (int8 and bfloat16, :data:`_KEPT`), else in the compute dtype; in a
-    complex plan a real operand stays real, in the real counterpart dtype, so
-    its steps need half the real products or fewer (:mod:`.complex`).
+    Operands of a real plan enter the steps in their own dtype and each
+    step decides (:func:`_dot`): a mixed pair goes to ``dot_general`` as it
+    is, a pair of one dtype as it is where the dot widens it itself (int8
+    and bfloat16, :data:`_KEPT`), else cast to the accumulation dtype. In a
+    complex plan a real operand stays real, in the real counterpart dtype,
+    so its steps need half the real products or fewer (:mod:`.complex`).
     """
-    cdtype = jnp.dtype(plan.compute_dtype)
+    cdtype = accumulation_dtype(plan)
     cplx = jnp.issubdtype(cdtype, jnp.complexfloating)
     arrays = []
     for x, labels, drop, prep in zip(operands, plan.inputs, plan.squeeze, plan.preps):
@@ -146,10 +236,11 @@ def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
         dtype = _operand_dtype(x.dtype, cdtype)
         if x.dtype != dtype:
             x = x.astype(dtype)
-        arrays.append(_prepare(x, labels, prep, cdtype if dtype in _KEPT else dtype))
+        arrays.append(_prepare(x, labels, prep, dtype if cplx else cdtype))
     if precision is None and cdtype in (jnp.float32, jnp.complex64):
         precision = lax.Precision.HIGHEST
     out_dtype = jnp.dtype(plan.result_dtype)
+    narrowed = cdtype != jnp.dtype(plan.compute_dtype)
     for n, step in enumerate(plan.steps):
         i, j = step.operands
         a, b = (arrays[j], arrays[i]) if step.swap else (arrays[i], arrays[j])
@@ -159,7 +250,9 @@ def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
              tuple(rhs.index(l) for l in step.contracted)),
             (tuple(lhs.index(l) for l in step.batch), tuple(rhs.index(l) for l in step.batch)),
         )
-        if cplx and (jnp.iscomplexobj(a) or jnp.iscomplexobj(b)):
+        if narrowed and len(plan.steps) == 1:
+            out = _as_lax(plan, a, b, i, j, dims, precision, cdtype)
+        elif cplx and (jnp.iscomplexobj(a) or jnp.iscomplexobj(b)):
             out = complex_dot(a, b, dims, precision, cdtype=cdtype)
         else:
             # A bfloat16 result of a float32 last step is rounded by that step.

@@ -16,15 +16,16 @@ any auto-sharded operands as it would for ``jnp``.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Callable
 
 import jax
 
 from ..planner import Plan, SlicedPlan, shard
-from .jax import execute as execute_plan
+from .jax import accumulation_dtype, execute as execute_plan
 from .layout import Found, read
 from .sharded import sharded
-from .sliced import run_slices
+from .sliced import cast_result, run_slices
 
 __all__ = ["execute", "program", "sharded_plan"]
 
@@ -39,15 +40,34 @@ def sharded_plan(plan: Plan | SlicedPlan, operands: Any, mesh: Any = None,
     return p, (found[1] if isinstance(p, SlicedPlan) and p.mesh else None)
 
 
+def _accumulating(sp: SlicedPlan) -> SlicedPlan:
+    """``sp`` with its result in the dtype its base accumulates in.
+
+    Slices and devices add their partial sums in the slice plan's result
+    dtype, the base's compute dtype. Where the result is narrower than the
+    float operands (an integer ``preferred_element_type`` on float operands,
+    :func:`.jax.accumulation_dtype`) that would convert every partial sum;
+    this plan adds them in the operands' type and the caller converts once.
+    """
+    acc = accumulation_dtype(sp.base).name
+    return replace(sp, base=replace(sp.base, result_dtype=acc, compute_dtype=acc),
+                   slice=replace(sp.slice, result_dtype=acc, compute_dtype=acc))
+
+
 def execute(plan: Plan | SlicedPlan, precision: Any, *operands: Any, mesh: Any = None,
             layout: Found | None = None) -> jax.Array:
     """Run any plan on ``operands`` (traceable)."""
     plan, where = sharded_plan(plan, operands, mesh, layout)
+    if not isinstance(plan, SlicedPlan):
+        return execute_plan(plan, precision, *operands)
+    run = plan
+    if accumulation_dtype(plan.base).name != plan.compute_dtype:
+        run = _accumulating(plan)
     if where is not None:
-        return sharded(plan, precision, where)(*operands)  # type: ignore[arg-type]
-    if isinstance(plan, SlicedPlan):
-        return run_slices(plan, precision, operands)
-    return execute_plan(plan, precision, *operands)
+        out = sharded(run, precision, where)(*operands)
+    else:
+        out = run_slices(run, precision, operands)
+    return cast_result(out, plan.result_dtype)
 
 
 def program(plan: Plan | SlicedPlan, precision: Any = None, mesh: Any = None,

@@ -36,6 +36,7 @@ from jax import lax
 
 from ..api import einsum
 from ..backend.conv import conv_kernel, usable
+from ..backend.jax import accumulates_in
 from ..errors import ContractError
 from ..planner import compute_dtype
 from ..validate import check_precision, numeric_dtype
@@ -175,6 +176,12 @@ def _conv_path(xshape: Sequence[int], wshape: Sequence[int],
 def _conv(x: jax.Array, w: jax.Array, *, wins: tuple[Window, ...], precision: Any,
           preferred: str | None) -> jax.Array:
     result = _result_dtype(x.dtype, w.dtype, preferred)
+    acc = accumulates_in((x.dtype, w.dtype), compute_dtype(result))
+    if acc.name != compute_dtype(result):
+        # An integer (or narrower float) result of float operands: the taps
+        # are summed in the operands' type and the sum converted once, as
+        # einsum and lax.dot_general do; never each tap, nor the operands.
+        return _conv(x, w, wins=wins, precision=precision, preferred=acc.name).astype(result)
     path = _conv_path(x.shape, w.shape, wins)
     xla = lambda a, b: path(a, b, wins, precision, result)
     if not _on_kernel(x.dtype, w.dtype, result, precision):

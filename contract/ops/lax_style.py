@@ -13,7 +13,9 @@ Where it follows contract rather than lax (see docs/coming_from.md):
 ``precision=None`` on float32 means full float32 accuracy
 (``Precision.HIGHEST``), so a GPU does not drop to TF32; bfloat16/float16
 accumulate in float32; ``precision`` takes what :func:`contract.einsum`
-takes.
+takes. ``preferred_element_type`` means what it means to lax, an integer
+one on float operands included: the sum in the operands' type, converted
+(docs/coming_from.md#preferred-narrow).
 
 >>> import numpy as np, contract
 >>> x, w = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
