@@ -62,3 +62,17 @@ def test_contract_doctor_on_the_command_line() -> None:
                              capture_output=True, text=True, timeout=120)
     facts = json.loads(as_json.stdout)
     assert facts["kernels"]["build"]["jaxlib"] and facts["jax"]["backend"] == "cpu"
+
+
+def test_the_report_and_the_cache_key_say_whether_kahypar_shaped_the_plan(tmp_path) -> None:
+    code = ("import sys, json\n{block}"
+            "import contract\n"
+            "p = contract.plan('ab,bc,cd,de,ef,fg->ag', *[(4, 4)] * 6, optimize='auto-hq')\n"
+            "print(json.dumps([p.strategy]))")
+    cache = {"CONTRACT_CACHE_DIR": str(tmp_path)}
+    with_it = _run(code.format(block=""), **cache)
+    without = _run(code.format(block="sys.modules['kahypar'] = None\n"), **cache)
+    assert with_it == ["auto-hq, KaHyPar bisections"]
+    assert without == ["auto-hq, Python bisections: kahypar not installed"]
+    # Two entries: a plan made with kahypar is never read back without it.
+    assert len(list(tmp_path.rglob("*.json"))) == 2

@@ -113,14 +113,16 @@ def _versions() -> tuple[Any, ...]:
     from .model import FORMAT
 
     libs = []
-    # kahypar shapes auto-hq's starting trees (a Python bisection stands in
-    # without it): a plan made without it must not be read back with it.
     for name in ("contract", "opt_einsum", "cotengrust", "kahypar"):
         try:
             libs.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
             libs.append((name, None))
-    return (PLANNER_VERSION, FORMAT, tuple(libs))
+    # kahypar shapes auto-hq's starting trees (a Python bisection stands in
+    # without it): a plan made without it must not be read back with it.
+    from .optimizers.partition import BISECTIONS
+
+    return (PLANNER_VERSION, FORMAT, tuple(libs), BISECTIONS)
 
 
 def _entry(key: Any) -> tuple[Path, str] | None:

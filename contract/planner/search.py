@@ -36,6 +36,7 @@ from opt_einsum.paths import PathOptimizer
 
 from ..errors import ContractError
 from .optimizers import OPTIMIZERS, auto_strategy, canonical, valid_names
+from .optimizers.partition import BISECTIONS
 
 __all__ = ["describe", "freeze_option", "is_optimizer", "memory_pair", "search", "unknown"]
 
@@ -145,6 +146,8 @@ def search(optimize: Any, terms: list[tuple[str, ...]], output: tuple[str, ...],
         name = optimize
         strategy = auto_strategy(ins) if name == "auto" else name
         path = OPTIMIZERS[strategy](ins, out, size_dict, limit)
+        if strategy == "auto-hq":  # its starting trees depend on kahypar's presence
+            strategy = f"auto-hq, {BISECTIONS}"
         return pairwise(path, n), name, strategy
     if not hasattr(optimize, "__iter__"):
         raise unknown(optimize)

@@ -36,7 +36,12 @@ try:
 except ImportError:  # pragma: no cover - exercised by the fallback test
     kahypar = None
 
-__all__ = ["partition_tree"]
+__all__ = ["BISECTIONS", "partition_tree"]
+
+# What bisects auto-hq's starting trees in this install: plans differ with and
+# without kahypar, so the report names it (and the plan cache keys on it).
+BISECTIONS = "KaHyPar bisections" if kahypar is not None else \
+    "Python bisections: kahypar not installed"
 
 # Groups this small are split by the Python bisection (:func:`_bisect`): a
 # KaHyPar call costs ~0.5 ms of set-up (its preset is re-read per call), and
