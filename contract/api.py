@@ -34,6 +34,7 @@ from .backend.sharded import check_mesh, in_shardings
 from .caching import LRU, memoized
 from .errors import ContractError
 from .planner import Plan, SlicedPlan, check_limit, make_plan, shard
+from .planner.report import brief
 from .spec import Spec, from_sublists, parse
 from .validate import (as_operand, check_precision, concrete_type, is_array, is_concrete, is_tracer,
                        numeric_dtype)
@@ -231,7 +232,7 @@ def _failed(spec: str, precision: Any, e: Exception) -> ContractError:
     >>> print(_failed("ij,jk", "TF32_TF32_F32", ValueError("not supported on CPU")))
     einsum 'ij,jk' with precision='TF32_TF32_F32' failed in JAX: ValueError: not supported on CPU
     """
-    what = f"einsum {spec!r}" + ("" if precision is None else f" with precision={precision!r}")
+    what = f"einsum {brief(spec)!r}" + ("" if precision is None else f" with precision={precision!r}")
     return ContractError(f"{what} failed in JAX: {type(e).__name__}: {e}")
 
 
