@@ -98,18 +98,19 @@ def _hint(arrays: Sequence[Any], mesh: Any) -> Found | None:
     return read(arrays, mesh, auto=True)
 
 
-def _run(p: Plan | SlicedPlan, precision: Any, mesh: Any, arrays: list[Any]) -> jax.Array:
+def _run(p: Plan | SlicedPlan, precision: Any, mesh: Any, arrays: list[Any],
+         strip_exponent: bool = False) -> Any:
     """Run ``p`` on concrete or traced operands; with ``mesh=`` concrete ones are
     first put where the plan holds them (each device receives its blocks only)."""
     if any(map(is_tracer, arrays)):
-        return program(p, precision, mesh)(*arrays)
+        return program(p, precision, mesh, strip_exponent=strip_exponent)(*arrays)
     layout = None
     if mesh is not None or isinstance(p, SlicedPlan):
         if mesh is not None and isinstance(p, SlicedPlan) and p.mesh:
             arrays = [x if isinstance(x, jax.Array) and _on(x, mesh) else jax.device_put(x, s)
                       for x, s in zip(arrays, in_shardings(p, mesh))]
         layout = _hint(arrays, mesh)
-    return _compiled(p, precision, mesh, layout)(*arrays)
+    return _compiled(p, precision, mesh, layout, strip_exponent)(*arrays)
 
 
 def _on(x: jax.Array, mesh: Any) -> bool:
@@ -118,14 +119,32 @@ def _on(x: jax.Array, mesh: Any) -> bool:
 
 
 def _compiled(plan: Plan | SlicedPlan, precision: Any, mesh: Any = None,
-              layout: Found | None = None) -> Callable[..., jax.Array]:
-    return _COMPILED.get_or_make((plan, precision, mesh, layout),
-                                 lambda: jax.jit(program(plan, precision, mesh, layout)))
+              layout: Found | None = None, strip_exponent: bool = False) -> Callable[..., Any]:
+    return _COMPILED.get_or_make((plan, precision, mesh, layout, strip_exponent),
+                                 lambda: jax.jit(program(plan, precision, mesh, layout,
+                                                         strip_exponent)))
+
+
+def _check_strip(value: Any, mesh: Any = None, out_sharding: Any = None) -> bool:
+    """``strip_exponent=value`` as a bool, refused where it cannot run yet.
+
+    >>> _check_strip(1)
+    Traceback (most recent call last):
+    contract.errors.ContractError: strip_exponent must be True or False, got 1
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ContractError(f"strip_exponent must be True or False, got {value!r}")
+    if value and mesh is not None:
+        raise ContractError("strip_exponent is not supported with mesh= yet")
+    if value and out_sharding is not None:
+        raise ContractError("strip_exponent is not supported with out_sharding= yet")
+    return bool(value)
 
 
 def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any = None,
            preferred_element_type: Any = None, memory_limit: int | str | None = None,
-           mesh: Any = None, out_sharding: Any = None, **unsupported: Any) -> jax.Array:
+           mesh: Any = None, out_sharding: Any = None, strip_exponent: bool = False,
+           **unsupported: Any) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Evaluate an einsum with a planned contraction order.
 
     ``args`` is ``spec, *operands`` or NumPy's interleaved sublist form.
@@ -147,6 +166,13 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
     result sharded as ``jnp.einsum``'s would be; ``out_sharding`` (a
     ``NamedSharding``, or a ``PartitionSpec`` of the mesh in context) lays the
     result out as given, as ``jnp.einsum(..., out_sharding=)`` does.
+    ``strip_exponent=True`` returns ``(mantissa, exponent)``, the result being
+    ``mantissa * 10**exponent`` (as cotengra's): operands and intermediates
+    are rescaled as they are made, so a network whose value leaves the float
+    range does not overflow; the mantissa has a largest magnitude of 1, the
+    exponent is a scalar of the result's real dtype (at least float32), and
+    ``jax.grad`` through the mantissa holds the scales constant
+    (docs/scaling.md, "Overflow"). Not with ``mesh=`` or integer results.
 
     >>> import numpy as np
     >>> einsum("ii", np.eye(3, dtype=np.float32)).item()
@@ -158,6 +184,8 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
         raise _unsupported(unsupported)
     if out is not None:
         raise _unsupported({"out": out})
+    if strip_exponent is not False:
+        strip_exponent = _check_strip(strip_exponent, mesh, out_sharding)
     if out_sharding is not None:
         spec, raw = _split(args)
         arrays = [as_operand(x, n) for n, x in enumerate(raw)]
@@ -175,7 +203,7 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
         if all(map(concrete_type, map(type, ops))) or all(map(is_concrete, ops)):
             try:
                 fn = _eager(args[0], optimize, precision, preferred_element_type, memory_limit,
-                            hint)
+                            hint, strip_exponent)
             except TypeError:  # unhashable option (e.g. a list path): the slow path
                 pass
             else:
@@ -194,7 +222,7 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
     prec = check_precision(precision)
     p = _plan_for(spec, arrays, optimize, preferred_element_type, memory_limit, mesh, prec)
     try:
-        return _run(p, prec, mesh, arrays)
+        return _run(p, prec, mesh, arrays, strip_exponent)
     except (ValueError, TypeError, jax.errors.JaxRuntimeError) as e:
         if isinstance(e, ContractError) or not refused_by_jax(e):
             raise  # ours, user error or bug: its traceback as it is
@@ -281,7 +309,8 @@ def _unsupported(kwargs: dict[str, Any]) -> ContractError:
     names = ", ".join(repr(k) for k in kwargs)
     return ContractError(
         f"einsum() got unexpected keyword argument(s) {names}; it takes optimize=, "
-        "precision=, preferred_element_type=, memory_limit=, mesh= and out_sharding="
+        "precision=, preferred_element_type=, memory_limit=, mesh=, out_sharding= and "
+        "strip_exponent="
     )
 
 
@@ -290,7 +319,7 @@ def _unsupported(kwargs: dict[str, Any]) -> ContractError:
 # so a repeated call costs a jitted call plus this lookup.
 @memoized("eager einsums")
 def _eager(spec: str, optimize: Any, precision: Any, preferred: Any, memory_limit: Any,
-           layout: Found | None) -> Callable[..., jax.Array]:
+           layout: Found | None, strip_exponent: bool = False) -> Callable[..., Any]:
     """The jitted eager entry for one spec and option set: it plans at trace time
     (once per operand signature) and runs the plan inline. ``layout`` is the
     operands' layout read before the trace (only needed for auto mesh axes).
@@ -299,12 +328,12 @@ def _eager(spec: str, optimize: Any, precision: Any, preferred: Any, memory_limi
     3.0
     """
 
-    def einsum(*operands: Any) -> jax.Array:
+    def einsum(*operands: Any) -> Any:
         parsed = parse(spec)
         arrays = [as_operand(x, n) for n, x in enumerate(operands)]
         prec = check_precision(precision)
         p = _plan_for(parsed, arrays, optimize, preferred, memory_limit, None, prec, layout)
-        return program(p, prec, None, layout)(*arrays)
+        return program(p, prec, None, layout, strip_exponent)(*arrays)
 
     return jax.jit(einsum)
 
@@ -367,12 +396,18 @@ class Expression:
     """A planned, compiled contraction for fixed shapes and dtypes.
 
     With ``mesh=``, ``in_shardings`` lists where each operand should live
-    (``jax.device_put`` them there once; calls then move no data).
+    (``jax.device_put`` them there once; calls then move no data). A call
+    with ``strip_exponent=True`` returns ``(mantissa, exponent)`` as
+    :func:`einsum` does.
 
     >>> import numpy as np
     >>> e = expression("ij,jk->ik", (2, 3), (3, 4))
-    >>> e(np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)).shape
+    >>> x, y = np.ones((2, 3), np.float32), np.ones((3, 4), np.float32)
+    >>> e(x, y).shape
     (2, 4)
+    >>> m, exponent = e(1e30 * x, 1e30 * y, strip_exponent=True)
+    >>> m[0, 0].item(), round(exponent.item(), 4)
+    (1.0, 60.4771)
     """
 
     def __init__(self, plan: Plan | SlicedPlan, shapes: Sequence[tuple[int, ...]], dtypes: Sequence[Any],
@@ -398,7 +433,10 @@ class Expression:
             is_array(x) and x.shape == shape and x.dtype == dt and x.sharding == s
             for x, shape, dt, s in zip(operands, self._shapes, self._dtypes, self.in_shardings))
 
-    def __call__(self, *operands: Any) -> jax.Array:
+    def __call__(self, *operands: Any,
+                 strip_exponent: bool = False) -> jax.Array | tuple[jax.Array, jax.Array]:
+        if strip_exponent is not False:
+            strip_exponent = _check_strip(strip_exponent, self._mesh)
         if self._placed_fn is not None and self._placed(operands):
             return self._placed_fn(*operands)
         if len(operands) != len(self._shapes):
@@ -420,9 +458,11 @@ class Expression:
                 )
         if self._mesh is None and not isinstance(self.plan, SlicedPlan):
             if any(map(is_tracer, arrays)):
-                return program(self.plan, self._precision)(*arrays)
+                return program(self.plan, self._precision, strip_exponent=strip_exponent)(*arrays)
+            fn = (_compiled(self.plan, self._precision, strip_exponent=True) if strip_exponent
+                  else self._fn)
             try:
-                return self._fn(*arrays)
+                return fn(*arrays)
             except (ValueError, TypeError, jax.errors.JaxRuntimeError) as e:
                 if isinstance(e, ContractError) or not refused_by_jax(e):
                     raise  # ours, user error or bug: its traceback as it is
@@ -431,7 +471,7 @@ class Expression:
             self._placed_fn = _compiled(self.plan, self._precision, self._mesh,
                                         _hint(arrays, self._mesh))
             return self._placed_fn(*arrays)
-        return _run(self.plan, self._precision, self._mesh, arrays)
+        return _run(self.plan, self._precision, self._mesh, arrays, strip_exponent)
 
     def __repr__(self) -> str:
         return f"Expression({self.plan.spec!r}, shapes={self._shapes})"

@@ -37,12 +37,14 @@ from typing import Any, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import lax
 
 from ..planner import Plan, Prep, compute_dtype
 from ..planner.costs import KEPT
 from .blas import cpu_dtype, gemm_dot, real_step
 from .complex import complex_dot, dot_sizes, real_dtype
+from .exponent import rescale
 
 __all__ = ["accumulates_in", "accumulation_dtype", "execute"]
 
@@ -216,7 +218,8 @@ def _as_lax(plan: Plan, a: jax.Array, b: jax.Array, i: int, j: int, dims: Any,
                            preferred_element_type=jnp.dtype(plan.result_dtype))
 
 
-def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
+def execute(plan: Plan, precision: Any, *operands: Any,
+            strip_exponent: bool = False) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Run ``plan`` on ``operands`` (traceable: works under jit/grad/vmap).
 
     Operands of a real plan enter the steps in their own dtype and each
@@ -225,7 +228,12 @@ def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
     and bfloat16, :data:`_KEPT`), else cast to the accumulation dtype. In a
     complex plan a real operand stays real, in the real counterpart dtype,
     so its steps need half the real products or fewer (:mod:`.complex`).
+
+    With ``strip_exponent`` each float operand and each step's result is
+    rescaled by a power of two as it is made (:func:`.exponent.rescale`),
+    and the return is ``(x, k)``: the result is ``x * 2**k``.
     """
+    k = np.int32(0)  # a constant: no equation in the program of a plain run
     cdtype = accumulation_dtype(plan)
     cplx = jnp.issubdtype(cdtype, jnp.complexfloating)
     arrays = []
@@ -236,6 +244,8 @@ def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
         dtype = _operand_dtype(x.dtype, cdtype)
         if x.dtype != dtype:
             x = x.astype(dtype)
+        if strip_exponent:
+            x, k = rescale(x, k)
         arrays.append(_prepare(x, labels, prep, dtype if cplx else cdtype))
     if precision is None and cdtype in (jnp.float32, jnp.complex64):
         precision = lax.Precision.HIGHEST
@@ -259,10 +269,12 @@ def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
             rounded = (n == len(plan.steps) - 1 and plan.final == plan.output
                        and out_dtype == jnp.bfloat16 and cdtype == jnp.float32)
             out = _dot(a, b, dims, precision, a.dtype if cplx else cdtype, rounded)
+        if strip_exponent:
+            out, k = rescale(out, k)
         arrays = arrays[:i] + arrays[i + 1 : j] + arrays[j + 1 :] + [out]
     (result,) = arrays
     if plan.final != plan.output:
         result = lax.transpose(result, [plan.final.index(l) for l in plan.output])
     if result.dtype != out_dtype:
         result = result != 0 if out_dtype == jnp.bool_ else result.astype(out_dtype)
-    return result
+    return (result, k) if strip_exponent else result

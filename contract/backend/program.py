@@ -22,6 +22,7 @@ from typing import Any, Callable
 import jax
 
 from ..planner import Plan, SlicedPlan, shard
+from .exponent import check, finish
 from .jax import accumulation_dtype, execute as execute_plan
 from .layout import Found, read
 from .sharded import sharded
@@ -55,14 +56,24 @@ def _accumulating(sp: SlicedPlan) -> SlicedPlan:
 
 
 def execute(plan: Plan | SlicedPlan, precision: Any, *operands: Any, mesh: Any = None,
-            layout: Found | None = None) -> jax.Array:
-    """Run any plan on ``operands`` (traceable)."""
+            layout: Found | None = None,
+            strip_exponent: bool = False) -> jax.Array | tuple[jax.Array, jax.Array]:
+    """Run any plan on ``operands`` (traceable); with ``strip_exponent`` the
+    result is ``(mantissa, exponent)`` (:mod:`.exponent`)."""
     plan, where = sharded_plan(plan, operands, mesh, layout)
+    if strip_exponent:
+        check(plan, where is not None)
     if not isinstance(plan, SlicedPlan):
+        if strip_exponent:
+            return finish(*execute_plan(plan, precision, *operands, strip_exponent=True),
+                          plan.result_dtype)
         return execute_plan(plan, precision, *operands)
     run = plan
     if accumulation_dtype(plan.base).name != plan.compute_dtype:
         run = _accumulating(plan)
+    if strip_exponent:
+        return finish(*run_slices(run, precision, operands, strip_exponent=True),
+                      plan.result_dtype)
     if where is not None:
         out = sharded(run, precision, where)(*operands)
     else:
@@ -71,14 +82,17 @@ def execute(plan: Plan | SlicedPlan, precision: Any, *operands: Any, mesh: Any =
 
 
 def program(plan: Plan | SlicedPlan, precision: Any = None, mesh: Any = None,
-            layout: Found | None = None) -> Callable[..., jax.Array]:
+            layout: Found | None = None,
+            strip_exponent: bool = False) -> Callable[..., Any]:
     """The traceable function for ``plan``, named after its spec for profiles.
 
     ``layout`` (from :func:`.layout.read` on the concrete operands) stands in
-    for what a trace cannot show: auto mesh axes.
+    for what a trace cannot show: auto mesh axes. With ``strip_exponent`` it
+    returns ``(mantissa, exponent)``.
     """
 
-    def run(*operands: Any) -> jax.Array:
-        return execute(plan, precision, *operands, mesh=mesh, layout=layout)
+    def run(*operands: Any) -> Any:
+        return execute(plan, precision, *operands, mesh=mesh, layout=layout,
+                       strip_exponent=strip_exponent)
 
     return jax.named_call(run, name=plan.spec)

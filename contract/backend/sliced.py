@@ -23,6 +23,7 @@ from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from ..planner import SlicedPlan, slice_plan
+from .exponent import align
 from .jax import execute
 from .layout import shard_like
 
@@ -52,13 +53,20 @@ def _replicated(arrays: Sequence[jax.Array]) -> NamedSharding | None:
 
 
 def run_slices(sp: SlicedPlan, precision: Any, operands: Sequence[Any],
-               varying: tuple[str, ...] = (), cast: bool = True) -> jax.Array:
+               varying: tuple[str, ...] = (), cast: bool = True,
+               strip_exponent: bool = False) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Run ``sp``'s slices as one ``lax.scan`` and return the accumulated output.
 
     The result has the plan's result dtype, or with ``cast=False`` the
     accumulator's (the compute dtype: the sharded runner adds partial sums
     across devices before casting). Inside ``jax.shard_map`` the blocks vary
     over the mesh axes ``varying``, so the accumulator is declared to as well.
+
+    With ``strip_exponent`` each slice runs rescaled (:func:`.jax.execute`)
+    and the carry is ``(acc, k)``, the sum so far being ``acc * 2**k``: the
+    accumulator and each slice are brought to the larger exponent before
+    they are added (:func:`.exponent.align`). The return is ``(acc, k)``
+    with ``acc`` uncast.
     """
     base = sp.base
     sizes = dict(base.sizes)
@@ -77,7 +85,7 @@ def run_slices(sp: SlicedPlan, precision: Any, operands: Sequence[Any],
     def starts(n: jax.Array) -> dict[str, jax.Array]:
         return {l: (n // s) % c * chunk[l] for l, (s, c) in radix.items()}
 
-    def body(acc: jax.Array, n: jax.Array) -> tuple[jax.Array, None]:
+    def body(carry: Any, n: jax.Array) -> tuple[Any, None]:
         at = starts(n)
         parts = []
         for x, labels in zip(arrays, base.inputs):
@@ -85,20 +93,32 @@ def run_slices(sp: SlicedPlan, precision: Any, operands: Sequence[Any],
                 if label in at:
                     x = lax.dynamic_slice_in_dim(x, at[label], chunk[label], axis)
             parts.append(x)
-        part = execute(sp.slice, precision, *parts)
+        if strip_exponent:
+            acc, k = carry
+            part, k_part = execute(sp.slice, precision, *parts, strip_exponent=True)
+            acc, part, k = align(acc, k, part, k_part)
+        else:
+            acc = carry
+            part = execute(sp.slice, precision, *parts)
         where = [at.get(l, jnp.zeros((), n.dtype)) for l in base.output]
         acc = lax.dynamic_update_slice(acc, lax.dynamic_slice(acc, where, part.shape) + part, where)
-        return acc, None
+        return ((acc, k) if strip_exponent else acc), None
 
     acc = jnp.zeros(tuple(sizes[l] for l in base.output), sp.slice.result_dtype,
                     out_sharding=_replicated(arrays))
     if varying:
         acc = lax.pcast(acc, varying, to="varying")
-    acc, _ = lax.scan(body, acc, jnp.arange(sp.n_slices, dtype=jnp.int32))
+    slices = jnp.arange(sp.n_slices, dtype=jnp.int32)
+    if strip_exponent:
+        (acc, k), _ = lax.scan(body, (acc, jnp.zeros((), jnp.int32)), slices)
+    else:
+        acc, _ = lax.scan(body, acc, slices)
     if not varying and _replicated(arrays) is None:
         # Over auto mesh axes (invisible here) XLA's propagation cannot see
         # through the scan's dynamic slices and would replicate the result.
         acc = shard_like(lambda: _probe(sp, precision, arrays), acc)
+    if strip_exponent:
+        return acc, k
     return cast_result(acc, base.result_dtype) if cast else acc
 
 
