@@ -7,7 +7,21 @@ import math
 import numpy as np
 import opt_einsum
 
-__all__ = ["NETWORKS", "OUTPUT_ONLY", "budget", "operands", "path_cost", "rearm", "ring_graph"]
+__all__ = ["NETWORKS", "OUTPUT_ONLY", "budget", "operands", "mixed_dtype_pairs", "path_cost", "rearm", "ring_graph"]
+
+
+def mixed_dtype_pairs() -> list[tuple[str, str]]:
+    """Pairs of dtypes ``lax.dot_general`` takes together (with x64 on, the
+    64-bit ones too): what a drop-in must hand over uncast."""
+    import jax  # noqa: PLC0415 - the mode is read when the test module is
+
+    pairs = [("int8", "float32"), ("bfloat16", "float32"), ("int32", "float32"),
+             ("float16", "float32"), ("bool", "float32"), ("uint8", "float32"),
+             ("int8", "int16"), ("int8", "bfloat16"), ("bool", "int8"), ("float16", "bfloat16")]
+    if jax.config.jax_enable_x64:
+        pairs += [("float16", "float64"), ("int32", "float64"), ("float32", "float64"),
+                  ("int64", "float32"), ("uint32", "float64")]
+    return pairs
 
 
 def rearm() -> None:

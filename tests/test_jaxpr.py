@@ -15,6 +15,7 @@ import pytest
 import contract
 from contract import api
 from contract.testing import CASES, operands
+from tests._helpers import mixed_dtype_pairs
 
 
 def _eqns(jaxpr: Any) -> Iterator[Any]:
@@ -151,14 +152,7 @@ def test_program_carries_the_spec_name() -> None:
     assert spec in str(dot.source_info.name_stack)
 
 
-X64 = bool(jax.config.jax_enable_x64)
-# Pairs of dtypes lax.dot_general takes together (x64: the 64-bit ones too).
-MIXED = [("int8", "float32"), ("bfloat16", "float32"), ("int32", "float32"),
-         ("float16", "float32"), ("bool", "float32"), ("uint8", "float32"), ("int8", "int16"),
-         ("int8", "bfloat16"), ("bool", "int8"), ("float16", "bfloat16")]
-if X64:
-    MIXED += [("float16", "float64"), ("int32", "float64"), ("float32", "float64"),
-              ("int64", "float32"), ("uint32", "float64")]
+MIXED = mixed_dtype_pairs()
 
 
 @pytest.mark.parametrize("left, right", MIXED)

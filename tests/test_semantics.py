@@ -22,6 +22,7 @@ from jax import lax
 
 import contract
 from contract import ContractError
+from tests._helpers import mixed_dtype_pairs
 
 X64 = bool(jax.config.jax_enable_x64)
 RNG = np.random.default_rng(0)
@@ -389,12 +390,7 @@ def test_contract_jit_keeps_dots_with_an_integer_result_as_written() -> None:
 
 # ---------------------------------------------------------------- operands of two dtypes
 
-MIXED = [("int8", "float32"), ("bfloat16", "float32"), ("int32", "float32"),
-         ("float16", "float32"), ("bool", "float32"), ("uint8", "float32"), ("int8", "int16"),
-         ("int8", "bfloat16"), ("bool", "int8"), ("float16", "bfloat16")]
-if X64:
-    MIXED += [("float16", "float64"), ("int32", "float64"), ("float32", "float64"),
-              ("int64", "float32"), ("uint32", "float64")]
+MIXED = mixed_dtype_pairs()
 
 
 @pytest.mark.parametrize("left, right", MIXED)
