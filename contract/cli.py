@@ -332,11 +332,12 @@ def _named(p: "Plan", name: str) -> "Plan":
     called ``name``, named as ``optimize=name`` names it: the object runs the
     same search (the same path), but plans name objects by their class."""
     from .planner import auto_strategy
+    from .planner.search import ran as reported
 
     if p.strategy == "trivial":  # nothing to order: no optimizer ran
         return p
     ran = auto_strategy([frozenset(q.labels) for q in p.preps]) if name == "auto" else name
-    return replace(p, optimize=name, strategy=ran)
+    return replace(p, optimize=name, strategy=reported(ran))
 
 
 def _run(argv: Sequence[str] | None) -> int:

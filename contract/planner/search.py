@@ -38,7 +38,7 @@ from ..errors import ContractError
 from .optimizers import OPTIMIZERS, auto_strategy, canonical, valid_names
 from .optimizers.partition import BISECTIONS
 
-__all__ = ["describe", "freeze_option", "is_optimizer", "memory_pair", "search", "unknown"]
+__all__ = ["describe", "freeze_option", "is_optimizer", "memory_pair", "ran", "search", "unknown"]
 
 
 def pairwise(path: Sequence[Sequence[int]], n: int) -> list[tuple[int, int]]:
@@ -109,6 +109,16 @@ def memory_pair(optimize: Any) -> bool:
             and not isinstance(optimize[1], bool))
 
 
+def ran(strategy: str) -> str:
+    """What a plan's report says the optimizer ``strategy`` ran: auto-hq's
+    starting trees depend on kahypar's presence, so it says which bisections.
+
+    >>> ran("greedy")
+    'greedy'
+    """
+    return f"auto-hq, {BISECTIONS}" if strategy == "auto-hq" else strategy
+
+
 def search(optimize: Any, terms: list[tuple[str, ...]], output: tuple[str, ...],
             sizes: dict[str, int], limit: int | None) -> tuple[list[tuple[int, int]], str, str]:
     """The pairwise path, the option's name and the optimizer that ran."""
@@ -146,9 +156,7 @@ def search(optimize: Any, terms: list[tuple[str, ...]], output: tuple[str, ...],
         name = optimize
         strategy = auto_strategy(ins) if name == "auto" else name
         path = OPTIMIZERS[strategy](ins, out, size_dict, limit)
-        if strategy == "auto-hq":  # its starting trees depend on kahypar's presence
-            strategy = f"auto-hq, {BISECTIONS}"
-        return pairwise(path, n), name, strategy
+        return pairwise(path, n), name, ran(strategy)
     if not hasattr(optimize, "__iter__"):
         raise unknown(optimize)
     return explicit(optimize, n), "explicit", "explicit"
