@@ -26,10 +26,21 @@ run is repeatable.
 
     python -m bench.planner_bench            # every row, about 30 minutes
     python -m bench.planner_bench --quick    # four small rows, about a minute
+    python -m bench.planner_bench --scale    # auto at 10,000 and 100,000 tensors, ~2 minutes
+
+``--scale`` plans random 3-regular graphs of 10,000 and 100,000 tensors
+(``tests._helpers.ring_graph``, bond 2) with ``auto``, opt_einsum's greedy
+and cotengrust's greedy, each in a fresh process (planning time, and growth
+of the peak resident memory over the process after building the network),
+and recounts every path here. opt_einsum's own greedy takes about 15 minutes
+at 10,000 tensors (its work grows with the square of the network): the row
+runs the planner's port of it (``starts.greedy_tree``, the same tree, as
+``tests/test_scale.py`` checks), after checking that on 1,000 tensors.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -48,7 +59,7 @@ from bench.common import machine, parser
 Network = tuple[list[frozenset], frozenset, dict]
 Path = Sequence[Sequence[int]]
 
-__all__ = ["recount", "networks", "main"]
+__all__ = ["recount", "recount_wide", "networks", "main", "scale_planners", "scale_table"]
 
 
 # --- the independent recount -------------------------------------------------
@@ -87,6 +98,88 @@ def recount(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
         nxt += 1
     if len(live) > 1:
         raise ValueError(f"path leaves {len(live)} terms uncontracted")
+    return flops, biggest
+
+
+def recount_wide(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
+                 path: Path) -> tuple[int, int]:
+    """:func:`recount` for networks whose intermediates hold thousands of
+    labels (a 100,000-tensor 3-regular graph's greedy path: 100,000 steps of
+    up to 17,000 labels, tens of minutes in :func:`recount`). Each step visits
+    only the smaller tensor's labels: the larger one's set is kept and grown
+    in place, with its label count per distinct size, and a Fenwick tree maps
+    the path's positions to tensors. Pairwise entries only.
+
+    >>> ins = [frozenset("ab"), frozenset("bc"), frozenset("cd")]
+    >>> recount_wide(ins, frozenset("ad"), {"a": 2, "b": 3, "c": 4, "d": 5}, [(0, 1), (0, 1)])
+    (128, 10)
+    """
+    n = len(inputs)
+    count = Counter(l for t in inputs for l in t)
+    tensors: list[Any] = [(set(t), Counter(sizes[l] for l in t), True) for t in inputs]
+    tensors += [None] * max(n - 1, 0)
+    fen = [0] * (2 * n + 1)  # live ids; the k-th live one is the path's position k
+
+    def add(i: int, d: int) -> None:
+        i += 1
+        while i <= 2 * n:
+            fen[i] += d
+            i += i & -i
+
+    def find(k: int) -> int:  # the id of the live tensor at position k
+        pos, step = 0, 1 << (2 * n).bit_length()
+        while step:
+            if pos + step <= 2 * n and fen[pos + step] <= k:
+                pos += step
+                k -= fen[pos]
+            step >>= 1
+        return pos
+
+    def product(per_size: Counter) -> int:
+        return math.prod(d ** c for d, c in per_size.items() if c)
+
+    for i in range(n):
+        add(i, 1)
+    flops = biggest = 0
+    nxt = n
+    for entry in path:
+        if len(entry) != 2 or entry[0] == entry[1]:
+            raise ValueError(f"recount_wide takes pairwise paths, got {entry}")
+        ids = [find(k) for k in entry]
+        for i in ids:
+            add(i, -1)
+        (big, big_sizes, big_leaf), (small, small_sizes, _) = sorted(
+            (tensors[i] for i in ids), key=lambda t: len(t[0]), reverse=True)
+        for i in ids:
+            tensors[i] = None
+        union = big_sizes + small_sizes
+        keep = Counter(union)
+        summed = False
+        if big_leaf:  # a leaf's labels no one else holds close at its contraction
+            for l in [l for l in big if count[l] == 1 and l not in output and l not in small]:
+                big.discard(l)
+                keep[sizes[l]] -= 1
+                count[l] = 0
+                summed = True
+        for l in small:
+            if l in big:
+                union[sizes[l]] -= 1
+                keep[sizes[l]] -= 1
+                count[l] -= 1
+            else:
+                big.add(l)
+            if count[l] <= 1 and l not in output:  # no tensor outside holds it
+                big.discard(l)
+                keep[sizes[l]] -= 1
+                count[l] = 0
+                summed = True
+        flops += product(union) * (2 if summed else 1)
+        biggest = max(biggest, product(keep))
+        tensors[nxt] = (big, keep, False)
+        add(nxt, 1)
+        nxt += 1
+    if sum(t is not None for t in tensors) > 1:
+        raise ValueError("path leaves terms uncontracted")
     return flops, biggest
 
 
@@ -257,13 +350,103 @@ def _peak_rss_of_auto(quick: bool) -> str:
     return f"{float(t):.2f} s, peak memory +{float(mib):.0f} MiB"
 
 
+# --- auto at 10,000 and 100,000 tensors (--scale) -----------------------------
+
+def scale_planners() -> dict[str, Callable[[list, frozenset, dict], Path]]:
+    """The planners of the ``--scale`` table, as path functions."""
+    import cotengrust
+    from contract.planner.optimizers import OPTIMIZERS
+    from contract.planner.optimizers.starts import greedy_tree
+    from contract.planner.optimizers.tree import Graph, linear_path
+
+    def auto(inputs: list, output: frozenset, sizes: dict) -> Path:
+        return OPTIMIZERS["auto"](inputs, output, sizes, None)
+
+    def greedy(inputs: list, output: frozenset, sizes: dict) -> Path:
+        return linear_path(greedy_tree(Graph(inputs, output, sizes)), len(inputs))
+
+    def rust(inputs: list, output: frozenset, sizes: dict) -> Path:
+        # One character per label, past the surrogates (Rust chars); labels
+        # and terms in a fixed order.
+        symbol = {l: chr(0xE000 + k) for k, l in enumerate(sorted(sizes, key=str))}
+        return cotengrust.optimize_greedy(
+            [tuple(symbol[l] for l in sorted(t, key=str)) for t in inputs],
+            tuple(symbol[l] for l in output), {symbol[l]: d for l, d in sizes.items()})
+
+    return {"auto": auto, "opt_einsum greedy": greedy, "cotengrust greedy": rust}
+
+
+_SCALE_CHILD = """
+import json, pickle, resource, sys, time
+from bench.planner_bench import scale_planners
+from tests._helpers import ring_graph
+n, name, dump = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+fn = scale_planners()[name]
+inputs, sizes = ring_graph(n, 0)
+base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+start = time.perf_counter()
+path = fn(inputs, frozenset(), sizes)
+seconds = time.perf_counter() - start
+mib = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base) / 1024
+with open(dump, "wb") as f:
+    pickle.dump([tuple(map(int, e)) for e in path], f)
+print(json.dumps({"seconds": seconds, "mib": mib}))
+"""
+
+
+def scale_table() -> None:
+    """The ``--scale`` table: see the module docstring."""
+    import pickle
+    import tempfile
+
+    from tests._helpers import ring_graph
+
+    inputs, sizes = ring_graph(1000, 0)
+    same = scale_planners()["opt_einsum greedy"](inputs, frozenset(), sizes)
+    theirs = opt_einsum.paths.greedy(inputs, frozenset(), sizes)
+    if recount(inputs, frozenset(), sizes, same) != recount(inputs, frozenset(), sizes, theirs):
+        raise AssertionError("the greedy port differs from opt_einsum's greedy on 1,000 tensors")
+    if recount_wide(inputs, frozenset(), sizes, same) != recount(inputs, frozenset(), sizes, same):
+        raise AssertionError("recount_wide differs from recount on 1,000 tensors")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    print(f"### auto on random 3-regular graphs ({machine()}; opt_einsum {opt_einsum.__version__})\n")
+    print("Cells: log10 FLOPs · planning time · peak memory over the process after building "
+          "the network, each planner in a fresh process; FLOPs recounted from each path.\n")
+    names = list(scale_planners())
+    print("| tensors | " + " | ".join(names) + " | auto vs the better greedy |")
+    print("|---|" + "---|" * (len(names) + 1), flush=True)
+    for n in (10_000, 100_000):
+        inputs, sizes = ring_graph(n, 0)
+        cells, flops = [], {}
+        for name in names:
+            with tempfile.NamedTemporaryFile(suffix=".pkl") as dump:
+                out = subprocess.run([sys.executable, "-c", _SCALE_CHILD, str(n), name, dump.name],
+                                     capture_output=True, text=True, cwd=root)
+                if out.returncode:
+                    cells.append(f"failed: {out.stderr.strip().splitlines()[-1:]}")
+                    continue
+                info = json.loads(out.stdout.strip().splitlines()[-1])
+                with open(dump.name, "rb") as f:
+                    path = pickle.load(f)
+            flops[name] = math.log10(recount_wide(inputs, frozenset(), sizes, path)[0])
+            cells.append(f"{flops[name]:.2f} · {info['seconds']:.2f} s · +{info['mib']:.0f} MiB")
+        best = min(flops.get("opt_einsum greedy", math.inf), flops.get("cotengrust greedy", math.inf))
+        verdict = f"Δ{flops['auto'] - best:+.2f}" if "auto" in flops else "-"
+        print(f"| {n:,} | " + " | ".join(cells) + f" | {verdict} |", flush=True)
+
+
 def main() -> None:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--hyper-seconds", type=float, default=60.0,
                    help="cap on cotengra HyperOptimizer's search (default 60 s)")
     p.add_argument("--only", default="", help="comma-separated substrings of row names to run")
+    p.add_argument("--scale", action="store_true",
+                   help="only auto against both greedies at 10,000 and 100,000 tensors")
     args = p.parse_args()
     warnings.filterwarnings("ignore")
+    if args.scale:
+        scale_table()
+        return
     import cotengra as ctg
     import cotengrust  # noqa: F401  (RandomGreedyOptimizer's accel; fail early without it)
     import kahypar  # noqa: F401

@@ -45,7 +45,16 @@ from typing import Any, Callable
 from . import compiled
 from .objective import FLOPS, Objective
 
-__all__ = ["anneal"]
+__all__ = ["anneal", "scale_for"]
+
+# The compiled loop caps a size at 2^1000 (a float overflows at 2^1024): past
+# it every contraction costs the same, moves near the root look free, the
+# tree drifts, and the loop's own ranking of trees by their capped sums keeps
+# the drift (10,000-tensor 3-regular graph: annealed on capped costs, a greedy
+# tree of 10^517 came back at 10^1218). Costs are kept below 2^CEILING
+# instead, leaving moves that raise the largest contraction 2^(100 * scale)
+# of headroom.
+CEILING = 900.0
 
 Tree = Any  # an int (leaf) or a pair of trees, as in contract.planner.optimizers.hq
 
@@ -94,10 +103,24 @@ def _nested(shape: tuple[list[int], list[int]], n: int) -> Tree:
     return built[root] if root >= n else root
 
 
+def scale_for(log2_flops: float) -> float:
+    """The ``scale`` for :func:`anneal` of a tree of ``2^log2_flops`` FLOPs:
+    1 (costs as they are) while they stay below 2^:data:`CEILING`, else the
+    factor that brings them there. Annealed with sizes to the power
+    ``1 / scale``, the cost of a tree is a sum of powers of its contraction
+    costs, still dominated by the largest ones; the planners rank the
+    trees it returns by their exact costs.
+
+    >>> scale_for(517.4 / 0.30103) > 1.9, scale_for(800.0)
+    (True, 1.0)
+    """
+    return max(1.0, log2_flops / CEILING)
+
+
 def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random,
            hot: float = 3.0, cold: float = 0.05, focus: float = 0.0,
            objective: Objective = FLOPS,
-           progress: Callable[[int, int], None] | None = None) -> Tree:
+           progress: Callable[[int, int], None] | None = None, scale: float = 1.0) -> Tree:
     """The cheapest tree seen while annealing ``tree`` for ``moves`` proposed
     rotations, cooling by moves alone: the result is a pure function of the
     inputs unless ``time.perf_counter()`` passes ``deadline`` (a fuse) first.
@@ -111,6 +134,11 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
     FLOP count by default); ``progress(done, moves)`` is called every 1000
     moves (it only reports: the run is the same with or without it).
 
+    ``scale`` (:func:`scale_for`) anneals sizes to the power ``1 / scale``
+    for networks whose contractions pass the compiled loop's 2^1000 cap; the
+    temperatures keep their meaning (a move that doubles the cost of the
+    nodes it changes is accepted as often).
+
     The moves run in C++ (:mod:`.compiled`, the extension ``contract._anneal``
     built with the package), with the GIL released."""
     n = len(net.legs)
@@ -120,6 +148,6 @@ def anneal(net: Any, tree: Tree, moves: int, deadline: float, rng: random.Random
     if seconds < 0:
         return tree
     shape = _indexed(tree, n)
-    changed = compiled.anneal(net, shape, moves, rng.getrandbits(64), hot, cold, focus,
-                              objective, seconds, progress)
+    changed = compiled.anneal(net, shape, moves, rng.getrandbits(64), hot / scale,
+                              cold / scale, focus, objective, seconds, progress, scale)
     return _nested(shape, n) if changed else tree

@@ -47,20 +47,25 @@ def _packed(sets: list[int], words: int) -> np.ndarray:
 
 def anneal(net: Any, shape: tuple[list[int], list[int]], moves: int, seed: int, hot: float,
            cold: float, focus: float, objective: Objective, seconds: float,
-           progress: Callable[[int, int], None] | None) -> bool:
+           progress: Callable[[int, int], None] | None, scale: float = 1.0) -> bool:
     """Anneal the tree ``shape`` (left and right child of every node, root
     ``2n - 2``; rewritten in place to the best tree seen) as
     :func:`.anneal.anneal` describes. True if that is not the start tree.
-    ``net`` carries ``legs``, ``out`` and ``log`` (each leg's log2 size)."""
+    ``net`` carries ``legs``, ``out`` and ``log`` (each leg's log2 size).
+
+    ``scale`` divides every log2 size (and the memory limit's): the loop
+    caps a size at 2^1000, so a network whose contractions pass that is
+    annealed on sizes taken to the power ``1 / scale`` (see
+    :func:`.anneal.scale_for`); temperatures are in those units."""
     n = len(net.legs)
     per_set = words(net)
     classes: dict[float, int] = {}
     for bit, x in enumerate(net.log):
         if x:  # size-1 legs cost nothing
-            classes[x] = classes.get(x, 0) | 1 << bit
+            classes[x / scale] = classes.get(x / scale, 0) | 1 << bit
     left = np.asarray(shape[0], dtype=np.int32)
     right = np.asarray(shape[1], dtype=np.int32)
-    limit = -1.0 if objective.limit is None else objective.limit
+    limit = -1.0 if objective.limit is None else objective.limit ** (1.0 / scale)
     changed = _anneal.anneal(
         n, per_set, _packed(list(net.legs), per_set), _packed([net.out], per_set),
         np.fromiter(classes, dtype=np.float64, count=len(classes)),

@@ -39,12 +39,13 @@ import warnings
 from typing import Any, Sequence
 
 from . import compiled
-from .anneal import anneal
+from .anneal import anneal, scale_for
 from .objective import FLOPS, Objective, parse_minimize
 from .progress import Bar
 from .partition import partition_tree
 from .starts import greedy_tree, random_greedy_trees
-from .tree import Legs, Net, Tree, linear_path, optimal_tree, reconfigure, tree_totals, tree_width
+from .tree import (Graph, Legs, Net, Tree, exact_totals, linear_path, log2_int, optimal_tree,
+                   reconfigure, tree_totals, tree_width)
 
 __all__ = ["annealed_greedy", "narrowed", "optimize"]
 
@@ -55,11 +56,30 @@ def _trivial(n: int) -> Path | None:
     return [(0,)] if n == 1 else [(0, 1)] if n == 2 else [] if n == 0 else None
 
 
-def _best(net: Net, trees: list[Tree], objective: Objective = FLOPS) -> tuple[Tree, Legs]:
+# combo's key adds a float factor times the elements written: past 10^308 the
+# float overflows, so combo compares totals capped here (as the annealer does).
+_COMBO_CAP = 2 ** 1000
+
+
+def _key(objective: Objective, totals: tuple[int, int, int]) -> tuple:
+    """``objective``'s key of a tree from its exact integer totals
+    (:func:`.tree.exact_totals`): two trees compare exactly however large
+    (float totals overflow at 10^308 and the annealer caps sizes at 2^1000,
+    where every large tree looked equal)."""
+    if objective.kind == "combo":
+        totals = tuple(float(min(x, _COMBO_CAP)) for x in totals)
+    return objective.key(*totals)
+
+
+def _score(graph: Graph, tree: Tree, objective: Objective) -> tuple:
+    """``objective``'s exact key of ``tree`` (see :func:`_key`)."""
+    return _key(objective, exact_totals(graph, tree))
+
+
+def _best(graph: Graph, trees: list[Tree], objective: Objective = FLOPS) -> Tree:
     """The tree of ``trees`` with the best exact score (for FLOPs, ties go
-    to the narrower tree), and the leg sets it was scored with."""
-    legs = Legs(net)
-    return min(trees, key=lambda t: objective.key(*tree_totals(net, t, legs))), legs
+    to the narrower tree, then to the first)."""
+    return min(trees, key=lambda t: _score(graph, t, objective))
 
 
 def _flat(tree: Tree) -> tuple[int, ...]:
@@ -100,24 +120,26 @@ FOCUS = 0.1
 
 
 def _annealed(net: Net, tree: Tree, moves: int, deadline: float, rng: random.Random,
-              hot: float, objective: Objective, progress: Any, focus: float = 0.0) -> Tree:
+              hot: float, objective: Objective, progress: Any, focus: float = 0.0,
+              scale: float = 1.0) -> Tree:
     """Anneal by FLOPs; for another objective (or under a memory limit), then
     polish by it for half as many moves (see :mod:`.objective` for why:
     annealed under a limit from the start, a wide start tree often stays
-    wide; 3-regular, 100 tensors, limit 2^16: width 2^17 against 2^16)."""
+    wide; 3-regular, 100 tensors, limit 2^16: width 2^17 against 2^16).
+    ``scale``: see :func:`.anneal.scale_for`."""
     if objective == FLOPS:
         return anneal(net, tree, moves, deadline, rng, hot=hot, cold=0.02,
-                      focus=focus, progress=progress)
+                      focus=focus, progress=progress, scale=scale)
     polish = moves // 2
     total = moves + polish
     before = progress and (lambda done, _: progress(done, total))
     after = progress and (lambda done, _: progress(moves + done, total))
     tree = anneal(net, tree, moves, deadline, rng, hot=hot, cold=0.02,
-                  focus=focus, progress=before)
+                  focus=focus, progress=before, scale=scale)
     # Its own generator, drawn from the search's, so the FLOPs phase of every
     # chain matches the minimize="flops" search's draw for draw.
     return anneal(net, tree, polish, deadline, random.Random(rng.getrandbits(32) ^ 0x5EED),
-                  hot=POLISH_HOT, cold=0.02, objective=objective, progress=after)
+                  hot=POLISH_HOT, cold=0.02, objective=objective, progress=after, scale=scale)
 
 
 # The last chain anneals the best tree again for 1/FINAL of a chain's moves:
@@ -172,6 +194,22 @@ def _trials(n: int) -> int:
 COMPILED_MOVES = 10
 
 
+# ``auto``'s share of moves on the costliest nodes (anneal's ``focus``) and
+# its starting temperature for trees past 2^900 FLOPs, where a few
+# contractions near the root are the whole cost and uniform moves (85 per
+# tensor at 10,000 tensors) rarely reach them. On the 10,000-tensor 3-regular
+# graph from the greedy tree (10^517.39), 850,000 moves: focus 0 -> 10^517.29,
+# 0.5 -> 10^512.28 (hot 0.3), 10^506.68 (hot 1), 0.9 -> 10^507.96 (hot 1).
+HUGE_FOCUS = 0.5
+
+# ``auto`` anneals while tensors times words per leg set stay below this: the
+# annealer keeps three leg bitsets per node, and Net one Python int of as many
+# bits as labels per tensor: about 1.1 n^2 + 0.2 n^2 bytes on a 3-regular
+# graph (150 MB at 10,000 tensors, 1.9 GB of leaf bitsets alone at 100,000).
+# Past it the greedy trees are the plan (see bench/PLANNER.md).
+ANNEAL_WORDS = 5_000_000
+
+
 def _moves(n: int, width: float, words: int = 1) -> int:
     """Annealing moves for ``auto`` from a start tree of ``width``: more for
     wide networks, where the greedy tree is far from the best and annealing
@@ -188,11 +226,13 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
                     progress: bool = False) -> Path:
     """``optimize="auto"``'s choice past ``dp``'s range.
 
-    The cheapest of cotengrust's random greedy trials and opt_einsum's greedy,
-    annealed (see :func:`_trials` and :func:`_moves` for how many). Never
-    worse than opt_einsum's greedy up to 128 tensors, where it is part of the
-    start (beyond, only measured: every bench network up to 2,000 tensors;
-    not the 10,000-tensor graph), deterministic for a given ``seed``. ``fuse`` seconds stop
+    The cheapest of cotengrust's random greedy trials (its plain greedy past
+    3,600 tensors) and opt_einsum's greedy (:func:`.starts.greedy_tree`, its
+    path in time linear in the network), annealed (see :func:`_trials` and
+    :func:`_moves` for how many; not past :data:`ANNEAL_WORDS`). Trees are
+    ranked by their exact costs (:func:`_score`), the annealed one against
+    its start, so ``auto`` is never worse than either greedy, at any size.
+    Deterministic for a given ``seed``. ``fuse`` seconds stop
     a run that is far slower than expected (with a warning). ``minimize`` is
     the objective (:mod:`.objective`): the best start and the annealing
     judge trees by it. ``progress`` draws a bar on stderr. ``memory_limit``
@@ -209,17 +249,28 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
         return trivial
     objective = parse_minimize(minimize).limited(memory_limit)
     start = time.perf_counter()
-    net = Net(inputs, output, sizes)
-    candidates = random_greedy_trees(net, _trials(n), seed)
-    if n <= 128:  # a guarantee, cheap only on small networks (quadratic)
-        candidates.append(greedy_tree(net))
-    tree, legs = _best(net, candidates, objective)
-    moves = _moves(n, tree_width(net, tree, legs), compiled.words(net))
-    bar = Bar("annealed-greedy", 1) if progress else None
-    tree = _annealed(net, tree, moves, start + fuse, random.Random(seed), 0.3, objective,
-                     bar and bar.chain(0))
-    if objective != FLOPS:  # the annealed tree, or the start when it is better
-        tree, _ = _best(net, [tree] + candidates, objective)
+    graph = Graph(inputs, output, sizes)
+    words = compiled.words(graph)
+    net = Net(inputs, output, sizes) if n * words <= ANNEAL_WORDS else None
+    candidates = random_greedy_trees(graph if net is None else net, _trials(n), seed)
+    candidates.append(greedy_tree(graph))
+    totals = [exact_totals(graph, t) for t in candidates]
+    pick = min(range(len(candidates)), key=lambda c: _key(objective, totals[c]))
+    tree, score = candidates[pick], _key(objective, totals[pick])
+    if net is not None:
+        flops, _, biggest = totals[pick]
+        bar = Bar("annealed-greedy", 1) if progress else None
+        scale = scale_for(log2_int(max(flops, 1)))
+        # Past 2^900 FLOPs (scaled costs) the cost is a handful of contractions
+        # near the root: see HUGE_FOCUS.
+        hot, focus = (0.3, 0.0) if scale == 1.0 else (1.0, HUGE_FOCUS)
+        annealed = _annealed(net, tree, _moves(n, log2_int(biggest), words), start + fuse,
+                             random.Random(seed), hot, objective, bar and bar.chain(0),
+                             focus, scale)
+        # Ranked exactly: the annealer ranks by its own (scaled, capped)
+        # sums, and auto may not lose to the start it annealed.
+        if annealed is not tree and _score(graph, annealed, objective) <= score:
+            tree = annealed
     _fused("optimize='auto'", fuse, start)
     return linear_path(tree, n)
 
@@ -280,7 +331,7 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     """``optimize="auto-hq"``: see the module docstring.
 
     Starting trees: the best of cotengrust's random greedy trials,
-    opt_einsum's greedy (up to 2,000 tensors) and recursive bisections
+    opt_einsum's greedy and recursive bisections
     (:func:`.partition.partition_tree`: KaHyPar when it is installed); the
     first ``chains`` of them (all by default) are each annealed for ``moves``
     rotations per tensor (see :func:`_hq_schedule` for the defaults), the
@@ -302,6 +353,7 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     objective = parse_minimize(minimize).limited(memory_limit)
     local = _local(objective)
     net = Net(inputs, output, sizes)
+    graph = Graph(inputs, output, sizes)
     if n <= (8 if k is None else k):
         return linear_path(optimal_tree(net.legs, net.out, net.size, local)[1], n)
     plain = random_greedy_trees(net, 0, seed)[0]  # one plain greedy tree: the width probe
@@ -323,9 +375,9 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
             # The first chain gets every trial, later ones a quarter (their
             # seeds matter more than their trial counts).
             few = trials if c == 0 else max(2, trials // 4)
-            tree, _ = _best(net, random_greedy_trees(net, few, seed + c), objective)
+            tree = _best(graph, random_greedy_trees(net, few, seed + c), objective)
         elif kind == "greedy":
-            tree = greedy_tree(net)
+            tree = greedy_tree(graph)
         else:
             tree = partition_tree(net, rng, rng.uniform(0.01, 0.3))
         key = _flat(tree)
@@ -334,12 +386,13 @@ def optimize(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
         starts.add(key)
         found.append(_annealed(net, tree, count, start + fuse, rng, hot, objective,
                                bar and bar.chain(c), FOCUS))
-    if n <= 400:  # the guarantee of never losing to greedy, cheap up to here
-        found.append(greedy_tree(net))
-    best, _ = _best(net, found, objective)
+    # The guarantee of never losing to greedy (linear-time: any size).
+    found.append(greedy_tree(graph))
+    best = _best(graph, found, objective)
     best = _annealed(net, best, count // FINAL, start + fuse, rng, 0.3, objective,
                      bar and bar.chain(len(kinds)), FOCUS)
-    best, legs = _best(net, [best] + found, objective)
+    best = _best(graph, [best] + found, objective)
+    legs = Legs(net)
     if objective.limit is None:
         best = narrowed(net, best, legs, count // NARROW, start + fuse, rng, objective,
                          bar and bar.chain(len(kinds) + 1))
