@@ -34,7 +34,7 @@ and cotengrust's greedy, each in a fresh process (planning time, and growth
 of the peak resident memory over the process after building the network),
 and recounts every path here. opt_einsum's own greedy takes about 15 minutes
 at 10,000 tensors (its work grows with the square of the network): the row
-runs the planner's port of it (``starts.greedy_tree``, the same tree, as
+runs the planner's port of it (``greedy.greedy_tree``, the same tree, as
 ``tests/test_scale.py`` checks), after checking that on 1,000 tensors.
 """
 
@@ -356,8 +356,9 @@ def scale_planners() -> dict[str, Callable[[list, frozenset, dict], Path]]:
     """The planners of the ``--scale`` table, as path functions."""
     import cotengrust
     from contract.planner.optimizers import OPTIMIZERS
-    from contract.planner.optimizers.starts import greedy_tree
-    from contract.planner.optimizers.tree import Graph, linear_path
+    from contract.planner.optimizers.greedy import greedy_tree
+    from contract.planner.optimizers.graph import Graph
+    from contract.planner.optimizers.paths import linear_path
 
     def auto(inputs: list, output: frozenset, sizes: dict) -> Path:
         return OPTIMIZERS["auto"](inputs, output, sizes, None)

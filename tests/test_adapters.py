@@ -19,7 +19,8 @@ from contract.planner.optimizers import OPTIMIZERS
 from contract.planner.optimizers.adapter import AutoHQOptimizer, ContractOptimizer
 from contract.planner.optimizers.anneal import anneal
 from contract.planner.optimizers.objective import Objective, parse_minimize
-from contract.planner.optimizers.tree import Legs, Net, linear_path, tree_totals
+from contract.planner.optimizers.paths import linear_path
+from contract.planner.optimizers.tree import Legs, Net, tree_totals
 from tests._helpers import ring_graph
 
 OURS = ["auto", "auto-hq", "annealed-greedy"]

@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import contract
 from contract.planner.optimizers.anneal import anneal
 from contract.planner.optimizers.hq import optimize
-from contract.planner.optimizers.tree import Net, linear_path, optimal_tree, tree_flops
+from contract.planner.optimizers.paths import linear_path
+from contract.planner.optimizers.tree import Net, optimal_tree, tree_flops
 from tests._helpers import path_cost, ring_graph
 
 

@@ -18,8 +18,9 @@ import opt_einsum
 import pytest
 
 import contract
-from contract.planner.optimizers import OPTIMIZERS, hq, starts
-from contract.planner.optimizers.tree import Net, tree_flops, tree_of_linear
+from contract.planner.optimizers import OPTIMIZERS, hq, sampled, starts
+from contract.planner.optimizers.paths import tree_of_linear
+from contract.planner.optimizers.tree import Net, tree_flops
 
 Network = tuple[list[frozenset], frozenset, dict]
 
@@ -321,7 +322,7 @@ def test_random_greedy_is_opt_einsums_search_and_as_good():
         theirs = opt_einsum.path_random.RandomGreedy(max_repeats=32)(*net)
     finally:
         random.setstate(state)
-    ours = starts.RandomGreedy(max_repeats=32)(*net)
+    ours = sampled.RandomGreedy(max_repeats=32)(*net)
     greedy = recount(*net, opt_einsum.paths.greedy(*net))[0]
     assert recount(*net, ours)[0] <= min(greedy, 4 * recount(*net, theirs)[0])
 

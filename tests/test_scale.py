@@ -28,8 +28,9 @@ from tests._helpers import NETWORKS, OUTPUT_ONLY, budget, operands, ring_graph
 from contract.backend.program import program
 from contract.planner import SlicedPlan, fit, slice_plan
 from contract.planner.optimizers import OPTIMIZERS
-from contract.planner.optimizers.starts import greedy_tree
-from contract.planner.optimizers.tree import Graph, linear_path, tree_of_linear
+from contract.planner.optimizers.greedy import greedy_tree
+from contract.planner.optimizers.graph import Graph
+from contract.planner.optimizers.paths import linear_path, tree_of_linear
 from contract.planner.slicing import divisors
 
 SLICEABLE = [(spec, shapes) for spec, shapes in NETWORKS if spec not in OUTPUT_ONLY]

@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import opt_einsum
 
 from ..costs import path_cost
-from . import hq, starts
+from . import hq, sampled
 
 __all__ = ["ALIASES", "OPTIMIZERS", "auto_strategy", "canonical", "valid_names"]
 
@@ -33,10 +33,10 @@ OPTIMIZERS: dict[str, Callable[..., Any]] = {
     "branch-all": opt_einsum.paths.get_path_fn("branch-all"),
     "branch-2": opt_einsum.paths.get_path_fn("branch-2"),
     "branch-1": opt_einsum.paths.get_path_fn("branch-1"),
-    # opt_einsum's random greedy search, made pure (starts.RandomGreedy):
+    # opt_einsum's random greedy search, made pure (sampled.RandomGreedy):
     # opt_einsum's own reseeds the global `random` and depends on PYTHONHASHSEED.
-    "random-greedy": starts.random_greedy,
-    "random-greedy-128": functools.partial(starts.random_greedy, trials=128),
+    "random-greedy": sampled.random_greedy,
+    "random-greedy-128": functools.partial(sampled.random_greedy, trials=128),
     "auto-hq": hq.optimize,  # ours: annealed random-greedy/bisection trees + reconfiguration
     "annealed-greedy": hq.annealed_greedy,  # ours: auto's choice past dp's range (annealed random greedy)
 }
@@ -110,7 +110,7 @@ def auto_strategy(inputs: Sequence[frozenset]) -> str:
 
 def _sampled_greedy(inputs: list, output: set, sizes: dict, memory_limit: int | None) -> Any:
     """``sampled-greedy``: plain greedy and 4 to 32 of opt_einsum's randomized
-    greedy trials (2048 / operands; :class:`.starts.RandomGreedy`), whichever
+    greedy trials (2048 / operands; :class:`.sampled.RandomGreedy`), whichever
     path costs less: counted, not timed. Before annealing it was ``auto``'s
     choice past dp's range.
 
@@ -125,7 +125,7 @@ def _sampled_greedy(inputs: list, output: set, sizes: dict, memory_limit: int | 
     [(0, 1), (0, 1)]
     """
     trials = max(4, min(32, 2048 // max(len(inputs), 1)))
-    search = starts.RandomGreedy(max_repeats=trials)
+    search = sampled.RandomGreedy(max_repeats=trials)
     # RandomGreedy ranks its trials with a jittered cost, so plain greedy is
     # not always among them: keep whichever path our own count finds cheaper.
     candidates = [opt_einsum.paths.greedy(inputs, output, sizes, memory_limit),

@@ -39,7 +39,7 @@ import opt_einsum
 from opt_einsum.paths import PathOptimizer
 
 from ...errors import ContractError
-from . import OPTIMIZERS, auto_strategy, canonical, hq, starts, valid_names
+from . import OPTIMIZERS, auto_strategy, canonical, hq, sampled, valid_names
 from .objective import FLOPS, Objective, parse_minimize
 
 __all__ = ["AnnealedGreedyOptimizer", "AutoHQOptimizer", "AutoOptimizer", "ContractOptimizer",
@@ -209,7 +209,7 @@ class NamedOptimizer(ContractOptimizer):
         if name == "dp" and self.objective != FLOPS:
             fn: Any = opt_einsum.paths.DynamicProgramming(minimize=_dp_minimize(self.objective))
         elif name.startswith("random-greedy") and (self.objective != FLOPS or self.max_time):
-            fn = starts.RandomGreedy(max_repeats=128 if name.endswith("128") else 32,
+            fn = sampled.RandomGreedy(max_repeats=128 if name.endswith("128") else 32,
                                      max_time=self.max_time, minimize=self.objective.kind)
         else:
             fn = OPTIMIZERS[name]

@@ -43,9 +43,11 @@ from .anneal import anneal, scale_for
 from .objective import FLOPS, Objective, parse_minimize
 from .progress import Bar
 from .partition import partition_tree
-from .starts import greedy_tree, random_greedy_trees
-from .tree import (Graph, Legs, Net, Tree, exact_totals, linear_path, log2_int, optimal_tree,
-                   reconfigure, tree_totals, tree_width)
+from .greedy import greedy_tree
+from .starts import random_greedy_trees
+from .graph import Graph, exact_totals, log2_int
+from .paths import linear_path
+from .tree import Legs, Net, Tree, optimal_tree, reconfigure, tree_totals, tree_width
 
 __all__ = ["annealed_greedy", "narrowed", "optimize"]
 
@@ -227,7 +229,7 @@ def annealed_greedy(inputs: Sequence[frozenset], output: frozenset, sizes: dict,
     """``optimize="auto"``'s choice past ``dp``'s range.
 
     The cheapest of cotengrust's random greedy trials (its plain greedy past
-    3,600 tensors) and opt_einsum's greedy (:func:`.starts.greedy_tree`, its
+    3,600 tensors) and opt_einsum's greedy (:func:`.greedy.greedy_tree`, its
     path in time linear in the network), annealed (see :func:`_trials` and
     :func:`_moves` for how many; not past :data:`ANNEAL_WORDS`). Trees are
     ranked by their exact costs (:func:`_score`), the annealed one against

@@ -2,9 +2,9 @@
 
 A network is a :class:`Net` (each tensor's legs as a bitset over the sorted
 labels, their log2 sizes, who holds each hyperedge); a contraction tree is a
-leaf (operand index) or a pair of trees. This module counts a tree's cost,
-converts trees to and from opt_einsum's linear paths and cotengrust's SSA
-paths, orders small groups exactly (:func:`optimal_tree`, DP over subsets) and
+leaf (operand index) or a pair of trees. This module counts a tree's cost
+(:mod:`.paths` converts trees to and from opt_einsum's and cotengrust's path
+formats, :mod:`.graph` counts the largest networks), orders small groups exactly (:func:`optimal_tree`, DP over subsets) and
 rewrites subtrees with that DP (:func:`reconfigure`). Walks over a whole tree
 are loops, not recursions (only the DP's small groups recurse): trees of
 large networks can be as deep as they have leaves, and planning may not
@@ -12,9 +12,9 @@ raise the process's recursion limit.
 
 >>> net = Net([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
 ...           {"a": 8, "b": 16, "c": 32, "d": 4})
->>> tree = tree_of_linear([(1, 2), (0, 1)], 3)
->>> tree, tree_flops(net, tree), linear_path(tree, 3)
-((0, (1, 2)), 2560.0, [(1, 2), (0, 1)])
+>>> tree = (0, (1, 2))
+>>> tree_flops(net, tree)
+2560.0
 """
 
 from __future__ import annotations
@@ -23,11 +23,9 @@ import math
 import time
 from typing import Any, Callable, Container, Iterator, Sequence
 
-import numpy as np
 
-__all__ = ["Graph", "Legs", "Net", "Tree", "bit_list", "exact_totals", "linear_path",
-           "log2_int", "optimal_tree", "reconfigure", "replace_leaves", "tree_flops",
-           "tree_of_linear", "tree_of_ssa", "tree_totals", "tree_width"]
+__all__ = ["Legs", "Net", "Tree", "bit_list", "optimal_tree", "reconfigure", "replace_leaves",
+           "tree_flops", "tree_totals", "tree_width"]
 
 # A contraction tree: a leaf (operand index) or a pair of trees.
 Tree = Any
@@ -109,137 +107,6 @@ class Net:
                 if self.holders[l] & ~leaves == 0:
                     closed |= 1 << l
         return both & ~closed
-
-
-# Graph's log2 sizes are rounded to multiples of 2^-32: a float64 adds up to
-# 2^21 of them exactly, so a set of legs has one log size whatever order its
-# legs are added in, and the greedy's ties (decided by ids) stay ties.
-_QUANTUM = 2.0 ** 32
-
-
-class Graph:
-    """A network as one array of label numbers per tensor: no bitsets, so
-    memory grows with the number of legs, not with tensors times labels.
-
-    :class:`Net` keeps one Python int of as many bits as there are labels per
-    tensor and per intermediate: 1.9 GB of leaf bitsets alone at 100,000
-    tensors (150,000 labels). The greedy start (:func:`.starts.greedy_tree`)
-    and the exact count of a tree (:func:`exact_totals`) work on this instead.
-
-    ``terms`` (each tensor's label numbers, sorted; labels numbered as
-    :class:`Net` numbers its bits), ``out`` (bool per label), ``total`` (how
-    many tensors hold each label), ``log`` (log2 sizes, rounded as
-    ``_QUANTUM`` says), ``klass`` and ``bases`` (each label's size as an index
-    into the distinct sizes: an exact size is one integer power per distinct
-    size).
-
-    >>> g = Graph([frozenset("ab"), frozenset("bc")], frozenset("a"), {"a": 2, "b": 3, "c": 2})
-    >>> [t.tolist() for t in g.terms], g.out.tolist(), g.total.tolist(), g.bases
-    ([[0, 1], [1, 2]], [True, False, False], [1, 2, 1], [2, 3])
-    """
-
-    def __init__(self, inputs: Sequence[frozenset], output: frozenset, sizes: dict) -> None:
-        labels = sorted(set().union(*inputs) | set(output), key=str)  # Net's order
-        index = {l: k for k, l in enumerate(labels)}
-        self.terms = [np.array(sorted(index[l] for l in t), dtype=np.int64) for t in inputs]
-        self.out = np.zeros(len(labels), dtype=bool)
-        self.out[[index[l] for l in output]] = True
-        counts = np.bincount(np.concatenate(self.terms) if self.terms else np.zeros(0, np.int64),
-                             minlength=len(labels))
-        self.total = counts.astype(np.int64)
-        dims = [max(int(sizes[l]), 1) for l in labels]
-        self.log = np.array([round(math.log2(d) * _QUANTUM) / _QUANTUM for d in dims])
-        self.bases = sorted(set(dims))
-        where = {d: k for k, d in enumerate(self.bases)}
-        self.klass = np.array([where[d] for d in dims], dtype=np.int64)
-
-
-def exact_totals(graph: Graph, tree: Tree) -> tuple[int, int, int]:
-    """(FLOPs, elements written, largest intermediate) of ``tree`` as exact
-    integers, in :func:`tree_totals`' units, counted over ``graph``'s label
-    arrays: never capped nor rounded, so two trees compare exactly however
-    large (the float totals of :func:`tree_totals` stop at 2^1000 per node,
-    and 10^308 overflows a float).
-
-    Each node keeps its open labels (with how many of their holders are
-    inside it) in the dict of its child with more labels, and visits only
-    the other child's: a growing intermediate is never copied, so a tree as
-    wide as a greedy one of a 100,000-tensor graph (2^16,700) counts in a
-    second or two. Sizes are products over each distinct leg size, one
-    integer power per size.
-
-    >>> g = Graph([frozenset("ab"), frozenset("bc"), frozenset("cd")], frozenset("ad"),
-    ...           {"a": 8, "b": 16, "c": 32, "d": 4})
-    >>> exact_totals(g, (0, (1, 2)))
-    (2560, 96, 64)
-    """
-    if isinstance(tree, int):
-        return 0, 0, 0
-    out, total = graph.out.tolist(), graph.total.tolist()
-    klass, bases = graph.klass.tolist(), graph.bases
-    classes = len(bases)
-
-    def size(counts: list[int]) -> int:
-        result = 1
-        for base, count in zip(bases, counts):
-            if count and base > 1:
-                result *= 1 << count if base == 2 else base ** count
-        return result
-
-    def leaf(v: int) -> tuple[dict[int, int], list[int]]:
-        counts = [0] * classes
-        for l in graph.terms[v].tolist():
-            counts[klass[l]] += 1
-        return dict.fromkeys(graph.terms[v].tolist(), 1), counts
-
-    order: list[Tree] = []  # internal nodes, parents first
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, int):
-            order.append(node)
-            stack += [node[0], node[1]]
-    done: dict[int, tuple[dict[int, int], list[int], bool]] = {}
-    flops = write = biggest = 0
-    for node in reversed(order):
-        (big, cb, leaf_b), (small, cs, _) = sorted(
-            ((*leaf(c), True) if isinstance(c, int) else done.pop(id(c)) for c in node),
-            key=lambda part: len(part[0]), reverse=True)
-        union = [x + y for x, y in zip(cb, cs)]
-        kept = union[:]
-        if leaf_b:  # a leaf's labels no one else holds close at its contraction
-            for l, c in big.items():
-                if c == total[l] and not out[l] and l not in small:
-                    kept[klass[l]] -= 1
-            big = {l: c for l, c in big.items()
-                   if c < total[l] or out[l] or l in small}
-        for l, c in small.items():
-            inside = big.get(l)
-            if inside is not None:  # shared: counted once in the contraction
-                union[klass[l]] -= 1
-                kept[klass[l]] -= 1
-                c += inside
-            if c < total[l] or out[l]:
-                big[l] = c
-            else:  # every holder is inside: the label closes here
-                big.pop(l, None)
-                kept[klass[l]] -= 1
-        flops += size(union)
-        result = size(kept)
-        write += result
-        biggest = max(biggest, result)
-        done[id(node)] = (big, kept, False)
-    return flops, write, biggest
-
-
-def log2_int(x: int) -> float:
-    """log2 of a positive integer of any size (floats stop at 2^1024).
-
-    >>> log2_int(8), round(log2_int(3 ** 1000), 6)
-    (3.0, 1584.962501)
-    """
-    shift = max(x.bit_length() - 64, 0)
-    return math.log2(x >> shift) + shift
 
 
 def bit_list(bits: int) -> list[int]:
@@ -550,102 +417,3 @@ def replace_leaves(sub: Tree, parts: list[Tree]) -> Tree:
     if isinstance(sub, int):
         return parts[sub]
     return (replace_leaves(sub[0], parts), replace_leaves(sub[1], parts))
-
-
-def linear_path(tree: Tree, n: int) -> list[tuple[int, ...]]:
-    """A tree over leaves 0..n-1 as opt_einsum's linear path.
-
-    >>> linear_path(((0, 2), (1, 3)), 4)
-    [(0, 2), (0, 1), (0, 1)]
-    """
-    if isinstance(tree, int):
-        return [(0,)] if n == 1 else []
-    order: list[Tree] = []  # internal nodes, children before parents
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, int):
-            order.append(node)
-            stack += [node[0], node[1]]
-    order.reverse()
-    # Each node gets an SSA id; a linear position is the id's rank among the
-    # ids still alive, which a Fenwick tree over ids answers in log time.
-    ids: dict[int, int] = {}
-    alive = _Fenwick(2 * n)
-    for v in range(n):
-        alive.add(v, 1)
-    path: list[tuple[int, int]] = []
-    for k, node in enumerate(order):
-        a, b = (c if isinstance(c, int) else ids[id(c)] for c in node)
-        i, j = sorted((alive.prefix(a), alive.prefix(b)))
-        path.append((i, j))
-        alive.add(a, -1)
-        alive.add(b, -1)
-        ids[id(node)] = n + k
-        alive.add(n + k, 1)
-    return path
-
-
-class _Fenwick:
-    """Prefix sums over positions ``0..size-1`` with point updates."""
-
-    def __init__(self, size: int) -> None:
-        self.tree = [0] * (size + 1)
-
-    def add(self, i: int, delta: int) -> None:
-        i += 1
-        while i < len(self.tree):
-            self.tree[i] += delta
-            i += i & -i
-
-    def prefix(self, i: int) -> int:
-        """Sum over positions ``0..i-1``."""
-        total = 0
-        while i > 0:
-            total += self.tree[i]
-            i -= i & -i
-        return total
-
-
-def tree_of_linear(path: Sequence[Sequence[int]], n: int) -> Tree:
-    """The tree of an opt_einsum linear path (entries of one operand keep it,
-    n-ary entries are folded left to right).
-
-    >>> tree_of_linear([(0, 2), (0, 1)], 3)
-    (1, (0, 2))
-    """
-    live: list[Tree] = list(range(n))
-    for entry in path:
-        picked = [live[i] for i in entry]
-        for i in sorted(entry, reverse=True):
-            del live[i]
-        node = picked[0]
-        for other in picked[1:]:
-            node = (node, other)
-        live.append(node)
-    return _fold(live)
-
-
-def tree_of_ssa(path: Sequence[Sequence[int]], n: int) -> Tree:
-    """The tree of a path in SSA form (every result appended as a new id).
-
-    >>> tree_of_ssa([(0, 2), (1,), (3, 4)], 3)
-    ((0, 2), 1)
-    """
-    nodes: list[Tree] = list(range(n))
-    used: set[int] = set()
-    for entry in path:
-        used.update(entry)
-        node = nodes[entry[0]]
-        for other in entry[1:]:
-            node = (node, nodes[other])
-        nodes.append(node)
-    return _fold([t for i, t in enumerate(nodes) if i not in used])
-
-
-def _fold(roots: list[Tree]) -> Tree:
-    """Join what a path left apart (outer products), in order."""
-    tree = roots[0]
-    for other in roots[1:]:
-        tree = (tree, other)
-    return tree
