@@ -18,7 +18,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .tree import Tree
+from .tree import Tree, internal_nodes
 
 __all__ = ["Graph", "exact_totals", "log2_int"]
 
@@ -104,13 +104,7 @@ def exact_totals(graph: Graph, tree: Tree) -> tuple[int, int, int]:
             counts[klass[l]] += 1
         return dict.fromkeys(graph.terms[v].tolist(), 1), counts
 
-    order: list[Tree] = []  # internal nodes, parents first
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, int):
-            order.append(node)
-            stack += [node[0], node[1]]
+    order = internal_nodes(tree)
     done: dict[int, tuple[dict[int, int], list[int], bool]] = {}
     flops = write = biggest = 0
     for node in reversed(order):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from .tree import Tree
+from .tree import Tree, internal_nodes
 
 __all__ = ["linear_path", "tree_of_linear", "tree_of_ssa"]
 
@@ -21,14 +21,7 @@ def linear_path(tree: Tree, n: int) -> list[tuple[int, ...]]:
     """
     if isinstance(tree, int):
         return [(0,)] if n == 1 else []
-    order: list[Tree] = []  # internal nodes, children before parents
-    stack = [tree]
-    while stack:
-        node = stack.pop()
-        if not isinstance(node, int):
-            order.append(node)
-            stack += [node[0], node[1]]
-    order.reverse()
+    order = internal_nodes(tree)[::-1]  # children before parents
     # Each node gets an SSA id; a linear position is the id's rank among the
     # ids still alive, which a Fenwick tree over ids answers in log time.
     ids: dict[int, int] = {}

@@ -24,7 +24,7 @@ import time
 from typing import Any, Callable, Container, Iterator, Sequence
 
 
-__all__ = ["Legs", "Net", "Tree", "bit_list", "optimal_tree", "reconfigure", "replace_leaves",
+__all__ = ["Legs", "Net", "Tree", "bit_list", "internal_nodes", "optimal_tree", "reconfigure", "replace_leaves",
            "tree_flops", "tree_totals", "tree_width"]
 
 # A contraction tree: a leaf (operand index) or a pair of trees.
@@ -107,6 +107,23 @@ class Net:
                 if self.holders[l] & ~leaves == 0:
                     closed |= 1 << l
         return both & ~closed
+
+
+def internal_nodes(tree: Tree) -> list[Tree]:
+    """Every internal node of ``tree``, parents before children, by a loop
+    (trees can be as deep as they have leaves).
+
+    >>> internal_nodes(((0, 1), 2))
+    [((0, 1), 2), (0, 1)]
+    """
+    order: list[Tree] = []
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, int):
+            order.append(node)
+            stack += [node[0], node[1]]
+    return order
 
 
 def bit_list(bits: int) -> list[int]:
