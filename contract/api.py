@@ -27,8 +27,9 @@ import jaxlib
 import jax.numpy as jnp
 import numpy as np
 
-from .backend import measure
+from .backend import host, measure
 from .backend.layout import Found, read
+from .backend.policy import HOST_MIN_STEPS, first_call
 from .backend.program import program
 from .backend.sharded import check_mesh, in_shardings
 from .caching import LRU, memoized
@@ -36,13 +37,16 @@ from .errors import ContractError
 from .planner import Plan, SlicedPlan, check_limit, make_plan, shard
 from .planner.report import brief
 from .spec import Spec, from_sublists, parse
-from .validate import (as_operand, check_precision, concrete_type, is_array, is_concrete, is_tracer,
-                       numeric_dtype)
+from .validate import (as_operand, check_precision, check_strip, concrete_type, is_array,
+                       is_concrete, is_tracer, numeric_dtype, unsupported_keywords)
 
 __all__ = ["einsum", "plan", "expression", "Expression"]
 
 # (plan, precision, mesh) -> the jax.jit'd program that runs it.
 _COMPILED: "LRU[Callable[..., jax.Array]]" = LRU("compiled plans")
+# Eager calls made at least once (spec, options, operand shapes and dtypes):
+# only a first call may run on the host (backend/host.py).
+_STARTED: "LRU[bool]" = LRU("started eager calls")
 
 
 def _split(args: Sequence[Any]) -> tuple[Spec, list[Any]]:
@@ -113,6 +117,44 @@ def _run(p: Plan | SlicedPlan, precision: Any, mesh: Any, arrays: list[Any],
     return _compiled(p, precision, mesh, layout, strip_exponent)(*arrays)
 
 
+def _local(x: Any) -> bool:
+    """Whether ``x`` is a concrete operand in this process's memory: a NumPy
+    array or number, or a ``jax.Array`` on one CPU device."""
+    if type(x) is np.ndarray or isinstance(x, (bool, int, float, complex, np.generic)):
+        return True
+    return is_array(x) and len(x.devices()) == 1 and next(iter(x.devices())).platform == "cpu"
+
+
+def _on_host(p: Plan | SlicedPlan, precision: Any, ops: Sequence[Any]) -> Any:
+    """``p``'s result computed on the host (:mod:`.backend.host`) where the
+    backend policy runs a first call there (:func:`~contract.backend.policy.first_call`),
+    else None. ``precision`` below HIGHEST is not honoured by NumPy, so such
+    calls compile."""
+    if not (precision is None or precision == jax.lax.Precision.HIGHEST):
+        return None
+    if not isinstance(p, Plan) or first_call(p) is None or not all(map(_local, ops)):
+        return None
+    return jnp.asarray(host.run(p, ops))
+
+
+def _first_call(spec: str, ops: Sequence[Any], optimize: Any, precision: Any, preferred: Any,
+                memory_limit: Any) -> Any:
+    """The result of the first eager call of a large einsum where it runs on
+    the host (:func:`_on_host`); None where it compiles, as every later call does."""
+    try:
+        key = (spec, optimize, precision, preferred, memory_limit,
+               tuple((np.shape(x), getattr(x, "dtype", type(x))) for x in ops))
+        if _STARTED.get(key):
+            return None
+    except TypeError:  # an unhashable option: the slow path
+        return None
+    _STARTED.put(key, True)
+    arrays = [as_operand(x, n) for n, x in enumerate(ops)]
+    prec = check_precision(precision)
+    return _on_host(_plan_for(parse(spec), arrays, optimize, preferred, memory_limit, None, prec),
+                    prec, ops)
+
+
 def _on(x: jax.Array, mesh: Any) -> bool:
     s = x.sharding
     return isinstance(s, jax.sharding.NamedSharding) and s.mesh == mesh
@@ -123,22 +165,6 @@ def _compiled(plan: Plan | SlicedPlan, precision: Any, mesh: Any = None,
     return _COMPILED.get_or_make((plan, precision, mesh, layout, strip_exponent),
                                  lambda: jax.jit(program(plan, precision, mesh, layout,
                                                          strip_exponent)))
-
-
-def _check_strip(value: Any, mesh: Any = None, out_sharding: Any = None) -> bool:
-    """``strip_exponent=value`` as a bool, refused where it cannot run yet.
-
-    >>> _check_strip(1)
-    Traceback (most recent call last):
-    contract.errors.ContractError: strip_exponent must be True or False, got 1
-    """
-    if not isinstance(value, (bool, np.bool_)):
-        raise ContractError(f"strip_exponent must be True or False, got {value!r}")
-    if value and mesh is not None:
-        raise ContractError("strip_exponent is not supported with mesh= yet")
-    if value and out_sharding is not None:
-        raise ContractError("strip_exponent is not supported with out_sharding= yet")
-    return bool(value)
 
 
 def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any = None,
@@ -181,11 +207,11 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
     [3.0, 3.0]
     """
     if unsupported:
-        raise _unsupported(unsupported)
+        raise unsupported_keywords(unsupported)
     if out is not None:
-        raise _unsupported({"out": out})
+        raise unsupported_keywords({"out": out})
     if strip_exponent is not False:
-        strip_exponent = _check_strip(strip_exponent, mesh, out_sharding)
+        strip_exponent = check_strip(strip_exponent, mesh, out_sharding)
     if out_sharding is not None:
         spec, raw = _split(args)
         arrays = [as_operand(x, n) for n, x in enumerate(raw)]
@@ -201,6 +227,11 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
         hint = None if memory_limit is None else _hint(ops, None)
         # Type lookups first (C calls only): every microsecond here is on each eager call.
         if all(map(concrete_type, map(type, ops))) or all(map(is_concrete, ops)):
+            if len(ops) > HOST_MIN_STEPS and not strip_exponent:
+                first = _first_call(args[0], ops, optimize, precision, preferred_element_type,
+                                    memory_limit)
+                if first is not None:
+                    return first
             try:
                 fn = _eager(args[0], optimize, precision, preferred_element_type, memory_limit,
                             hint, strip_exponent)
@@ -292,26 +323,6 @@ def _placed(compute: Callable[..., jax.Array], arrays: list[Any], rank: int,
 
 def _host(x: Any) -> bool:
     return type(x) is np.ndarray and (x.dtype.kind in "biufc" or x.dtype.name == "bfloat16")
-
-
-def _unsupported(kwargs: dict[str, Any]) -> ContractError:
-    """NumPy keywords einsum cannot honour (``out=``, ``dtype=``, ``order=``, ...).
-
-    >>> print(_unsupported({"out": [1.0]}))
-    einsum() takes only out=None: JAX arrays are immutable; use the returned array
-    """
-    if "out" in kwargs:
-        return ContractError("einsum() takes only out=None: JAX arrays are immutable; "
-                             "use the returned array")
-    if "dtype" in kwargs:
-        return ContractError("einsum() does not take dtype=: cast the operands first, or "
-                             "pass preferred_element_type= for the result dtype")
-    names = ", ".join(repr(k) for k in kwargs)
-    return ContractError(
-        f"einsum() got unexpected keyword argument(s) {names}; it takes optimize=, "
-        "precision=, preferred_element_type=, memory_limit=, mesh=, out_sharding= and "
-        "strip_exponent="
-    )
 
 
 # Eager fast path: (spec text, options) -> one jax.jit'd function that plans
@@ -425,6 +436,7 @@ class Expression:
         # The compiled program for operands already placed at in_shardings, made by
         # the first such call: later ones skip the layout reading (~45 us a call).
         self._placed_fn: Callable[..., jax.Array] | None = None
+        self._started = False  # only a first call may run on the host
 
     def _placed(self, operands: tuple) -> bool:
         """Whether ``operands`` are concrete arrays of the built shapes and dtypes,
@@ -436,7 +448,7 @@ class Expression:
     def __call__(self, *operands: Any,
                  strip_exponent: bool = False) -> jax.Array | tuple[jax.Array, jax.Array]:
         if strip_exponent is not False:
-            strip_exponent = _check_strip(strip_exponent, self._mesh)
+            strip_exponent = check_strip(strip_exponent, self._mesh)
         if self._placed_fn is not None and self._placed(operands):
             return self._placed_fn(*operands)
         if len(operands) != len(self._shapes):
@@ -461,6 +473,11 @@ class Expression:
                 return program(self.plan, self._precision, strip_exponent=strip_exponent)(*arrays)
             fn = (_compiled(self.plan, self._precision, strip_exponent=True) if strip_exponent
                   else self._fn)
+            first, self._started = not self._started, True
+            if first and not strip_exponent:
+                out = _on_host(self.plan, self._precision, operands)
+                if out is not None:
+                    return out
             try:
                 return fn(*arrays)
             except (ValueError, TypeError, jax.errors.JaxRuntimeError) as e:

@@ -26,8 +26,9 @@ from jax import lax
 from .caching import LearnedSet, memoized
 from .errors import ContractError
 
-__all__ = ["as_operand", "check_precision", "concrete_type", "inexact_dtype", "is_array", "is_concrete",
-           "is_tracer", "numeric_dtype", "widened_integer"]
+__all__ = ["as_operand", "check_precision", "check_strip", "concrete_type", "inexact_dtype",
+           "is_array", "is_concrete", "is_tracer", "numeric_dtype", "unsupported_keywords",
+           "widened_integer"]
 
 # The precision names jax.lax accepts (lax.Precision("float32") is HIGHEST, ...).
 _PRECISION_NAMES = ("default", "high", "highest", "fastest", "bfloat16", "bfloat16_3x",
@@ -278,3 +279,39 @@ def is_array(x: Any) -> bool:
         _CONCRETE.add(t)
         return True
     return False
+
+
+def check_strip(value: Any, mesh: Any = None, out_sharding: Any = None) -> bool:
+    """``strip_exponent=value`` as a bool, refused where it cannot run yet.
+
+    >>> check_strip(1)
+    Traceback (most recent call last):
+    contract.errors.ContractError: strip_exponent must be True or False, got 1
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ContractError(f"strip_exponent must be True or False, got {value!r}")
+    if value and mesh is not None:
+        raise ContractError("strip_exponent is not supported with mesh= yet")
+    if value and out_sharding is not None:
+        raise ContractError("strip_exponent is not supported with out_sharding= yet")
+    return bool(value)
+
+
+def unsupported_keywords(kwargs: dict[str, Any]) -> ContractError:
+    """NumPy keywords einsum cannot honour (``out=``, ``dtype=``, ``order=``, ...).
+
+    >>> print(unsupported_keywords({"out": [1.0]}))
+    einsum() takes only out=None: JAX arrays are immutable; use the returned array
+    """
+    if "out" in kwargs:
+        return ContractError("einsum() takes only out=None: JAX arrays are immutable; "
+                             "use the returned array")
+    if "dtype" in kwargs:
+        return ContractError("einsum() does not take dtype=: cast the operands first, or "
+                             "pass preferred_element_type= for the result dtype")
+    names = ", ".join(repr(k) for k in kwargs)
+    return ContractError(
+        f"einsum() got unexpected keyword argument(s) {names}; it takes optimize=, "
+        "precision=, preferred_element_type=, memory_limit=, mesh=, out_sharding= and "
+        "strip_exponent="
+    )

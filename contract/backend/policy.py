@@ -32,9 +32,9 @@ from ..planner.costs import KEPT, compute_dtype, prod
 if TYPE_CHECKING:
     from ..planner.model import Plan
 
-__all__ = ["NO_KERNELS", "Capabilities", "Decision", "capabilities", "complex_lowering",
-           "complex_step", "lowerings", "machine_lines", "real_lowering", "real_step",
-           "step_dtype"]
+__all__ = ["HOST_MIN_STEPS", "NO_KERNELS", "Capabilities", "Decision", "capabilities", "complex_lowering",
+           "complex_step", "first_call", "lowerings", "machine_lines", "real_lowering",
+           "real_step", "step_dtype"]
 
 
 @dataclass(frozen=True)
@@ -274,6 +274,51 @@ def lowerings(plan: "Plan", caps: Capabilities | None = None) -> list[str]:
     return out
 
 
+# A first eager call runs on the host (:mod:`.host`) where compiling would
+# cost more than the run: XLA's CPU compile costs 3-5 ms a step whatever the
+# steps' shapes (368 complex64 steps of a circuit amplitude: 1.7 s, 1.1 s
+# with -O0; the run 0.04 s, NumPy's 0.06 s), so from HOST_MIN_STEPS steps
+# up it dominates any run under _HOST_MAX_FLOPS (a second of BLAS work on
+# 2 cores). Smaller plans keep the compiled path, whose repeat calls are
+# what einsum users time; heavier ones are bound by their GEMMs and
+# transposes, which XLA runs with all cores.
+HOST_MIN_STEPS = 32
+_HOST_MAX_FLOPS = 10**10
+_HOST_DTYPES = frozenset({"float32", "float64", "complex64", "complex128"})
+
+
+def first_call(plan: "Plan", backend: str | None = None) -> str | None:
+    """Why the first eager call of ``plan`` in this process runs on the host
+    (NumPy's BLAS, nothing compiled), or None where it is compiled as every
+    later call is. ``backend`` is JAX's default backend (read here by default).
+
+    The rule is fixed: a plain (unsliced) plan of at least 32 steps and at
+    most 10^10 FLOPs in one of BLAS's four dtypes, on a CPU backend. The call
+    itself must also be eager, on unsharded concrete operands, without
+    ``mesh=``, ``strip_exponent`` or a precision below HIGHEST (``api`` checks).
+
+    >>> from contract.planner import make_plan
+    >>> from contract.spec import parse
+    >>> chain = ",".join(f"{a}{b}" for a, b in zip("abcdefghijklmnopqrstuvwxyzABCDEFGH",
+    ...                                            "bcdefghijklmnopqrstuvwxyzABCDEFGHI"))
+    >>> p = make_plan(parse(chain + "->aI").bind([(2, 2)] * 34), ("complex64",) * 34, "complex64")
+    >>> first_call(p, "cpu")
+    'the first eager call runs on the host (NumPy BLAS): 33 steps would cost XLA about 0.1 s to compile'
+    >>> first_call(p, "gpu") is None
+    True
+    """
+    if getattr(plan, "sliced", ()) or len(plan.steps) < HOST_MIN_STEPS:
+        return None
+    if plan.flops > _HOST_MAX_FLOPS or (backend or jax.default_backend()) != "cpu":
+        return None
+    if not _HOST_DTYPES.issuperset((*plan.dtypes, plan.compute_dtype, plan.result_dtype)):
+        return None
+    if plan.compute_dtype != plan.result_dtype:
+        return None
+    return (f"the first eager call runs on the host (NumPy BLAS): {len(plan.steps)} steps "
+            f"would cost XLA about {0.004 * len(plan.steps):.1f} s to compile")
+
+
 def machine_lines(plan: "Plan") -> list[str]:
     """The report's lines on how this machine runs ``plan``: 64-bit dtypes JAX
     narrows here (x64 off), the steps that do not run as XLA's real dot, and
@@ -290,6 +335,9 @@ def machine_lines(plan: "Plan") -> list[str]:
     if any(how != "real dot" for how in lowered):
         lines.append("CPU lowering  " + ", ".join(
             f"step {k}: {how}" for k, how in enumerate(lowered) if how != "real dot"))
+    host = first_call(plan)
+    if host:
+        lines.append(f"execution     {host}; later calls run compiled")
     if native.status().startswith("unavailable"):  # not when switched off on purpose
         lines.append(f"CPU kernels   {native.status()} (contract doctor says more)")
     return lines

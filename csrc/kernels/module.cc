@@ -1,5 +1,6 @@
-// contract._kernels: the XLA FFI handlers of gemm.cc, conv.cc and scan.cc as
-// one Python extension module (nanobind), as JAX's examples/ffi ships them.
+// contract._kernels: the XLA FFI handlers of gemm.cc, conv.cc, scan.cc and
+// tropical.cc as one Python extension module (nanobind), as JAX's
+// examples/ffi ships them.
 //
 // Python reads `handlers()` (name -> PyCapsule, what jax.ffi.register_ffi_target
 // takes), installs the BLAS routines by address with the set_* functions, and
@@ -20,7 +21,10 @@ namespace nb = nanobind;
   X(contract_gemm_bf16w_bf16) X(contract_gemm_bf16) X(contract_gemm_s8)           \
   X(contract_conv_f32) X(contract_conv_f64) X(contract_cumsum_f32)                \
   X(contract_cumsum_f64) X(contract_cumsum_s32) X(contract_cumsum_s64)            \
-  X(contract_cumsum_u32) X(contract_cumsum_u64)
+  X(contract_cumsum_u32) X(contract_cumsum_u64) X(contract_maxplus_f32)           \
+  X(contract_maxplus_f64) X(contract_maxplus_s32) X(contract_maxplus_s64)          \
+  X(contract_minplus_f32) X(contract_minplus_f64) X(contract_minplus_s32)          \
+  X(contract_minplus_s64)
 
 #define CONTRACT_DECLARE(name) XLA_FFI_DECLARE_HANDLER_SYMBOL(name);
 CONTRACT_HANDLERS(CONTRACT_DECLARE)
@@ -37,7 +41,7 @@ void Check(int status, const char* what) {
 }  // namespace
 
 NB_MODULE(_kernels, m) {
-  m.doc() = "contract's XLA FFI kernels for the CPU (batched GEMM, conv, cumsum).";
+  m.doc() = "contract's XLA FFI kernels for the CPU (batched GEMM, conv, cumsum, max-plus).";
   m.def("handlers", []() {
     nb::dict out;
 #define CONTRACT_CAPSULE(name) out[#name] = nb::capsule(reinterpret_cast<void*>(name));
