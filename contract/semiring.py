@@ -152,6 +152,8 @@ def check_dtype(semiring: Semiring, dtype: Any) -> None:
     ...
     contract.errors.ContractError: semiring 'log' does not take int32 operands; cast them to a float dtype first (e.g. x.astype(jnp.float32))
     """
+    import ml_dtypes  # noqa: F401, PLC0415 - NumPy learns the names "bfloat16" etc.
+
     dt = np.dtype(dtype)
     name = semiring.name
     if name == "sum-product":

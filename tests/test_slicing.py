@@ -157,6 +157,21 @@ def test_circuits_fit(rows, cols, depth, shift):
     _check(base, base.peak_bytes >> shift)
 
 
+def test_a_tree_the_greedy_cannot_slice_is_bisected():
+    # opt_einsum's greedy tree of this circuit is wide everywhere: no
+    # sequence of cuts on its own order reaches 2^-16 of its peak.
+    spec, shapes = grid_circuit(6, 6, 12, 0)
+    base = contract.plan(spec, *shapes, optimize="greedy")
+    limit = base.peak_bytes >> 16
+    model = SliceCosts(base)
+    while model.peak_bytes() > limit and (cuts := model.cuts(limit // model.item, 1 << 30)):
+        best = max(cuts, key=lambda c: c.gain)
+        model.set_count(best.label, best.count)
+    assert model.peak_bytes() > limit
+    fitted = _check(base, limit)
+    assert isinstance(fitted, SlicedPlan) and fitted.path != base.path
+
+
 @pytest.mark.parametrize("n,seed,shift", [(50, 1, 2), (80, 0, 4), (80, 1, 4)])
 def test_no_worse_than_the_rebuilding_search(n, seed, shift):
     spec, shapes = regular_network(n, seed)

@@ -85,7 +85,8 @@ def run_slices(sp: SlicedPlan, precision: Any, operands: Sequence[Any],
     def starts(n: jax.Array) -> dict[str, jax.Array]:
         return {l: (n // s) % c * chunk[l] for l, (s, c) in radix.items()}
 
-    def body(carry: Any, n: jax.Array) -> tuple[Any, None]:
+    def body(carry: Any, _: None) -> tuple[Any, None]:
+        n = carry[-1]
         at = starts(n)
         parts = []
         for x, labels in zip(arrays, base.inputs):
@@ -94,25 +95,26 @@ def run_slices(sp: SlicedPlan, precision: Any, operands: Sequence[Any],
                     x = lax.dynamic_slice_in_dim(x, at[label], chunk[label], axis)
             parts.append(x)
         if strip_exponent:
-            acc, k = carry
+            acc, k, _ = carry
             part, k_part = execute(sp.slice, precision, *parts, strip_exponent=True)
             acc, part, k = align(acc, k, part, k_part)
         else:
-            acc = carry
+            acc = carry[0]
             part = execute(sp.slice, precision, *parts)
         where = [at.get(l, jnp.zeros((), n.dtype)) for l in base.output]
         acc = lax.dynamic_update_slice(acc, lax.dynamic_slice(acc, where, part.shape) + part, where)
-        return ((acc, k) if strip_exponent else acc), None
+        return ((acc, k, n + 1) if strip_exponent else (acc, n + 1)), None
 
     acc = jnp.zeros(tuple(sizes[l] for l in base.output), sp.slice.result_dtype,
                     out_sharding=_replicated(arrays))
     if varying:
         acc = lax.pcast(acc, varying, to="varying")
-    slices = jnp.arange(sp.n_slices, dtype=jnp.int32)
+    # The slice number rides in the carry: no array of 2^20-2^30 slice numbers.
+    first = jnp.zeros((), jnp.int32)
     if strip_exponent:
-        (acc, k), _ = lax.scan(body, (acc, jnp.zeros((), jnp.int32)), slices)
+        (acc, k, _), _ = lax.scan(body, (acc, first, first), length=sp.n_slices)
     else:
-        acc, _ = lax.scan(body, acc, slices)
+        (acc, _), _ = lax.scan(body, (acc, first), length=sp.n_slices)
     if not varying and _replicated(arrays) is None:
         # Over auto mesh axes (invisible here) XLA's propagation cannot see
         # through the scan's dynamic slices and would replicate the result.

@@ -17,7 +17,9 @@ built per candidate):
 1. **Greedy cuts** on the base path: among the labels on arrays alive where
    the path holds more than the budget, cut the one that takes most off
    those excesses per unit of FLOP overhead (cotengra's ``SliceFinder``
-   ranks likewise), until the peak fits.
+   ranks likewise), until the peak fits. Where the base tree is wide
+   everywhere and no cut sequence fits, a recursive bisection of the
+   network (KaHyPar's) is the tree sliced instead (:func:`_bisected`).
 2. **Trim**: undo every cut neither the budget nor the FLOPs need, then
    trade single cuts for others while the FLOPs fall.
 3. **Two starts**: the base path, and a fresh search of ``base.optimize``
@@ -42,6 +44,7 @@ only searches; ``contract.backend.sliced`` runs the slices as one
 from __future__ import annotations
 
 import math
+import random
 import time
 import warnings
 from dataclasses import replace
@@ -55,15 +58,19 @@ from .build import build
 from .costs import held, itemsize, live_peak, prod
 from .model import Plan, SlicedPlan
 from .optimizers import OPTIMIZERS
+from .optimizers.partition import partition_tree
 from .optimizers.paths import linear_path, tree_of_linear
 from .optimizers.tree import Legs, Net, reconfigure, tree_flops, tree_width
+from .report import brief
 from .slicetree import SliceCosts, divisors
 
 __all__ = ["check_limit", "divisors", "fit", "resolve_limit", "slice_plan"]
 
-# Above this many slices the scan's per-iteration overhead dominates any real
-# contraction; the greedy search never goes past it.
-MAX_SLICES = 1 << 20
+# The most slices a plan may have: the scan's slice number is an int32. A
+# circuit of 1,200 tensors (2^49 elements unsliced) needs 2^22-2^26 slices
+# to fit 2^27, each slice still a contraction of ~10^7 FLOPs, so the scan's
+# per-slice overhead (microseconds) stays small.
+MAX_SLICES = 1 << 30
 # Weight of the slice count against FLOP overhead in the greedy score, so that
 # among slicings without FLOP overhead the one with fewest slices wins.
 _SLICE_WEIGHT = 0.01
@@ -238,6 +245,31 @@ def _trimmed(start: Plan, counts: dict[str, int], limit: int) -> SliceCosts | No
     return model
 
 
+def _bisected(base: Plan, limit: int) -> tuple[SliceCosts, Plan] | None:
+    """A start for a base tree the greedy cannot slice into ``limit``: the
+    network's recursive bisection (:func:`.optimizers.partition.partition_tree`,
+    KaHyPar when installed), sliced greedily, or None if that fails too.
+
+    A greedy or annealed tree can be wide everywhere: the ``auto`` tree of a
+    1,191-tensor circuit (2^43 elements) got down to 2^33 with 2^29 slices,
+    and neither subtree reconfiguration nor re-planning on the sliced sizes
+    narrowed it (2^37 -> 2^36). A bisection tree's large intermediates sit
+    on a few long bonds, each cut halving them: the same circuit's fits
+    2^27 with 2^23 slices. The best of three imbalances (0.03, 0.1, 0.3) by
+    sliced FLOPs; about 1 ms per tensor each.
+    """
+    n = len(base.inputs)
+    net = Net([frozenset(p.labels) for p in base.preps], frozenset(base.output), dict(base.sizes))
+    best: tuple[SliceCosts, Plan] | None = None
+    for imbalance in (0.03, 0.1, 0.3):
+        tree = partition_tree(net, random.Random(0), imbalance)
+        plan = slice_plan(base, {}, linear_path(tree, n)).slice
+        model = SliceCosts(plan)
+        if _greedy(model, limit)[1] and (best is None or model.flops() < best[0].flops()):
+            best = model, plan
+    return best
+
+
 def _interleaved(base: Plan, start: Plan, model: SliceCosts, limit: int,
                  deadline: float) -> tuple[SliceCosts, Plan]:
     """Interleave subtree reconfiguration with slicing, from ``model`` (a
@@ -287,12 +319,17 @@ def fit(base: Plan, memory_limit: Any) -> Plan | SlicedPlan:
     began = time.perf_counter()
     first = SliceCosts(base)
     (smallest, slices), fits = _greedy(first, limit)
-    if not fits:
+    stepped = None if fits else _bisected(base, limit)
+    if stepped is not None:
+        first, start = stepped
+    else:
+        start = base
+    if not (fits or stepped):
         # Slicing adds copies of the inputs and keeps the whole output: for a
         # plan whose peak is little more than its output it cannot win.
         least = min(base.peak_bytes, smallest)
         raise ContractError(
-            f"spec '{base.spec}' needs {base.peak_bytes} bytes unsliced; the best slicing "
+            f"spec '{brief(base.spec)}' needs {base.peak_bytes} bytes unsliced; the best slicing "
             f"({slices} slices) needs {smallest} bytes, over memory_limit={limit}: the "
             f"smallest budget that works is {least} bytes"
             f"{' (unsliced)' if least == base.peak_bytes else ''}"
@@ -303,16 +340,16 @@ def fit(base: Plan, memory_limit: Any) -> Plan | SlicedPlan:
     # sizes (the better one on about half of the 3-regular graphs of 50-300
     # tensors measured; rarely on larger ones). The cheaper once sliced goes
     # on to the reconfiguration (the costliest part).
-    starts: list[tuple[SliceCosts | None, Plan]] = [(first, base)]
+    starts: list[tuple[SliceCosts | None, Plan]] = [(first, start)]
     if base.optimize in OPTIMIZERS:
         counts = {l: c for l, c in first.counts.items() if c > 1}
         fresh = slice_plan(base, counts, base.optimize).slice
-        start = slice_plan(base, {}, fresh.path).slice
-        starts.append((_trimmed(start, counts, limit), start))
+        again = slice_plan(base, {}, fresh.path).slice
+        starts.append((_trimmed(again, counts, limit), again))
     model, plan = min(((m, p) for m, p in starts if m is not None), key=lambda s: s[0].flops())
     model, plan = _interleaved(base, plan, model, limit, began + _FUSE)
     if time.perf_counter() - began > _FUSE:
-        warnings.warn(f"slicing '{base.spec}': the {_FUSE:g} s time fuse stopped the subtree "
+        warnings.warn(f"slicing '{brief(base.spec)}': the {_FUSE:g} s time fuse stopped the subtree "
                       "reconfiguration early; this plan depends on the machine's speed",
                       stacklevel=2)
     counts = {l: c for l, c in model.counts.items() if c > 1}
@@ -322,7 +359,7 @@ def fit(base: Plan, memory_limit: Any) -> Plan | SlicedPlan:
         bound = Bound(base.spec, base.inputs, base.output, dict(base.sizes), base.squeeze)
         fitted = build(bound, base.dtypes, base.result_dtype, plan.path)
     if fitted.peak_bytes > limit:  # SliceCosts counts as slice_plan does: never
-        raise ContractError(f"internal error: the slicing of '{base.spec}' found to fit "
+        raise ContractError(f"internal error: the slicing of '{brief(base.spec)}' found to fit "
                             f"memory_limit={limit} holds {fitted.peak_bytes} bytes")
     if isinstance(fitted, Plan):
         return replace(fitted, optimize=base.optimize, strategy=f"{base.strategy}+reconfigure",
