@@ -18,27 +18,26 @@ so the surrounding trace sees plain ``dot_general``s.
 from __future__ import annotations
 
 import functools
-import os
-from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import jax
-import jaxlib
 import jax.numpy as jnp
 import numpy as np
 
-from .backend import host, measure
+from .backend import measure
+from .backend.host import on_host
 from .backend.layout import Found, read
-from .backend.policy import HOST_MIN_STEPS, first_call
+from .backend.policy import HOST_MIN_STEPS
 from .backend.program import program
 from .backend.sharded import check_mesh, in_shardings
 from .caching import LRU, memoized
 from .errors import ContractError
 from .planner import Plan, SlicedPlan, check_limit, make_plan, shard
-from .planner.report import brief
+from .semiring import check_call, name_of as semiring_name_of
 from .spec import Spec, from_sublists, parse
-from .validate import (as_operand, check_precision, check_strip, concrete_type, is_array,
-                       is_concrete, is_tracer, numeric_dtype, unsupported_keywords)
+from .validate import (as_operand, check_precision, check_strip, concrete_type, failed_in_jax,
+                       is_array, is_concrete, is_tracer, numeric_dtype, refused_by_jax,
+                       unsupported_keywords)
 
 __all__ = ["einsum", "plan", "expression", "Expression"]
 
@@ -59,12 +58,16 @@ def _split(args: Sequence[Any]) -> tuple[Spec, list[Any]]:
 
 def _plan_for(spec: Spec, arrays: Sequence[Any], optimize: Any, preferred: Any,
               memory_limit: Any, mesh: Any = None, precision: Any = None,
-              layout: Found | None = None, narrow: bool = True) -> Plan | SlicedPlan:
+              layout: Found | None = None, narrow: bool = True,
+              semiring: str = "sum-product") -> Plan | SlicedPlan:
     """The plan for ``arrays``; ``narrow=False`` (``plan()``) keeps 64-bit dtypes
-    that x64 mode would narrow: the plan is for the dtypes asked for."""
+    that x64 mode would narrow: the plan is for the dtypes asked for.
+    ``semiring`` is a name :func:`contract.semiring.resolve` knows."""
     bound = spec.bind([a.shape for a in arrays])
     dtypes = tuple((jax.dtypes.canonicalize_dtype(a.dtype) if narrow else jnp.dtype(a.dtype)).name
                    for a in arrays)
+    if semiring != "sum-product":
+        check_call(semiring, dtypes, preferred, mesh)
     if preferred is not None:
         result = numeric_dtype(preferred, "preferred_element_type", "einsum", narrow=narrow).name
         if jnp.dtype(result).kind != "c" and any(jnp.iscomplexobj(a) for a in arrays):
@@ -91,7 +94,7 @@ def _plan_for(spec: Spec, arrays: Sequence[Any], optimize: Any, preferred: Any,
     # the whole plan need not fit it. "measure" times candidates compiled ahead
     # of time, outside any trace (backend/measure.py).
     whole = memory_limit if layout is None else None
-    p = make_plan(bound, dtypes, result, optimize, whole, measure.chooser(precision))
+    p = make_plan(bound, dtypes, result, optimize, whole, measure.chooser(precision), semiring)
     if layout is None:
         return p
     return shard(p, layout[0], mesh is not None, check_limit(memory_limit))
@@ -117,30 +120,10 @@ def _run(p: Plan | SlicedPlan, precision: Any, mesh: Any, arrays: list[Any],
     return _compiled(p, precision, mesh, layout, strip_exponent)(*arrays)
 
 
-def _local(x: Any) -> bool:
-    """Whether ``x`` is a concrete operand in this process's memory: a NumPy
-    array or number, or a ``jax.Array`` on one CPU device."""
-    if type(x) is np.ndarray or isinstance(x, (bool, int, float, complex, np.generic)):
-        return True
-    return is_array(x) and len(x.devices()) == 1 and next(iter(x.devices())).platform == "cpu"
-
-
-def _on_host(p: Plan | SlicedPlan, precision: Any, ops: Sequence[Any]) -> Any:
-    """``p``'s result computed on the host (:mod:`.backend.host`) where the
-    backend policy runs a first call there (:func:`~contract.backend.policy.first_call`),
-    else None. ``precision`` below HIGHEST is not honoured by NumPy, so such
-    calls compile."""
-    if not (precision is None or precision == jax.lax.Precision.HIGHEST):
-        return None
-    if not isinstance(p, Plan) or first_call(p) is None or not all(map(_local, ops)):
-        return None
-    return jnp.asarray(host.run(p, ops))
-
-
 def _first_call(spec: str, ops: Sequence[Any], optimize: Any, precision: Any, preferred: Any,
                 memory_limit: Any) -> Any:
     """The result of the first eager call of a large einsum where it runs on
-    the host (:func:`_on_host`); None where it compiles, as every later call does."""
+    the host (:func:`contract.backend.host.on_host`); None where it compiles, as every later call does."""
     try:
         key = (spec, optimize, precision, preferred, memory_limit,
                tuple((np.shape(x), getattr(x, "dtype", type(x))) for x in ops))
@@ -151,7 +134,7 @@ def _first_call(spec: str, ops: Sequence[Any], optimize: Any, precision: Any, pr
     _STARTED.put(key, True)
     arrays = [as_operand(x, n) for n, x in enumerate(ops)]
     prec = check_precision(precision)
-    return _on_host(_plan_for(parse(spec), arrays, optimize, preferred, memory_limit, None, prec),
+    return on_host(_plan_for(parse(spec), arrays, optimize, preferred, memory_limit, None, prec),
                     prec, ops)
 
 
@@ -170,7 +153,7 @@ def _compiled(plan: Plan | SlicedPlan, precision: Any, mesh: Any = None,
 def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any = None,
            preferred_element_type: Any = None, memory_limit: int | str | None = None,
            mesh: Any = None, out_sharding: Any = None, strip_exponent: bool = False,
-           **unsupported: Any) -> jax.Array | tuple[jax.Array, jax.Array]:
+           semiring: Any = None, **unsupported: Any) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Evaluate an einsum with a planned contraction order.
 
     ``args`` is ``spec, *operands`` or NumPy's interleaved sublist form.
@@ -199,6 +182,11 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
     exponent is a scalar of the result's real dtype (at least float32), and
     ``jax.grad`` through the mantissa holds the scales constant
     (docs/scaling.md, "Overflow"). Not with ``mesh=`` or integer results.
+    ``semiring`` runs the same planned contraction with another ⊕ and ⊗
+    (docs/semirings.md): ``None``/``"sum-product"``, ``"log"`` (operands are
+    logs: ⊕ log-add-exp, ⊗ +), ``"max-plus"``, ``"min-plus"``,
+    ``"max-product"`` (non-negative operands) or a
+    :class:`contract.semiring.Semiring` of your own.
 
     >>> import numpy as np
     >>> einsum("ii", np.eye(3, dtype=np.float32)).item()
@@ -212,6 +200,10 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
         raise unsupported_keywords({"out": out})
     if strip_exponent is not False:
         strip_exponent = check_strip(strip_exponent, mesh, out_sharding)
+    ring = "sum-product" if semiring is None else semiring_name_of(semiring, args[1:])
+    if ring != "sum-product" and strip_exponent:
+        raise ContractError(f"strip_exponent is for sum-product contractions, not "
+                            f"semiring={ring!r}")
     if out_sharding is not None:
         spec, raw = _split(args)
         arrays = [as_operand(x, n) for n, x in enumerate(raw)]
@@ -219,7 +211,7 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
         return _placed(lambda *ops: einsum(str(spec), *ops, optimize=optimize,
                                            precision=precision, memory_limit=memory_limit,
                                            preferred_element_type=preferred_element_type,
-                                           mesh=mesh),
+                                           mesh=mesh, semiring=ring),
                        arrays, rank, out_sharding)
     if mesh is None and args and type(args[0]) is str:
         ops = args[1:]
@@ -227,14 +219,14 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
         hint = None if memory_limit is None else _hint(ops, None)
         # Type lookups first (C calls only): every microsecond here is on each eager call.
         if all(map(concrete_type, map(type, ops))) or all(map(is_concrete, ops)):
-            if len(ops) > HOST_MIN_STEPS and not strip_exponent:
+            if len(ops) > HOST_MIN_STEPS and not strip_exponent and ring == "sum-product":
                 first = _first_call(args[0], ops, optimize, precision, preferred_element_type,
                                     memory_limit)
                 if first is not None:
                     return first
             try:
                 fn = _eager(args[0], optimize, precision, preferred_element_type, memory_limit,
-                            hint, strip_exponent)
+                            hint, strip_exponent, ring)
             except TypeError:  # unhashable option (e.g. a list path): the slow path
                 pass
             else:
@@ -246,53 +238,19 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
                 except (ValueError, TypeError, jax.errors.JaxRuntimeError) as e:
                     if not refused_by_jax(e):
                         raise  # our own bug: its traceback as it is
-                    raise _failed(args[0], precision, e) from e
+                    raise failed_in_jax(args[0], precision, e) from e
     spec, raw = _split(args)
     # With a mesh, host arrays go straight to their devices' blocks (no copy on one device).
     arrays = [x if mesh is not None and _host(x) else as_operand(x, n) for n, x in enumerate(raw)]
     prec = check_precision(precision)
-    p = _plan_for(spec, arrays, optimize, preferred_element_type, memory_limit, mesh, prec)
+    p = _plan_for(spec, arrays, optimize, preferred_element_type, memory_limit, mesh, prec,
+                  semiring=ring)
     try:
         return _run(p, prec, mesh, arrays, strip_exponent)
     except (ValueError, TypeError, jax.errors.JaxRuntimeError) as e:
         if isinstance(e, ContractError) or not refused_by_jax(e):
             raise  # ours, user error or bug: its traceback as it is
-        raise _failed(str(spec), precision, e) from e
-
-
-# Where JAX's and jaxlib's own code lives: an error raised there is a refusal
-# to translate; one raised anywhere else (contract's code) is ours.
-_JAX_CODE = tuple(str(Path(m.__file__).parent) + os.sep for m in (jax, jaxlib))
-
-
-def refused_by_jax(e: BaseException) -> bool:
-    """Whether ``e`` is JAX/XLA refusing a program (raised in JAX's or jaxlib's
-    code, or an XLA runtime error), not a bug of contract's own.
-
-    >>> refused_by_jax(ValueError("raised here, in contract"))
-    False
-    >>> try:
-    ...     jax.lax.dot_general(jnp.ones(2), jnp.ones(3), (((0,), (0,)), ((), ())))
-    ... except TypeError as e:
-    ...     refused_by_jax(e)
-    True
-    """
-    if isinstance(e, jax.errors.JaxRuntimeError):
-        return True
-    tb = e.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb is not None and tb.tb_frame.f_code.co_filename.startswith(_JAX_CODE)
-
-
-def _failed(spec: str, precision: Any, e: Exception) -> ContractError:
-    """A JAX/XLA error while compiling a plan, with the call's context.
-
-    >>> print(_failed("ij,jk", "TF32_TF32_F32", ValueError("not supported on CPU")))
-    einsum 'ij,jk' with precision='TF32_TF32_F32' failed in JAX: ValueError: not supported on CPU
-    """
-    what = f"einsum {brief(spec)!r}" + ("" if precision is None else f" with precision={precision!r}")
-    return ContractError(f"{what} failed in JAX: {type(e).__name__}: {e}")
+        raise failed_in_jax(str(spec), precision, e) from e
 
 
 def _placed(compute: Callable[..., jax.Array], arrays: list[Any], rank: int,
@@ -330,7 +288,8 @@ def _host(x: Any) -> bool:
 # so a repeated call costs a jitted call plus this lookup.
 @memoized("eager einsums")
 def _eager(spec: str, optimize: Any, precision: Any, preferred: Any, memory_limit: Any,
-           layout: Found | None, strip_exponent: bool = False) -> Callable[..., Any]:
+           layout: Found | None, strip_exponent: bool = False,
+           semiring: str = "sum-product") -> Callable[..., Any]:
     """The jitted eager entry for one spec and option set: it plans at trace time
     (once per operand signature) and runs the plan inline. ``layout`` is the
     operands' layout read before the trace (only needed for auto mesh axes).
@@ -343,7 +302,8 @@ def _eager(spec: str, optimize: Any, precision: Any, preferred: Any, memory_limi
         parsed = parse(spec)
         arrays = [as_operand(x, n) for n, x in enumerate(operands)]
         prec = check_precision(precision)
-        p = _plan_for(parsed, arrays, optimize, preferred, memory_limit, None, prec, layout)
+        p = _plan_for(parsed, arrays, optimize, preferred, memory_limit, None, prec, layout,
+                      semiring=semiring)
         return program(p, prec, None, layout, strip_exponent)(*arrays)
 
     return jax.jit(einsum)
@@ -383,7 +343,7 @@ def _spec_and_shapes(args: Sequence[Any], dtype: Any,
 
 def plan(*args: Any, optimize: Any = "auto", dtype: Any = None, preferred_element_type: Any = None,
          memory_limit: int | str | None = None, mesh: Any = None,
-         precision: Any = None) -> Plan | SlicedPlan:
+         precision: Any = None, semiring: Any = None) -> Plan | SlicedPlan:
     """Plan a contraction without running it; ``print()`` the result for a report.
 
     Returns a :class:`~contract.planner.SlicedPlan` when ``memory_limit``,
@@ -400,7 +360,8 @@ def plan(*args: Any, optimize: Any = "auto", dtype: Any = None, preferred_elemen
     # A plan is data: it plans the dtypes asked for, whatever x64 mode would run.
     spec, ops = _spec_and_shapes(args, dtype, narrow=False)
     return _plan_for(spec, ops, optimize, preferred_element_type, memory_limit, mesh,
-                     check_precision(precision), narrow=False)
+                     check_precision(precision), narrow=False,
+                     semiring="sum-product" if semiring is None else semiring_name_of(semiring))
 
 
 class Expression:
@@ -475,7 +436,7 @@ class Expression:
                   else self._fn)
             first, self._started = not self._started, True
             if first and not strip_exponent:
-                out = _on_host(self.plan, self._precision, operands)
+                out = on_host(self.plan, self._precision, operands)
                 if out is not None:
                     return out
             try:
@@ -483,7 +444,7 @@ class Expression:
             except (ValueError, TypeError, jax.errors.JaxRuntimeError) as e:
                 if isinstance(e, ContractError) or not refused_by_jax(e):
                     raise  # ours, user error or bug: its traceback as it is
-                raise _failed(self.plan.spec, self._precision, e) from e
+                raise failed_in_jax(self.plan.spec, self._precision, e) from e
         if self._placed(operands):
             self._placed_fn = _compiled(self.plan, self._precision, self._mesh,
                                         _hint(arrays, self._mesh))
@@ -496,13 +457,16 @@ class Expression:
 
 def expression(*args: Any, dtype: Any = None, optimize: Any = "auto", precision: Any = None,
                preferred_element_type: Any = None, memory_limit: int | str | None = None,
-               mesh: Any = None) -> Expression:
+               mesh: Any = None, semiring: Any = None) -> Expression:
     """Build a reusable compiled contraction for the given shapes.
 
-    ``dtype`` is one dtype for every operand or a sequence, one per operand.
+    ``dtype`` is one dtype for every operand or a sequence, one per operand;
+    ``semiring`` as for :func:`einsum`.
     """
     spec, ops = _spec_and_shapes(args, dtype)
     prec = check_precision(precision)
-    p = _plan_for(spec, ops, optimize, preferred_element_type, memory_limit, mesh, prec)
+    ring = "sum-product" if semiring is None else semiring_name_of(semiring)
+    p = _plan_for(spec, ops, optimize, preferred_element_type, memory_limit, mesh, prec,
+                  semiring=ring)
     return Expression(p, [o.shape for o in ops],
                       [jax.dtypes.canonicalize_dtype(o.dtype) for o in ops], prec, mesh)

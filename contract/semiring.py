@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .errors import ContractError
+from .validate import is_array
 
-__all__ = ["SEMIRINGS", "Semiring", "check_dtype", "resolve"]
+__all__ = ["SEMIRINGS", "Semiring", "check_call", "check_dtype", "name_of", "resolve"]
 
 
 @dataclass(frozen=True)
@@ -167,3 +168,32 @@ def check_dtype(semiring: Semiring, dtype: Any) -> None:
     else:
         return
     raise ContractError(f"semiring {name!r} does not take {dt.name} operands; {fix}")
+
+
+def check_call(name: str, dtypes: Sequence[str], preferred: Any, mesh: Any) -> None:
+    """Refuse what a contraction in semiring ``name`` cannot honour."""
+    ring = resolve(name)
+    for n, dtype in enumerate(dtypes):
+        try:
+            check_dtype(ring, dtype)
+        except ContractError as e:
+            raise ContractError(f"operand {n}: {e}") from None
+    if preferred is not None:
+        raise ContractError(f"preferred_element_type is for sum-product contractions; with "
+                            f"semiring={name!r} the result has the operands' dtype")
+    if mesh is not None:
+        raise ContractError(f"semiring={name!r} does not run sharded yet: leave out mesh=")
+
+
+def name_of(value: Any, operands: Sequence[Any] = ()) -> str:
+    """``semiring=value`` as the name plans carry; max-product's concrete
+    operands are checked for negative entries (its ⊗ is a product of
+    probabilities: the max of products of signed numbers is another algebra)."""
+    name = resolve(value).name
+    if name == "max-product":
+        for n, x in enumerate(operands):
+            if (type(x) is np.ndarray or is_array(x)) and x.size and bool(np.any(np.asarray(x) < 0)):
+                raise ContractError(f"operand {n} has negative entries; semiring='max-product' "
+                                    "takes non-negative operands (for signed scores use "
+                                    "'max-plus' on their logs)")
+    return name

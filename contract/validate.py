@@ -14,20 +14,24 @@ Each helper either returns the checked value or raises a
 from __future__ import annotations
 
 import os
+from pathlib import Path
 import sys
 import warnings
 from typing import Any
 
 import jax
+import jaxlib
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
 from .caching import LearnedSet, memoized
 from .errors import ContractError
+from .planner.report import brief
 
 __all__ = ["as_operand", "check_precision", "check_strip", "concrete_type", "inexact_dtype",
-           "is_array", "is_concrete", "is_tracer", "numeric_dtype", "unsupported_keywords",
+           "failed_in_jax", "is_array", "is_concrete", "is_tracer", "numeric_dtype", "refused_by_jax",
+           "unsupported_keywords",
            "widened_integer"]
 
 # The precision names jax.lax accepts (lax.Precision("float32") is HIGHEST, ...).
@@ -315,3 +319,38 @@ def unsupported_keywords(kwargs: dict[str, Any]) -> ContractError:
         "precision=, preferred_element_type=, memory_limit=, mesh=, out_sharding= and "
         "strip_exponent="
     )
+
+
+# Where JAX's and jaxlib's own code lives: an error raised there is a refusal
+# to translate; one raised anywhere else (contract's code) is ours.
+_JAX_CODE = tuple(str(Path(m.__file__).parent) + os.sep for m in (jax, jaxlib))
+
+
+def refused_by_jax(e: BaseException) -> bool:
+    """Whether ``e`` is JAX/XLA refusing a program (raised in JAX's or jaxlib's
+    code, or an XLA runtime error), not a bug of contract's own.
+
+    >>> refused_by_jax(ValueError("raised here, in contract"))
+    False
+    >>> try:
+    ...     jax.lax.dot_general(jnp.ones(2), jnp.ones(3), (((0,), (0,)), ((), ())))
+    ... except TypeError as e:
+    ...     refused_by_jax(e)
+    True
+    """
+    if isinstance(e, jax.errors.JaxRuntimeError):
+        return True
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb is not None and tb.tb_frame.f_code.co_filename.startswith(_JAX_CODE)
+
+
+def failed_in_jax(spec: str, precision: Any, e: Exception) -> ContractError:
+    """A JAX/XLA error while compiling a plan, with the call's context.
+
+    >>> print(failed_in_jax("ij,jk", "TF32_TF32_F32", ValueError("not supported on CPU")))
+    einsum 'ij,jk' with precision='TF32_TF32_F32' failed in JAX: ValueError: not supported on CPU
+    """
+    what = f"einsum {brief(spec)!r}" + ("" if precision is None else f" with precision={precision!r}")
+    return ContractError(f"{what} failed in JAX: {type(e).__name__}: {e}")

@@ -33,9 +33,14 @@ from typing import Any, Sequence
 import numpy as np
 import opt_einsum
 
-from ..planner import Plan, Prep
+import jax
+import jax.numpy as jnp
 
-__all__ = ["run"]
+from ..planner import Plan, Prep, SlicedPlan
+from ..validate import is_array
+from .policy import first_call
+
+__all__ = ["local", "on_host", "run"]
 
 
 def _prepare(x: np.ndarray, labels: Sequence[str], prep: Prep) -> np.ndarray:
@@ -84,3 +89,23 @@ def _run(plan: Plan, operands: Sequence[Any]) -> np.ndarray:
     if plan.final != plan.output:
         result = result.transpose([plan.final.index(l) for l in plan.output])
     return result.astype(plan.result_dtype, copy=False)
+
+
+def local(x: Any) -> bool:
+    """Whether ``x`` is a concrete operand in this process's memory: a NumPy
+    array or number, or a ``jax.Array`` on one CPU device."""
+    if type(x) is np.ndarray or isinstance(x, (bool, int, float, complex, np.generic)):
+        return True
+    return is_array(x) and len(x.devices()) == 1 and next(iter(x.devices())).platform == "cpu"
+
+
+def on_host(p: Plan | SlicedPlan, precision: Any, ops: Sequence[Any]) -> Any:
+    """``p``'s result computed on the host (:func:`run`) where the
+    backend policy runs a first call there (:func:`~contract.backend.policy.first_call`),
+    else None. ``precision`` below HIGHEST is not honoured by NumPy, so such
+    calls compile."""
+    if not (precision is None or precision == jax.lax.Precision.HIGHEST):
+        return None
+    if not isinstance(p, Plan) or first_call(p) is None or not all(map(local, ops)):
+        return None
+    return jnp.asarray(run(p, ops))

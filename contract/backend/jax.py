@@ -40,17 +40,23 @@ import jax.numpy as jnp
 import numpy as np
 from jax import lax
 
-from ..planner import Plan, Prep, compute_dtype
+from ..planner import Plan, Prep, Step, compute_dtype
 from ..planner.costs import KEPT
 from .blas import cpu_dtype, gemm_dot, real_step
 from .complex import complex_dot, dot_sizes, real_dtype
 from .exponent import rescale
 
-__all__ = ["accumulates_in", "accumulation_dtype", "execute"]
+__all__ = ["accumulates_in", "accumulation_dtype", "diagonal", "execute", "step_dims"]
 
 
-def _diagonal(x: jax.Array, labels: list[str], label: str) -> tuple[jax.Array, list[str]]:
-    """Take the diagonal over every axis carrying ``label``, as a strided slice."""
+def diagonal(x: jax.Array, labels: list[str], label: str) -> tuple[jax.Array, list[str]]:
+    """Take the diagonal over every axis carrying ``label``, as a strided slice;
+    it becomes the last axis.
+
+    >>> x, labels = diagonal(jnp.arange(8.0).reshape(2, 2, 2), ["i", "j", "i"], "i")
+    >>> x.tolist(), labels
+    ([[0.0, 5.0], [2.0, 7.0]], ['j', 'i'])
+    """
     axes = [a for a, l in enumerate(labels) if l == label]
     rest = [a for a in range(x.ndim) if a not in axes]
     n = x.shape[axes[0]]
@@ -66,10 +72,25 @@ def _diagonal(x: jax.Array, labels: list[str], label: str) -> tuple[jax.Array, l
     return x, [labels[a] for a in rest] + [label]
 
 
+def step_dims(step: Step) -> Any:
+    """The ``lax.dot_general`` dimension numbers of a plan's step.
+
+    >>> from contract.spec import parse
+    >>> from contract.planner import make_plan
+    >>> step_dims(make_plan(parse("bij,bjk->bik").bind([(2, 3, 4), (2, 4, 5)]),
+    ...                     ("float32",) * 2, "float32").steps[0])
+    (((2,), (1,)), ((0,), (0,)))
+    """
+    lhs, rhs = step.lhs, step.rhs
+    return ((tuple(lhs.index(l) for l in step.contracted),
+             tuple(rhs.index(l) for l in step.contracted)),
+            (tuple(lhs.index(l) for l in step.batch), tuple(rhs.index(l) for l in step.batch)))
+
+
 def _prepare(x: jax.Array, labels: Sequence[str], prep: Prep, cdtype: Any) -> jax.Array:
     labels = list(labels)
     for label in prep.diagonal:
-        x, labels = _diagonal(x, labels, label)
+        x, labels = diagonal(x, labels, label)
     if prep.summed:
         axes = tuple(labels.index(l) for l in prep.summed)
         x = jnp.sum(x, axis=axes, dtype=cdtype)
@@ -254,12 +275,7 @@ def execute(plan: Plan, precision: Any, *operands: Any,
     for n, step in enumerate(plan.steps):
         i, j = step.operands
         a, b = (arrays[j], arrays[i]) if step.swap else (arrays[i], arrays[j])
-        lhs, rhs = step.lhs, step.rhs
-        dims = (
-            (tuple(lhs.index(l) for l in step.contracted),
-             tuple(rhs.index(l) for l in step.contracted)),
-            (tuple(lhs.index(l) for l in step.batch), tuple(rhs.index(l) for l in step.batch)),
-        )
+        dims = step_dims(step)
         if narrowed and len(plan.steps) == 1:
             out = _as_lax(plan, a, b, i, j, dims, precision, cdtype)
         elif cplx and (jnp.iscomplexobj(a) or jnp.iscomplexobj(b)):

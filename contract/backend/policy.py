@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from ..planner.model import Plan
 
 __all__ = ["HOST_MIN_STEPS", "NO_KERNELS", "Capabilities", "Decision", "capabilities", "complex_lowering",
-           "complex_step", "first_call", "lowerings", "machine_lines", "real_lowering",
+           "complex_step", "first_call", "lowerings", "machine_lines", "semiring_lowering", "real_lowering",
            "real_step", "step_dtype"]
 
 
@@ -313,10 +313,26 @@ def first_call(plan: "Plan", backend: str | None = None) -> str | None:
         return None
     if not _HOST_DTYPES.issuperset((*plan.dtypes, plan.compute_dtype, plan.result_dtype)):
         return None
-    if plan.compute_dtype != plan.result_dtype:
+    if plan.compute_dtype != plan.result_dtype or plan.semiring != "sum-product":
         return None
     return (f"the first eager call runs on the host (NumPy BLAS): {len(plan.steps)} steps "
             f"would cost XLA about {0.004 * len(plan.steps):.1f} s to compile")
+
+
+def semiring_lowering(name: str, kernels: bool) -> str:
+    """How each pairwise step of a semiring contraction runs here
+    (:mod:`contract.backend.semiring`).
+
+    >>> semiring_lowering("log", False)
+    'one GEMM on rescaled exponentials each (entries whose terms underflow recomputed exactly)'
+    >>> semiring_lowering("max-plus", True)
+    "contract's SIMD max-plus kernel on CPU (XLA FFI), XLA's fused reduce elsewhere"
+    """
+    if name == "log":
+        return "one GEMM on rescaled exponentials each (entries whose terms underflow recomputed exactly)"
+    if name in ("max-plus", "min-plus") and kernels:
+        return f"contract's SIMD {name} kernel on CPU (XLA FFI), XLA's fused reduce elsewhere"
+    return "XLA's fused reduce over a broadcast (no m x k x n temporary)"
 
 
 def machine_lines(plan: "Plan") -> list[str]:
@@ -332,6 +348,9 @@ def machine_lines(plan: "Plan") -> list[str]:
         lines.append("x64           off here: JAX runs " + ", ".join(
             f"{d} as {n}" for d, n in narrowed.items())
             + " (jax.config.update('jax_enable_x64', True) keeps them)")
+    if plan.semiring != "sum-product":
+        lines.append(f"{plan.semiring} steps {semiring_lowering(plan.semiring, native.available())}")
+        lowered = []  # the sum-product lowerings do not apply
     if any(how != "real dot" for how in lowered):
         lines.append("CPU lowering  " + ", ".join(
             f"step {k}: {how}" for k, how in enumerate(lowered) if how != "real dot"))

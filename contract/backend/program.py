@@ -21,10 +21,12 @@ from typing import Any, Callable
 
 import jax
 
+from ..errors import ContractError
 from ..planner import Plan, SlicedPlan, shard
 from .exponent import check, finish
 from .jax import accumulation_dtype, execute as execute_plan
 from .layout import Found, read
+from .semiring_plan import execute as semiring_execute
 from .sharded import sharded
 from .sliced import cast_result, run_slices
 
@@ -55,11 +57,28 @@ def _accumulating(sp: SlicedPlan) -> SlicedPlan:
                    slice=replace(sp.slice, result_dtype=acc, compute_dtype=acc))
 
 
+def _in_semiring(plan: Plan | SlicedPlan, precision: Any, operands: Any, mesh: Any,
+                 layout: Found | None, strip_exponent: bool) -> jax.Array:
+    """Run a plan of another semiring than sum-product (:mod:`.semiring_plan`):
+    plain or sliced; not sharded, nor with its exponent stripped."""
+    if strip_exponent:
+        raise ContractError(f"strip_exponent is for sum-product contractions, not "
+                            f"semiring={plan.semiring!r}")
+    if mesh is not None or (layout if layout is not None else read(operands, None)) is not None:
+        raise ContractError(f"semiring={plan.semiring!r} does not run sharded yet: gather the "
+                            "operands on one device, or leave out mesh=")
+    if isinstance(plan, SlicedPlan):
+        return run_slices(plan, precision, operands)
+    return semiring_execute(plan, precision, *operands)
+
+
 def execute(plan: Plan | SlicedPlan, precision: Any, *operands: Any, mesh: Any = None,
             layout: Found | None = None,
             strip_exponent: bool = False) -> jax.Array | tuple[jax.Array, jax.Array]:
     """Run any plan on ``operands`` (traceable); with ``strip_exponent`` the
     result is ``(mantissa, exponent)`` (:mod:`.exponent`)."""
+    if plan.semiring != "sum-product":
+        return _in_semiring(plan, precision, operands, mesh, layout, strip_exponent)
     plan, where = sharded_plan(plan, operands, mesh, layout)
     if strip_exponent:
         check(plan, where is not None)

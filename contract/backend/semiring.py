@@ -51,7 +51,7 @@ from jax import lax
 from ..semiring import SEMIRINGS, Semiring, check_dtype
 from .ffi import registered
 
-__all__ = ["semiring_dot", "semiring_reduce", "tropical_xla"]
+__all__ = ["semiring_dot", "semiring_reduce", "tropical_xla", "zero_of"]
 
 Dims = tuple[tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[int, ...], tuple[int, ...]]]
 _BMK = (((2,), (1,)), ((0,), (0,)))  # (b, m, k) x (b, k, n) -> (b, m, n)
@@ -59,8 +59,12 @@ _KERNEL = {"float32": "f32", "float64": "f64", "int32": "s32", "int64": "s64"}
 _CHUNK_ELEMENTS = 1 << 21  # (entries x k) per chunk of the direct log-sum-exp
 
 
-def _zero(semiring: Semiring, dtype: Any) -> Any:
-    """⊕'s identity in ``dtype`` (integers: their range's end for ±inf)."""
+def zero_of(semiring: Semiring, dtype: Any) -> Any:
+    """⊕'s identity in ``dtype`` (integers: their range's end for ±inf).
+
+    >>> zero_of(SEMIRINGS["max-plus"], "int8"), zero_of(SEMIRINGS["log"], "float32")
+    (-128, -inf)
+    """
     z = semiring.zero
     if jnp.issubdtype(dtype, jnp.integer) and math.isinf(z):
         info = jnp.iinfo(dtype)
@@ -114,7 +118,7 @@ def semiring_dot(a: Any, b: Any, dims: Dims, semiring: Semiring,
     a3 = _arrange(a, [lb, free_a, lc])
     b3 = _arrange(b, [rb, rc, free_b])
     if 0 in a3.shape or 0 in b3.shape:
-        return jnp.full(shape, _zero(semiring, dt), dt)
+        return jnp.full(shape, zero_of(semiring, dt), dt)
     if semiring.name == "log":
         out = _log_product(a3, b3, precision)
     elif semiring.name in ("max-plus", "min-plus"):
@@ -140,7 +144,7 @@ def semiring_reduce(x: Any, axes: tuple[int, ...], semiring: Semiring) -> jax.Ar
         return x
     if any(x.shape[a] == 0 for a in axes):
         shape = [n for d, n in enumerate(x.shape) if d not in axes]
-        return jnp.full(shape, _zero(semiring, x.dtype), x.dtype)
+        return jnp.full(shape, zero_of(semiring, x.dtype), x.dtype)
     if semiring.name == "log":
         return _logsumexp(x, axes)
     return semiring.add(x, axes)

@@ -23,9 +23,12 @@ from jax import lax
 from jax.sharding import AxisType, NamedSharding, PartitionSpec
 
 from ..planner import SlicedPlan, slice_plan
+from ..semiring import resolve
 from .exponent import align
 from .jax import execute
 from .layout import shard_like
+from .semiring import zero_of
+from .semiring_plan import combine, execute as semiring_execute
 
 __all__ = ["cast_result", "run_slices"]
 
@@ -98,15 +101,23 @@ def run_slices(sp: SlicedPlan, precision: Any, operands: Sequence[Any],
             acc, k, _ = carry
             part, k_part = execute(sp.slice, precision, *parts, strip_exponent=True)
             acc, part, k = align(acc, k, part, k_part)
-        else:
+        elif ring is None:
             acc = carry[0]
             part = execute(sp.slice, precision, *parts)
+        else:
+            acc = carry[0]
+            part = semiring_execute(sp.slice, precision, *parts)
         where = [at.get(l, jnp.zeros((), n.dtype)) for l in base.output]
-        acc = lax.dynamic_update_slice(acc, lax.dynamic_slice(acc, where, part.shape) + part, where)
+        old = lax.dynamic_slice(acc, where, part.shape)
+        acc = lax.dynamic_update_slice(acc, old + part if ring is None else combine(old, part, ring),
+                                       where)
         return ((acc, k, n + 1) if strip_exponent else (acc, n + 1)), None
 
-    acc = jnp.zeros(tuple(sizes[l] for l in base.output), sp.slice.result_dtype,
-                    out_sharding=_replicated(arrays))
+    # Slices of another semiring are combined with its ⊕, from its zero.
+    ring = None if sp.semiring == "sum-product" else resolve(sp.semiring)
+    empty = 0 if ring is None else zero_of(ring, sp.slice.result_dtype)
+    acc = jnp.full(tuple(sizes[l] for l in base.output), empty, sp.slice.result_dtype,
+                   out_sharding=_replicated(arrays))
     if varying:
         acc = lax.pcast(acc, varying, to="varying")
     # The slice number rides in the carry: no array of 2^20-2^30 slice numbers.

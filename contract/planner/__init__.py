@@ -16,7 +16,7 @@ from .cache import cache_info, clear_caches, set_cache_dir
 from .costs import compute_dtype, itemsize, path_cost
 from .model import Plan, PlanView, Prep, SlicedPlan, Step, load
 from .optimizers import OPTIMIZERS, auto_strategy
-from .make import candidates, check_saved, make_plan
+from .make import candidates, check_saved, in_semiring, make_plan
 from .slicing import check_limit, fit, resolve_limit, slice_plan
 from .sharding import Layout, shard, spread
 
@@ -24,6 +24,6 @@ __all__ = [
     "OPTIMIZERS", "Layout", "Plan", "PlanView", "Prep", "SlicedPlan", "Step", "auto_strategy", "build",
     "candidates",
     "cache_info", "check_limit", "check_saved", "clear_caches", "compute_dtype", "fit", "itemsize", "load",
-    "make_plan", "path_cost", "resolve_limit", "set_cache_dir", "shard", "slice_plan",
+    "in_semiring", "make_plan", "path_cost", "resolve_limit", "set_cache_dir", "shard", "slice_plan",
     "spread",
 ]

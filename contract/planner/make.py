@@ -28,7 +28,7 @@ from .model import Plan, SlicedPlan
 from .search import describe, freeze_option, is_optimizer
 from .slicing import check_limit, fit
 
-__all__ = ["Chooser", "candidates", "check_saved", "make_plan"]
+__all__ = ["Chooser", "candidates", "check_saved", "in_semiring", "make_plan"]
 
 # Picks one of several candidate plans (backend.measure times them).
 Chooser = Callable[[Sequence["Plan | SlicedPlan"]], "Plan | SlicedPlan"]
@@ -37,7 +37,8 @@ _PLANS: "caching.LRU[Plan | SlicedPlan]" = caching.LRU("plans")
 
 
 def make_plan(bound: Bound, dtypes: Sequence[str], result_dtype: str, optimize: Any = "auto",
-              memory_limit: Any = None, chooser: Chooser | None = None) -> Plan | SlicedPlan:
+              memory_limit: Any = None, chooser: Chooser | None = None,
+              semiring: str = "sum-product") -> Plan | SlicedPlan:
     """Plan a bound spec (cached; see the module docstring).
 
     A saved plan as ``optimize`` is reused as is once checked against the
@@ -45,13 +46,17 @@ def make_plan(bound: Bound, dtypes: Sequence[str], result_dtype: str, optimize: 
     ``memory_limit`` (bytes or ``"max_input"``) the best unbudgeted plan is
     sliced to fit it. ``optimize="measure"`` needs ``chooser``, which picks
     one of :func:`candidates` (the backend times them: the planner cannot).
+    ``semiring`` names the semiring the steps run in (:mod:`contract.semiring`):
+    the same order serves every semiring (its work is the sum-product's
+    FLOPs in other operations), so it is set on the plan found, and keys
+    the caches.
     """
     if isinstance(optimize, (Plan, SlicedPlan)):
-        return check_saved(optimize, bound, tuple(dtypes), result_dtype)
+        return check_saved(optimize, bound, tuple(dtypes), result_dtype, semiring)
     opt = freeze_option(optimize)
     memory_limit = check_limit(memory_limit)
     order, key = _canonical(bound)
-    full_key = (key, tuple(dtypes), result_dtype, opt, memory_limit)
+    full_key = (key, tuple(dtypes), result_dtype, opt, memory_limit, semiring)
     # On disk an optimizer object is keyed by its description: contract's own
     # have a stable one (their settings); any other has no identity that
     # holds across processes, so its plans stay in memory (search.describe).
@@ -59,7 +64,8 @@ def make_plan(bound: Bound, dtypes: Sequence[str], result_dtype: str, optimize: 
     disk = True
     if is_optimizer(opt):
         name, disk = describe(opt)
-        disk_key = (key, tuple(dtypes), result_dtype, ("optimizer", name), memory_limit)
+        disk_key = (key, tuple(dtypes), result_dtype, ("optimizer", name), memory_limit,
+                    semiring)
     plan = _PLANS.get(full_key)
     if plan is None:
         plan = cache.load(disk_key) if disk else None
@@ -70,10 +76,26 @@ def make_plan(bound: Bound, dtypes: Sequence[str], result_dtype: str, optimize: 
                 plan = _measured(canonical, tuple(dtypes), result_dtype, memory_limit, chooser)
             else:
                 plan = _fitted(build(canonical, tuple(dtypes), result_dtype, opt), memory_limit)
+            if semiring != "sum-product":
+                plan = in_semiring(plan, semiring)
             if disk:
                 cache.store(disk_key, plan)
         _PLANS.put(full_key, plan)
     return plan.relabel({v: k for k, v in order.items()}, str(bound.spec))
+
+
+def in_semiring(plan: Plan | SlicedPlan, semiring: str) -> Plan | SlicedPlan:
+    """``plan`` with its steps in ``semiring`` (the same order: see :func:`make_plan`).
+
+    >>> from contract.spec import parse
+    >>> p = make_plan(parse("ij,jk->ik").bind([(2, 3), (3, 4)]), ("float32",) * 2, "float32")
+    >>> in_semiring(p, "log").semiring, p.semiring
+    ('log', 'sum-product')
+    """
+    if isinstance(plan, SlicedPlan):
+        return replace(plan, base=replace(plan.base, semiring=semiring),
+                       slice=replace(plan.slice, semiring=semiring))
+    return replace(plan, semiring=semiring)
 
 
 def _fitted(plan: Plan, memory_limit: Any) -> Plan | SlicedPlan:
@@ -129,7 +151,8 @@ def _canonical(bound: Bound) -> tuple[dict[str, str], Any]:
     return order, key
 
 
-def check_saved(plan: Plan | SlicedPlan, bound: Bound, dtypes: Sequence[str], result_dtype: str) -> Plan | SlicedPlan:
+def check_saved(plan: Plan | SlicedPlan, bound: Bound, dtypes: Sequence[str], result_dtype: str,
+                semiring: str = "sum-product") -> Plan | SlicedPlan:
     """Return ``plan`` if it was made for this spec, shapes and dtypes, else raise.
 
     Labels may be renamed consistently (a plan for ``ij,jk->ik`` runs
@@ -166,6 +189,9 @@ def check_saved(plan: Plan | SlicedPlan, bound: Bound, dtypes: Sequence[str], re
             f"saved plan '{plan.spec}' was made for dtypes {'/'.join(plan.dtypes)} -> "
             f"{plan.result_dtype}, got {'/'.join(dtypes)} -> {result_dtype}"
         )
+    if plan.semiring != semiring:
+        raise ContractError(f"saved plan '{plan.spec}' was made for semiring={plan.semiring!r}, "
+                            f"got semiring={semiring!r}")
     if all(a == b for a, b in names.items()) and plan.spec == str(bound.spec):
         return plan
     return plan.relabel(names, str(bound.spec))

@@ -155,6 +155,9 @@ class Plan(PlanView):
     peak_bytes: int
     planning_seconds: float = field(default=0.0, compare=False)
     strategy: str = ""
+    # The semiring its steps run in (contract.semiring): a name, so plans stay
+    # data; the same path serves every semiring.
+    semiring: str = "sum-product"
 
     # Not fields: what a plain plan answers for the slicing and sharding parts of PlanView.
     sliced = ()
@@ -235,6 +238,7 @@ class SlicedPlan(PlanView):
     naive_flops = property(lambda self: self.base.naive_flops)
     largest_intermediate = property(lambda self: self.slice.largest_intermediate)
     planning_seconds = property(lambda self: self.base.planning_seconds)
+    semiring = property(lambda self: self.base.semiring)
     sliced = property(lambda self: self.labels)
 
     @property

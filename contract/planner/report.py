@@ -155,6 +155,7 @@ def render(plan: "Plan | SlicedPlan") -> str:
         f"spec        {brief(plan.spec)}",
         f"shapes      {shapes}   {'/'.join(sorted(set(plan.dtypes)))} -> {plan.result_dtype}"
         + (f" (accumulates in {plan.compute_dtype})" if plan.compute_dtype != plan.result_dtype else ""),
+        *([f"semiring    {plan.semiring}"] if plan.semiring != "sum-product" else []),
         f"optimizer   {plan.optimize}"
         + (f" (ran {plan.strategy})" if plan.strategy != plan.optimize else "")
         + f"   path {_path(plan)}",
