@@ -139,6 +139,8 @@ def make_cluster(net: Net, primitives: tuple[str, ...], where: str, labels: Labe
         return Cluster(net, primitives, where, spec, shape, kept, plan, prec, rewritten, reason,
                        options.mesh)
 
+    if net.semiring in ("max-plus", "min-plus"):
+        return _tropical(net, spec, options, done)
     if not carried - set(kept):
         return done(None, False, "nothing is summed: products are left to XLA's fusion")
     if net.arith < 2:
@@ -164,6 +166,25 @@ def make_cluster(net: Net, primitives: tuple[str, ...], where: str, labels: Labe
         return done(plan, False, f"the planned order saves only {saved:.2%} of the FLOPs "
                                  f"(under {MIN_SAVING:.0%}): kept as written")
     return done(plan, False, "the written order is already as cheap")
+
+
+def _tropical(net: Net, spec: str, options: PlanOptions,
+              done: Callable[[Plan | None, bool, str], Cluster]) -> Cluster:
+    """A max-plus or min-plus cluster (``jnp.max(a[:, :, None] + b[None], 1)``):
+    XLA runs the written form as a broadcast-reduce over every term; the
+    planned contraction orders the operands and runs each step on the
+    semiring's kernel (:mod:`contract.backend.semiring`)."""
+    if net.dtype.kind == "c":
+        return done(None, False, f"complex values have no {net.semiring} order: kept as written")
+    dtypes = tuple(jax.dtypes.canonicalize_dtype(f.dtype).name for f in net.factors)
+    bound = parse(spec).bind([f.shape for f in net.factors])
+    result = jax.dtypes.canonicalize_dtype(net.dtype).name
+    try:
+        plan = make_plan(bound, dtypes, result, options.optimize, semiring=net.semiring)
+    except ContractError as e:
+        return done(None, False, f"not planned: {e}")
+    return done(plan, True, f"a {'max' if net.semiring == 'max-plus' else 'min'} of sums "
+                            f"becomes one planned {net.semiring} contraction")
 
 
 def run_cluster(cluster: Cluster, read: Callable[[Any], Any]) -> jax.Array:

@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 from jax import lax
 
-__all__ = ["Labels", "Factor", "Net", "leaf", "RULES", "SCALAR"]
+__all__ = ["Labels", "Factor", "Net", "accepts", "leaf", "RULES", "SCALAR"]
 
 SCALAR = "scalar"  # a rule operand that is a Python constant, not a Net
 
@@ -87,6 +87,10 @@ class Net:
     arith: int = 0
     mulsum: bool = False
     precisions: tuple[Any, ...] = ()
+    # The algebra of the arithmetic absorbed: None (a view of one array),
+    # "sum-product" (products and sums), "plus" (adds only), "max-plus" or
+    # "min-plus" (adds reduced by reduce_max / reduce_min; see _add).
+    semiring: str | None = None
 
     def carried(self) -> set[int]:
         """Labels some factor carries (the others in ``out`` are broadcast)."""
@@ -133,12 +137,12 @@ def _summed(net: Net, labels: Sequence[int | None], L: Labels) -> complex | floa
 
 
 def _combine(a: Net, b: Net, out: tuple[int | None, ...], scale: Any,
-             precision: tuple[Any, ...] = ()) -> Net:
+             precision: tuple[Any, ...] = (), semiring: str = "sum-product") -> Net:
     return replace(a, factors=a.factors + b.factors, out=out, scale=scale,
                    steps=a.steps + b.steps, flops=a.flops + b.flops,
                    largest=max(a.largest, b.largest), arith=a.arith + b.arith + 1,
                    mulsum=a.mulsum or b.mulsum,
-                   precisions=a.precisions + b.precisions + precision)
+                   precisions=a.precisions + b.precisions + precision, semiring=semiring)
 
 
 def _mul(params: dict, ops: list, L: Labels) -> Net | None:
@@ -147,7 +151,7 @@ def _mul(params: dict, ops: list, L: Labels) -> Net | None:
         return None
     if isinstance(y, tuple) or isinstance(x, tuple):
         net, (_, c) = (x, y) if isinstance(y, tuple) else (y, x)
-        return replace(net, scale=net.scale * c)
+        return replace(net, scale=net.scale * c, semiring="sum-product")
     if len(x.out) != len(y.out) and min(len(x.out), len(y.out)) != 0:
         return None
     if not y.out or not x.out:
@@ -170,11 +174,11 @@ def _div(params: dict, ops: list, L: Labels) -> Net | None:
     x, y = ops
     if isinstance(x, tuple) or not isinstance(y, tuple) or y[1] == 0:
         return None
-    return replace(x, scale=x.scale / y[1])
+    return replace(x, scale=x.scale / y[1], semiring="sum-product")
 
 
 def _neg(params: dict, ops: list, L: Labels) -> Net:
-    return replace(ops[0], scale=-ops[0].scale)
+    return replace(ops[0], scale=-ops[0].scale, semiring="sum-product")
 
 
 def _dot_general(params: dict, ops: list, L: Labels) -> Net | None:
@@ -199,7 +203,7 @@ def _reduce_sum(params: dict, ops: list, L: Labels) -> Net:
     out = tuple(l for k, l in enumerate(x.out) if k not in axes)
     # A product summed here is a contraction XLA would not run as a GEMM.
     return replace(x, out=out, scale=_summed(x, gone, L), arith=x.arith + 1,
-                   mulsum=x.mulsum or x.arith > 0)
+                   mulsum=x.mulsum or x.arith > 0, semiring="sum-product")
 
 
 def _transpose(params: dict, ops: list, L: Labels) -> Net:
@@ -294,16 +298,64 @@ def _identity(params: dict, ops: list, L: Labels) -> Net:
     return ops[0]
 
 
+def _add(params: dict, ops: list, L: Labels) -> Net | None:
+    """``x + y``: ⊗ of the tropical semirings. Two nets reduced by max and by
+    min do not mix; otherwise ``(max_k a) + b = max_k (a + b)`` where ``b``
+    lacks ``k`` (labels never collide), so a reduced net may be added to."""
+    x, y = ops
+    if isinstance(x, tuple) or isinstance(y, tuple) or len(x.out) != len(y.out):
+        return None
+    kinds = {x.semiring, y.semiring} - {None, "plus"}
+    if len(kinds) > 1:
+        return None
+    y, out = _unify(x, y, [(k, k) for k in range(len(x.out))])
+    return _combine(x, y, tuple(out), 1.0, semiring=kinds.pop() if kinds else "plus")
+
+
+def _reduce_tropical(params: dict, ops: list, L: Labels, semiring: str) -> Net:
+    (x,) = ops
+    axes = set(params["axes"])
+    # A broadcast label reduced by max or min changes nothing (no scale).
+    return replace(x, out=tuple(l for k, l in enumerate(x.out) if k not in axes),
+                   arith=x.arith + 1, semiring=semiring)
+
+
+def accepts(name: str, net: Net) -> bool:
+    """Whether primitive ``name``'s rule may take ``net`` over (else the net's
+    value enters as an array): each rule extends nets of its own algebra.
+
+    >>> L = Labels()
+    >>> plus = _add({}, [leaf(0, (2,), np.float32, L), leaf(1, (2,), np.float32, L)], L)
+    >>> accepts("reduce_max", plus), accepts("mul", plus), accepts("transpose", plus)
+    (True, False, True)
+    """
+    kinds = _ALGEBRA.get(name)
+    return kinds is None or net.semiring in kinds
+
+
+# The nets each arithmetic rule extends (views take any net).
+_SUM = (None, "sum-product")
+_ALGEBRA: dict[str, tuple[str | None, ...]] = {
+    "mul": _SUM, "div": _SUM, "neg": _SUM, "square": _SUM, "integer_pow": _SUM,
+    "dot_general": _SUM, "reduce_sum": _SUM,
+    "add": (None, "plus", "max-plus", "min-plus"),
+    "reduce_max": (None, "plus", "max-plus"), "reduce_min": (None, "plus", "min-plus"),
+}
+
+
 Rule = Callable[[dict, list, Labels], "Net | None"]
 # Rules see Nets, or (SCALAR, value) tuples for scalar literals.
 RULES: dict[str, Rule] = {
     "mul": _mul, "div": _div, "neg": _neg, "square": _square, "integer_pow": _square,
     "dot_general": _dot_general, "reduce_sum": _reduce_sum, "transpose": _transpose,
     "broadcast_in_dim": _broadcast_in_dim, "squeeze": _squeeze, "reshape": _reshape,
-    "convert_element_type": _convert, "copy": _identity,
+    "convert_element_type": _convert, "copy": _identity, "add": _add,
+    "reduce_max": lambda p, o, L: _reduce_tropical(p, o, L, "max-plus"),
+    "reduce_min": lambda p, o, L: _reduce_tropical(p, o, L, "min-plus"),
 }
 # Primitives that compute (the others only relabel): their outputs are stored as written.
-ARITHMETIC = {"mul", "div", "neg", "square", "integer_pow", "dot_general", "reduce_sum"}
+ARITHMETIC = {"mul", "div", "neg", "square", "integer_pow", "dot_general", "reduce_sum", "add",
+              "reduce_max", "reduce_min"}
 
 
 def eqn_flops(name: str, params: dict, in_shapes: Sequence[tuple[int, ...]],
@@ -318,7 +370,7 @@ def eqn_flops(name: str, params: dict, in_shapes: Sequence[tuple[int, ...]],
         (xc, _), _ = params["dimension_numbers"]
         inner = math.prod(in_shapes[0][k] for k in xc)
         return math.prod(out_shape) * inner * (2 if xc else 1)
-    if name == "reduce_sum":
+    if name in ("reduce_sum", "reduce_max", "reduce_min"):
         return math.prod(in_shapes[0])
     if name in ARITHMETIC:
         return math.prod(out_shape)

@@ -31,7 +31,7 @@ import numpy as np
 from jax.extend.core import ClosedJaxpr, DropVar, Literal
 
 from .cluster import Cluster, PlanOptions, make_cluster, run_cluster
-from .net import ARITHMETIC, RULES, SCALAR, Labels, Net, eqn_flops, leaf
+from .net import ARITHMETIC, RULES, SCALAR, Labels, Net, accepts, eqn_flops, leaf
 
 __all__ = ["Ref", "Op", "Fused", "Program", "build", "evaluate"]
 
@@ -159,7 +159,7 @@ def _absorb(op: Op, k: int, nets: dict[Ref, Net], uses: Counter,
             return None
         if isinstance(a, Literal) and a.aval.shape == () and name in ("mul", "div"):
             operands.append((SCALAR, np.asarray(a.val).item()))
-        elif isinstance(a, Ref) and a in nets and uses[a] == 1:
+        elif isinstance(a, Ref) and a in nets and uses[a] == 1 and accepts(name, nets[a]):
             operands.append(nets[a])
             taken.append(a)
         else:
@@ -174,6 +174,10 @@ def _absorb(op: Op, k: int, nets: dict[Ref, Net], uses: Counter,
     largest = max(net.largest, math.prod(out.shape)) if name in ARITHMETIC else net.largest
     return replace(net, dtype=np.dtype(out.dtype), steps=net.steps + (k,),
                    flops=net.flops + cost, largest=largest), taken
+
+
+# A cluster without one of these is a view or an elementwise product/sum.
+_REDUCING = {"dot_general", "reduce_sum", "reduce_max", "reduce_min"}
 
 
 def _find_clusters(prog: Program, options: PlanOptions, precision: Any, where: str) -> None:
@@ -191,7 +195,7 @@ def _find_clusters(prog: Program, options: PlanOptions, precision: Any, where: s
     for ref, net in nets.items():
         steps = sorted(net.steps)
         prims = tuple(prog.body[k].eqn.primitive.name for k in steps)
-        if len(net.factors) < 2 or not {"dot_general", "reduce_sum"} & set(prims):
+        if len(net.factors) < 2 or not _REDUCING & set(prims):
             continue  # a view, a reduction or a product: nothing to contract
         cluster = make_cluster(net, prims, where, labels, options, precision)
         prog.clusters.append(cluster)
