@@ -71,3 +71,36 @@ def test_integers_are_left_alone():
     a, b = A.astype(np.int32), B.astype(np.int32)
     np.testing.assert_array_equal(np.asarray(contract.jit(minplus)(a, b)),
                                   np.min(a[:, :, None] + b[None], 1))
+
+
+def lse_chain(a, b, c):
+    inner = jax.nn.logsumexp(a[:, :, None] + b[None], axis=1)
+    return jax.nn.logsumexp(inner[:, :, None] + c[None], axis=1)
+
+
+def test_a_logsumexp_chain_becomes_one_log_contraction():
+    from scipy.special import logsumexp
+
+    a, b, c = (20 * x for x in (A, B, C))
+    g = contract.jit(lse_chain)
+    want = logsumexp(logsumexp(a.astype(np.float64)[:, :, None] + b[None], 1)[:, :, None]
+                     + c[None], 1)
+    np.testing.assert_allclose(np.asarray(g(a, b, c)), want, rtol=1e-5, atol=1e-4)
+    text = str(g.explain(a, b, c))
+    assert "1 rewritten" in text and "logsumexp x2" in text and "semiring    log" in text
+    grad = jax.grad(lambda x: g(x, b, c).sum())(a)
+    np.testing.assert_allclose(np.asarray(grad),
+                               np.asarray(jax.grad(lambda x: lse_chain(x, b, c).sum())(a)),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("f", [
+    lambda a, b: jax.nn.logsumexp(a[:, :, None] + b[None], axis=1, keepdims=True),
+    lambda a, b: jax.nn.logsumexp(a[:, :, None] + b[None], axis=1, b=2.0),
+    lambda a, b: (jax.nn.logsumexp(a[:, :, None] + b[None], axis=1), jnp.max(a)),
+    lambda a, b: jax.nn.logsumexp(a, axis=1)[:, None] + b[:1],
+])
+def test_other_logsumexp_forms_run_as_written(f):
+    got, want = contract.jit(f)(A, B), jax.jit(f)(A, B)
+    for x, y in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-5, atol=1e-5)

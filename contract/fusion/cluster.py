@@ -139,8 +139,8 @@ def make_cluster(net: Net, primitives: tuple[str, ...], where: str, labels: Labe
         return Cluster(net, primitives, where, spec, shape, kept, plan, prec, rewritten, reason,
                        options.mesh)
 
-    if net.semiring in ("max-plus", "min-plus"):
-        return _tropical(net, spec, options, done)
+    if net.semiring in ("max-plus", "min-plus", "log"):
+        return _in_semiring(net, spec, options, done)
     if not carried - set(kept):
         return done(None, False, "nothing is summed: products are left to XLA's fusion")
     if net.arith < 2:
@@ -168,12 +168,13 @@ def make_cluster(net: Net, primitives: tuple[str, ...], where: str, labels: Labe
     return done(plan, False, "the written order is already as cheap")
 
 
-def _tropical(net: Net, spec: str, options: PlanOptions,
-              done: Callable[[Plan | None, bool, str], Cluster]) -> Cluster:
-    """A max-plus or min-plus cluster (``jnp.max(a[:, :, None] + b[None], 1)``):
-    XLA runs the written form as a broadcast-reduce over every term; the
-    planned contraction orders the operands and runs each step on the
-    semiring's kernel (:mod:`contract.backend.semiring`)."""
+def _in_semiring(net: Net, spec: str, options: PlanOptions,
+                 done: Callable[[Plan | None, bool, str], Cluster]) -> Cluster:
+    """A max-plus, min-plus or log cluster (``jnp.max(a[:, :, None] + b[None], 1)``,
+    ``jax.nn.logsumexp(a[:, :, None] + b[None], 1)``): XLA runs the written
+    form as a broadcast-reduce over every term (log: an exponential each);
+    the planned contraction orders the operands and runs each step on the
+    semiring's kernel or rescaled GEMM (:mod:`contract.backend.semiring`)."""
     if net.dtype.kind == "c":
         return done(None, False, f"complex values have no {net.semiring} order: kept as written")
     dtypes = tuple(jax.dtypes.canonicalize_dtype(f.dtype).name for f in net.factors)
@@ -183,8 +184,8 @@ def _tropical(net: Net, spec: str, options: PlanOptions,
         plan = make_plan(bound, dtypes, result, options.optimize, semiring=net.semiring)
     except ContractError as e:
         return done(None, False, f"not planned: {e}")
-    return done(plan, True, f"a {'max' if net.semiring == 'max-plus' else 'min'} of sums "
-                            f"becomes one planned {net.semiring} contraction")
+    what = {"max-plus": "a max", "min-plus": "a min", "log": "a logsumexp"}[net.semiring]
+    return done(plan, True, f"{what} of sums becomes one planned {net.semiring} contraction")
 
 
 def run_cluster(cluster: Cluster, read: Callable[[Any], Any]) -> jax.Array:

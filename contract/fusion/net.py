@@ -299,9 +299,10 @@ def _identity(params: dict, ops: list, L: Labels) -> Net:
 
 
 def _add(params: dict, ops: list, L: Labels) -> Net | None:
-    """``x + y``: ⊗ of the tropical semirings. Two nets reduced by max and by
-    min do not mix; otherwise ``(max_k a) + b = max_k (a + b)`` where ``b``
-    lacks ``k`` (labels never collide), so a reduced net may be added to."""
+    """``x + y``: ⊗ of the max-plus, min-plus and log semirings. Nets reduced
+    by two different ⊕ do not mix; otherwise ``(max_k a) + b = max_k (a + b)``
+    where ``b`` lacks ``k`` (labels never collide; likewise for min and
+    log-sum-exp), so a reduced net may be added to."""
     x, y = ops
     if isinstance(x, tuple) or isinstance(y, tuple) or len(x.out) != len(y.out):
         return None
@@ -312,9 +313,11 @@ def _add(params: dict, ops: list, L: Labels) -> Net | None:
     return _combine(x, y, tuple(out), 1.0, semiring=kinds.pop() if kinds else "plus")
 
 
-def _reduce_tropical(params: dict, ops: list, L: Labels, semiring: str) -> Net:
+def _reduce_tropical(params: dict, ops: list, L: Labels, semiring: str) -> Net | None:
     (x,) = ops
     axes = set(params["axes"])
+    if semiring == "log" and any(l not in x.carried() for k, l in enumerate(x.out) if k in axes):
+        return None  # log-sum-exp over a broadcast label adds log(size): not a view
     # A broadcast label reduced by max or min changes nothing (no scale).
     return replace(x, out=tuple(l for k, l in enumerate(x.out) if k not in axes),
                    arith=x.arith + 1, semiring=semiring)
@@ -338,8 +341,9 @@ _SUM = (None, "sum-product")
 _ALGEBRA: dict[str, tuple[str | None, ...]] = {
     "mul": _SUM, "div": _SUM, "neg": _SUM, "square": _SUM, "integer_pow": _SUM,
     "dot_general": _SUM, "reduce_sum": _SUM,
-    "add": (None, "plus", "max-plus", "min-plus"),
+    "add": (None, "plus", "max-plus", "min-plus", "log"),
     "reduce_max": (None, "plus", "max-plus"), "reduce_min": (None, "plus", "min-plus"),
+    "logsumexp": (None, "plus", "log"),
 }
 
 
@@ -352,10 +356,12 @@ RULES: dict[str, Rule] = {
     "convert_element_type": _convert, "copy": _identity, "add": _add,
     "reduce_max": lambda p, o, L: _reduce_tropical(p, o, L, "max-plus"),
     "reduce_min": lambda p, o, L: _reduce_tropical(p, o, L, "min-plus"),
+    # jax.nn.logsumexp, recognised by contract.fusion.patterns: the log semiring's ⊕.
+    "logsumexp": lambda p, o, L: _reduce_tropical(p, o, L, "log"),
 }
 # Primitives that compute (the others only relabel): their outputs are stored as written.
 ARITHMETIC = {"mul", "div", "neg", "square", "integer_pow", "dot_general", "reduce_sum", "add",
-              "reduce_max", "reduce_min"}
+              "reduce_max", "reduce_min", "logsumexp"}
 
 
 def eqn_flops(name: str, params: dict, in_shapes: Sequence[tuple[int, ...]],
@@ -370,7 +376,7 @@ def eqn_flops(name: str, params: dict, in_shapes: Sequence[tuple[int, ...]],
         (xc, _), _ = params["dimension_numbers"]
         inner = math.prod(in_shapes[0][k] for k in xc)
         return math.prod(out_shape) * inner * (2 if xc else 1)
-    if name in ("reduce_sum", "reduce_max", "reduce_min"):
+    if name in ("reduce_sum", "reduce_max", "reduce_min", "logsumexp"):
         return math.prod(in_shapes[0])
     if name in ARITHMETIC:
         return math.prod(out_shape)

@@ -32,6 +32,7 @@ from jax.extend.core import ClosedJaxpr, DropVar, Literal
 
 from .cluster import Cluster, PlanOptions, make_cluster, run_cluster
 from .net import ARITHMETIC, RULES, SCALAR, Labels, Net, accepts, eqn_flops, leaf
+from .patterns import LogSumExp, find_logsumexps
 
 __all__ = ["Ref", "Op", "Fused", "Program", "build", "evaluate"]
 
@@ -145,7 +146,7 @@ def _cast_ok(old: Any, new: Any, operand: Net) -> bool:
 def _absorb(op: Op, k: int, nets: dict[Ref, Net], uses: Counter,
             labels: Labels) -> tuple[Net, list[Ref]] | None:
     """The net of ``op``'s result and the operand nets it took over, or None."""
-    name = op.eqn.primitive.name
+    name = _name(op)
     rule = RULES.get(name)
     if rule is None or len(op.outs) != 1 or op.outs[0] is None:
         return None
@@ -177,7 +178,11 @@ def _absorb(op: Op, k: int, nets: dict[Ref, Net], uses: Counter,
 
 
 # A cluster without one of these is a view or an elementwise product/sum.
-_REDUCING = {"dot_general", "reduce_sum", "reduce_max", "reduce_min"}
+_REDUCING = {"dot_general", "reduce_sum", "reduce_max", "reduce_min", "logsumexp"}
+
+
+def _name(step: Op | LogSumExp) -> str:
+    return step.name if isinstance(step, LogSumExp) else step.eqn.primitive.name
 
 
 def _find_clusters(prog: Program, options: PlanOptions, precision: Any, where: str) -> None:
@@ -194,7 +199,7 @@ def _find_clusters(prog: Program, options: PlanOptions, precision: Any, where: s
             nets[op.outs[0]] = net
     for ref, net in nets.items():
         steps = sorted(net.steps)
-        prims = tuple(prog.body[k].eqn.primitive.name for k in steps)
+        prims = tuple(_name(prog.body[k]) for k in steps)
         if len(net.factors) < 2 or not _REDUCING & set(prims):
             continue  # a view, a reduction or a product: nothing to contract
         cluster = make_cluster(net, prims, where, labels, options, precision)
@@ -227,7 +232,7 @@ def _restage(closed: ClosedJaxpr, where: str, prog: Program, options: PlanOption
 
 def _rewrite_bodies(prog: Program, options: PlanOptions, precision: Any, where: str) -> None:
     for op in prog.body:
-        name = op.eqn.primitive.name
+        name = _name(op)
         for param in _BODIES.get(name, ()):
             value = op.params.get(param)
             # "scan body", "while cond", "while body", "cond branches 1", nested with " > ".
@@ -242,6 +247,7 @@ def _rewrite_bodies(prog: Program, options: PlanOptions, precision: Any, where: 
 def build(closed: ClosedJaxpr, options: PlanOptions, precision: Any, where: str = "") -> Program:
     """Flatten ``closed`` and rewrite its contraction clusters (bodies included)."""
     prog = _flatten(closed)
+    prog.body = find_logsumexps(prog.body, prog.outputs)
     _rewrite_bodies(prog, options, precision, where)
     _find_clusters(prog, options, precision, where)
     return prog
@@ -255,14 +261,20 @@ def evaluate(prog: Program, args: Sequence[Any]) -> list[Any]:
     def read(a: Any) -> Any:
         return a.val if isinstance(a, Literal) else env[a]
 
-    for step in prog.body:
-        if isinstance(step, Fused):
-            env[step.out] = run_cluster(step.cluster, read)
-            continue
-        prim = step.eqn.primitive
-        with step.eqn.ctx.manager:
-            ans = prim.bind(*map(read, step.ins), **prim.get_bind_params(step.params))
-        for ref, value in zip(step.outs, ans if prim.multiple_results else (ans,)):
-            if ref is not None:
-                env[ref] = value
+    def run(steps: Sequence[Any]) -> None:
+        for step in steps:
+            if isinstance(step, Fused):
+                env[step.out] = run_cluster(step.cluster, read)
+                continue
+            if isinstance(step, LogSumExp):  # not absorbed: its equations as written
+                run(step.ops)
+                continue
+            prim = step.eqn.primitive
+            with step.eqn.ctx.manager:
+                ans = prim.bind(*map(read, step.ins), **prim.get_bind_params(step.params))
+            for ref, value in zip(step.outs, ans if prim.multiple_results else (ans,)):
+                if ref is not None:
+                    env[ref] = value
+
+    run(prog.body)
     return [read(a) for a in prog.outputs]
