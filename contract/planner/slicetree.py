@@ -30,6 +30,8 @@ True
 
 from __future__ import annotations
 
+import numpy as np
+
 import math
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
@@ -64,6 +66,10 @@ class Cut:
     gain: float
     flops: int
     n_slices: int
+
+
+# Sums of held elements stay exact in int64 below this.
+_EXACT = 1 << 62
 
 
 def _multiset(labels: tuple[str, ...]) -> dict[str, int]:
@@ -131,10 +137,18 @@ class SliceCosts:
         born.append(self.points - 1)
         dies.append(self.points - 1)
         self.labels, self.born, self.dies = labels, born, dies
+        self._born = np.array(born, np.intp)
+        self._ends = np.array(dies, np.intp) + 1
         # Sizes with every label of an operand cut (its copy), as held once one is.
         self.size = [prod(t, sizes) if t else 0 for t in plan.inputs] + \
             [prod(t, sizes) for t in labels[n:]]
         self.cut_on = [0] * n  # how many of an operand's labels are cut
+        # The held sizes as int64 arrays where every sum of them is exact
+        # (cuts only shrink sizes), else None (Python integers).
+        exact = max(self.size, default=0) * len(self.size) < _EXACT
+        self._copies = np.array(self.size, np.int64) if exact else None
+        self._held = np.array([s if a >= n else self.kept[a] for a, s in enumerate(self.size)],
+                              np.int64) if exact else None
         # The FLOP terms: each summed operand's reduction, each step.
         terms = [(_multiset(t), prod(t, sizes)) for t, p in zip(plan.inputs, plan.preps)
                  if p.summed]
@@ -180,6 +194,10 @@ class SliceCosts:
             self.size[a] = self.size[a] // old**mult * new**mult
             if a < self.n_inputs:
                 self.cut_on[a] += (count > 1) - (self.counts[label] > 1)
+            if self._held is not None:
+                self._copies[a] = self.size[a]
+                cut = a >= self.n_inputs or self.cut_on[a]
+                self._held[a] = self.size[a] if cut else self.kept[a]
         for v in self.steps_of[label]:
             mult = self.step_labels[v][label]
             before = self.step_flops[v]
@@ -193,10 +211,19 @@ class SliceCosts:
         labels is cut holds only what its preparation made
         (:func:`~.costs.held`); with ``copies``, every operand counts as its
         copy, as if cut (what the ranking weighs: it shrinks with every cut)."""
-        diff = [0] * (self.points + 1)
         n = self.n_inputs
-        held = [s if copies or a >= n or self.cut_on[a] else self.kept[a]
-                for a, s in enumerate(self.size)]
+        if self._held is not None:
+            # In int64 (exact: every sum stays under 2^62), the held sizes kept
+            # up to date by set_count: ~10x the Python sweep on 1,000-tensor
+            # circuits, where slicing sweeps the path thousands of times.
+            sizes = self._copies if copies else self._held
+            diff = np.zeros(self.points + 1, np.int64)
+            np.add.at(diff, self._born, sizes)
+            np.add.at(diff, self._ends, -sizes)
+            return np.cumsum(diff[:-1]).tolist()
+        held = self.size if copies else \
+            [s if a >= n or self.cut_on[a] else self.kept[a] for a, s in enumerate(self.size)]
+        diff = [0] * (self.points + 1)
         for s, born, dies in zip(held, self.born, self.dies):
             diff[born] += s
             diff[dies + 1] -= s
