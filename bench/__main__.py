@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MODULES = ["einsum_bench", "ops_bench", "cumsum_bench", "window_bench", "jit_bench",
+MODULES = ["einsum_bench", "ops_bench", "cumsum_bench", "window_bench", "semiring_bench", "jit_bench",
            "kernel_bench", "planner_bench", "scale_bench"]
 # The full planner comparison runs cotengra's 128-trial hyper-optimizer on
 # 12 networks (about an hour on 2 cores): run it alone with
