@@ -13,13 +13,17 @@ from .errors import ContractError, ContractWarning
 from .fusion import jit
 from .ops import (
     Lowering,
+    amax,
+    amin,
     batch_stats,
     conv,
     cumsum,
     diagonal,
     dot,
+    logsumexp,
     lower,
     matmul,
+    max_pool,
     mean,
     outer,
     std,
@@ -35,6 +39,7 @@ from .ops.moments import BatchStats
 from .planner import OPTIMIZERS, Plan, SlicedPlan, Step, clear_caches, set_cache_dir
 from .planner import cache_info as plan_cache_info
 from .planner.optimizers.adapter import optimizer
+from .semiring import Semiring
 from .spec import Spec, parse
 
 __all__ = [
@@ -45,9 +50,12 @@ __all__ = [
     "Lowering",
     "OPTIMIZERS",
     "Plan",
+    "Semiring",
     "SlicedPlan",
     "Spec",
     "Step",
+    "amax",
+    "amin",
     "batch_stats",
     "clear_caches",
     "compare",
@@ -60,8 +68,10 @@ __all__ = [
     "einsum",
     "expression",
     "jit",
+    "logsumexp",
     "lower",
     "matmul",
+    "max_pool",
     "mean",
     "optimizer",
     "outer",

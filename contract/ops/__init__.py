@@ -3,12 +3,13 @@
 from .linalg import diagonal, dot, matmul, outer, tensordot, trace, vecdot
 from .lowering import Lowering, lower
 from .moments import batch_stats, mean, std, var
-from .reduce import sum
+from .reduce import amax, amin, logsumexp, sum
 from .scan import cumsum
 from .convolution import conv
-from .window import sum_pool
+from .window import max_pool, sum_pool
 
 __all__ = [
-    "Lowering", "batch_stats", "conv", "cumsum", "diagonal", "dot", "lower", "matmul",
-    "mean", "outer", "std", "sum", "sum_pool", "tensordot", "trace", "var", "vecdot",
+    "Lowering", "amax", "amin", "batch_stats", "conv", "cumsum", "diagonal", "dot",
+    "logsumexp", "lower", "matmul", "max_pool", "mean", "outer", "std", "sum", "sum_pool",
+    "tensordot", "trace", "var", "vecdot",
 ]

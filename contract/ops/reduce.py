@@ -1,4 +1,6 @@
-"""Reductions lowered to einsums: ``sum``, and the machinery the statistics share.
+"""Reductions lowered to einsums: ``sum``; ``logsumexp``, ``amax`` and ``amin`` (the
+same one-operand einsum in the log, max-plus and min-plus semirings); and the
+machinery the statistics share.
 
 :mod:`contract.ops.moments` builds ``mean``, ``var``, ``std`` and
 ``batch_stats`` on the layouts and reductions here.
@@ -21,6 +23,9 @@ int32 or int64, :func:`contract.validate.widened_integer`):
   int64/uint64 (x64 only) float64; float16/bfloat16 accumulate in float32
   and return their own dtype; ``var``/``std`` of complex64 are float32, of
   complex128 float64 (with a complex ``dtype=``, that dtype, as ``jnp``).
+* ``logsumexp``: as ``mean`` (``jax.nn.logsumexp``'s dtypes); float16/bfloat16
+  computed in float32. ``amax``/``amin``: the input dtype, integers exact.
+  Complex inputs are refused (no order; no principal log-sum-exp).
 
 >>> import contract
 >>> contract.sum([[1, 2], [3, 4]]).item(), contract.sum([[1, 2], [3, 4]], axis=0).tolist()
@@ -35,7 +40,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -45,13 +50,13 @@ from ..api import einsum
 from ..backend.layout import is_sharded
 from ..caching import memoized
 from ..errors import ContractError
-from ..validate import widened_integer
+from ..validate import inexact_dtype, widened_integer
 from ._args import dtype_arg, normalize_axes, operand, reject_out, resolve_alias
 from ._compiled import letters, positional, run
 from .lowering import Lowering, register
 
-__all__ = ["Layout", "Reduction", "as_dtype", "join_notes", "keepdims_or_dtype", "kept_note",
-           "reduction_args", "reshaped", "sum", "sum_result_dtype"]
+__all__ = ["Layout", "Reduction", "amax", "amin", "as_dtype", "join_notes", "keepdims_or_dtype",
+           "kept_note", "logsumexp", "reduction_args", "reshaped", "sum", "sum_result_dtype"]
 
 # XLA's CPU reduce of a large float32 array over leading axes runs well below
 # memory speed; a dot_general with ones vectors (a GEMV, multi-threaded) does
@@ -71,21 +76,28 @@ _GEMV_MIN_SIZE = 1 << 15
 
 class Reduction(NamedTuple):
     """One reduction einsum: ``x`` reshaped to ``groups`` (unless empty), then
-    contracted with one ones vector per size in ``ones``.
+    contracted with one ones vector per size in ``ones``; or, in another
+    ``semiring``, ``spec`` alone with that semiring's ⊕.
 
     >>> import jax.numpy as jnp
     >>> Reduction("ab->a").apply(jnp.ones((2, 3)), "float32").tolist()
     [3.0, 3.0]
     >>> Reduction("ab,b->a", (2, 3), (3,)).apply(jnp.ones((2, 3)), "float32").tolist()
     [3.0, 3.0]
+    >>> Reduction("ab->a", semiring="max-plus").apply(jnp.eye(2), "float32").tolist()
+    [1.0, 1.0]
     """
 
     spec: str
     groups: tuple[int, ...] = ()
     ones: tuple[int, ...] = ()
+    semiring: str = "sum-product"
 
     def apply(self, x: jax.Array, result: str) -> jax.Array:
-        """The reduction of ``x``, accumulated in and returned as ``result``."""
+        """The reduction of ``x``, accumulated in and returned as ``result`` (in
+        another semiring: computed in ``x``'s dtype, then cast to ``result``)."""
+        if self.semiring != "sum-product":
+            return as_dtype(einsum(self.spec, x, semiring=self.semiring), result)
         if not self.ones:
             return einsum(self.spec, x, preferred_element_type=result)
         ones = (jnp.ones(n, x.dtype) for n in self.ones)
@@ -96,6 +108,8 @@ class Reduction(NamedTuple):
         return self.spec, (self.groups or shape, *((n,) for n in self.ones))
 
     def note(self) -> str:
+        if self.semiring != "sum-product":
+            return f"in the {self.semiring} semiring ({_ADD[self.semiring]} over the dropped labels)"
         if not self.ones:
             return ""
         return (f"x viewed as {self.groups}; ones vectors sum the other axes "
@@ -270,7 +284,7 @@ def _sum_args(x: Any, axis: Any = None, keepdims: Any = None, dtype: Any = None,
                      shape=lay.shape)
 
 
-def _sum_kernel(x: jax.Array, *, cast: str | None, red: Reduction, result: str,
+def _reduction_kernel(x: jax.Array, *, cast: str | None, red: Reduction, result: str,
                 shape: tuple[int, ...]) -> jax.Array:
     return reshaped(red.apply(as_dtype(x, cast), result), shape)
 
@@ -295,19 +309,27 @@ def sum(x: Any, axis: Any = None, keepdims: bool | None = None, dtype: Any = Non
     >>> sum([[1, 2], [3, 4]], 1, True).tolist(), sum([[1, 2], [3, 4]], 1, "float32").tolist()
     ([[3], [7]], [3.0, 7.0])
     """
-    return run(_SUM_ARGS, _sum_kernel, x, axis, keepdims, dtype, dim, keepdim, out)
+    return run(_SUM_ARGS, _reduction_kernel, x, axis, keepdims, dtype, dim, keepdim, out)
 
 
 # run() gets every argument positionally (no keyword dictionary, a shorter key).
 _SUM_ARGS = positional(_sum_args, "dim", "keepdim", "out")
 
 
-@register(sum)
-def _lower_sum(*args: Any, **kwargs: Any) -> Lowering:
-    (x,), p = _sum_args(*args, **kwargs)
-    return Lowering("sum", (p["red"].stage(tuple(x.shape)),), join_notes(
-        p["cast"] and f"input cast to {p['cast']} first", p["red"].note(),
-        f"result {p['result']}", kept_note(x, p)))
+def _lowerer(op: str, args_fn: Callable[..., tuple[list, dict]]) -> Callable[..., Lowering]:
+    """The :func:`contract.lower` of a reduction whose args function gives
+    ``cast``, ``red``, ``result`` and ``shape`` (:func:`sum`'s kernel's params)."""
+
+    def lower_reduction(*args: Any, **kwargs: Any) -> Lowering:
+        (x,), p = args_fn(*args, **kwargs)
+        return Lowering(op, (p["red"].stage(tuple(x.shape)),), join_notes(
+            p["cast"] and f"input cast to {p['cast']} first", p["red"].note(),
+            f"result {p['result']}", kept_note(x, p)))
+
+    return lower_reduction
+
+
+register(sum)(_lowerer("sum", _sum_args))
 
 
 def kept_note(x: jax.Array, p: dict) -> str:
@@ -317,3 +339,102 @@ def kept_note(x: jax.Array, p: dict) -> str:
     if out == p["shape"]:
         return ""
     return f"reshaped to {p['shape']}" + (" (keepdims)" if len(p["shape"]) == x.ndim else "")
+
+
+# ---------------------------------------------------------------- logsumexp, amax, amin
+
+# ⊕ of each semiring these reductions use, for the notes of contract.lower.
+_ADD = {"log": "log-sum-exp", "max-plus": "max", "min-plus": "min"}
+
+
+def _semiring_args(op: str, ring: str) -> Callable[..., tuple[list, dict]]:
+    """The args function of a reduction that is ``ring``'s ⊕: the params of
+    :func:`sum`'s kernel, so all of them run (and lower) alike."""
+
+    def args(x: Any, axis: Any = None, keepdims: Any = None, *, dim: Any = None,
+             keepdim: Any = None, out: Any = None) -> tuple[list, dict]:
+        x, lay = reduction_args(op, x, axis, dim, keepdims, keepdim, out)
+        dt = x.dtype
+        if dt.kind == "c":
+            raise ContractError(f"{op}(): x has dtype {dt.name}; {op} takes real numbers "
+                                f"(complex ones have no order or principal log), e.g. x.real")
+        if ring == "log":
+            # jax.nn.logsumexp's dtypes; half floats computed in float32.
+            result = inexact_dtype(dt.name)
+            cast = "float32" if result in ("float16", "bfloat16") else result
+        else:
+            if lay.count == 0:
+                empty = [a for a in range(x.ndim) if x.shape[a] == 0 and lay.kept[a] == 1]
+                raise ContractError(
+                    f"{op}(): x has shape {tuple(x.shape)} and axis {empty[0]} of size 0 is "
+                    f"reduced: the {_ADD[ring]} of no elements is undefined (jnp raises "
+                    f"ValueError too); reduce non-empty axes only")
+            # max of bools is `any` (jnp.max keeps bool); the semiring takes 0/1.
+            result, cast = dt.name, ("uint8" if dt.kind == "b" else None)
+        cast = None if cast == dt.name else cast
+        return [x], dict(cast=cast, red=Reduction(lay.spec, semiring=ring), result=result,
+                         shape=lay.shape)
+
+    args.__name__ = f"_{op}_args"
+    return args
+
+
+_LOGSUMEXP_ARGS = _semiring_args("logsumexp", "log")
+_AMAX_ARGS = _semiring_args("amax", "max-plus")
+_AMIN_ARGS = _semiring_args("amin", "min-plus")
+
+
+def logsumexp(x: Any, axis: Any = None, keepdims: bool | None = None, *, dim: Any = None,
+              keepdim: bool | None = None, out: Any = None) -> jax.Array:
+    """``log(sum(exp(x)))`` over ``axis`` (``dim=``; an int, a tuple, or None for
+    all axes), without overflow: the one-operand einsum in the log semiring.
+
+    As ``jax.nn.logsumexp``: integers and bool give float32 (int64 float64),
+    float16/bfloat16 are computed in float32 and returned in their dtype, an
+    empty reduction is ``-inf``, ``axis=()`` reduces nothing. Complex ``x`` is
+    refused. Unlike ``jax.nn.logsumexp``, the gradient (the softmax of ``x``)
+    is 0, not NaN, where every term is ``-inf``. The third argument is
+    ``keepdims``, as PyTorch's ``logsumexp(x, dim, keepdim)``.
+
+    >>> x = jnp.array([[0.0, 0.0], [1.0, -jnp.inf]], jnp.float32)
+    >>> logsumexp(x, dim=1).tolist()
+    [0.6931471824645996, 1.0]
+    >>> logsumexp(x, 0, True).shape
+    (1, 2)
+    """
+    return run(_LOGSUMEXP_RUN, _reduction_kernel, x, axis, keepdims, dim, keepdim, out)
+
+
+def amax(x: Any, axis: Any = None, keepdims: bool | None = None, *, dim: Any = None,
+         keepdim: bool | None = None, out: Any = None) -> jax.Array:
+    """The maximum over ``axis`` (``dim=``; an int, a tuple, or None for all
+    axes): the one-operand einsum in the max-plus semiring.
+
+    As ``jnp.max``: the input dtype (integers exact, bool is ``any``), NaN
+    propagates, ties share the gradient evenly, ``axis=()`` reduces nothing
+    (PyTorch's ``amax(x, dim=())`` reduces all). Reducing an axis of size 0
+    raises :class:`ContractError`; complex ``x`` is refused.
+
+    >>> amax([[1, 5], [7, 2]], dim=1).tolist(), amax([[1, 5], [7, 2]]).item()
+    ([5, 7], 7)
+    """
+    return run(_AMAX_RUN, _reduction_kernel, x, axis, keepdims, dim, keepdim, out)
+
+
+def amin(x: Any, axis: Any = None, keepdims: bool | None = None, *, dim: Any = None,
+         keepdim: bool | None = None, out: Any = None) -> jax.Array:
+    """The minimum over ``axis`` (``dim=``): the one-operand einsum in the
+    min-plus semiring; otherwise as :func:`amax` (``jnp.min``'s semantics).
+
+    >>> amin([[1, 5], [7, 2]], 0, True).tolist()
+    [[1, 2]]
+    """
+    return run(_AMIN_RUN, _reduction_kernel, x, axis, keepdims, dim, keepdim, out)
+
+
+_LOGSUMEXP_RUN = positional(_LOGSUMEXP_ARGS, "dim", "keepdim", "out")
+_AMAX_RUN = positional(_AMAX_ARGS, "dim", "keepdim", "out")
+_AMIN_RUN = positional(_AMIN_ARGS, "dim", "keepdim", "out")
+register(logsumexp)(_lowerer("logsumexp", _LOGSUMEXP_ARGS))
+register(amax)(_lowerer("amax", _AMAX_ARGS))
+register(amin)(_lowerer("amin", _AMIN_ARGS))

@@ -1,4 +1,4 @@
-"""Window views, and ``sum_pool`` lowered to an einsum over one.
+"""Window views, and ``sum_pool`` and ``max_pool`` lowered to an einsum over one.
 
 A *window view* turns each spatial axis of length ``size`` into a window
 axis (``kernel`` taps) and an output axis (``out`` positions) built from
@@ -10,6 +10,8 @@ JAX backend), so dtype and precision follow its policy. ``conv``
 * ``sum_pool``: the *tap view* — one strided slice per tap, stacked on
   leading axes — and ``"pq...hw->...hw"``. XLA fuses the stack into the
   sum: nothing of the view's size is materialised.
+* ``max_pool``: the same views, padded with ``-inf``, and the same einsum in
+  the max-plus semiring (its ⊕ is ``max``).
 
 >>> import numpy as np, contract
 >>> x = np.arange(16.0, dtype=np.float32).reshape(1, 1, 4, 4)
@@ -20,6 +22,7 @@ JAX backend), so dtype and precision follow its policy. ``conv``
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Sequence
 
 import jax
@@ -28,14 +31,16 @@ import numpy as np
 from jax import lax
 
 from ..api import einsum
+from ..backend.semiring import zero_of
 from ..errors import ContractError
+from ..semiring import resolve
 from ..validate import widened_integer
 from ._args import operand, resolve_alias
 from ._compiled import run
 from .lowering import Lowering, register
 
-__all__ = ["PADDING_NAMES", "Window", "block_view", "named_padding", "padded", "shape_dtype",
-           "sum_pool", "tap_view", "windows"]
+__all__ = ["PADDING_NAMES", "Window", "block_view", "max_pool", "named_padding", "padded",
+           "shape_dtype", "sum_pool", "tap_view", "windows"]
 
 # Labels of the spatial output axes and of the window (tap) axes, innermost
 # last: 1-D uses the last one, 2-D the last two, 3-D all three.
@@ -101,12 +106,12 @@ class Window:
         """The strided slice of a padded axis that tap ``offset`` sees."""
         return lax.slice_in_dim(x, offset, offset + self.used - self.kernel + 1, self.stride, axis)
 
-    def describe(self) -> str:
-        """One line for :func:`contract.lower`."""
+    def describe(self, fill: str = "zero") -> str:
+        """One line for :func:`contract.lower` (``fill``: what the padding holds)."""
         if self.low == self.high:
-            pad = f", zero-padded by {self.low}" if self.low else ""
+            pad = f", {fill}-padded by {self.low}" if self.low else ""
         else:
-            pad = f", zero-padded by {self.low} before and {self.high} after"
+            pad = f", {fill}-padded by {self.low} before and {self.high} after"
         ceil = ", ceil_mode" if self.ceil else ""
         return (f"{self.size} -> {self.out} windows of {self.kernel}, stride {self.stride}"
                 f"{pad}{ceil}")
@@ -199,9 +204,9 @@ def windows(spatial: Sequence[int], kernel: Sequence[int], stride: Any, padding:
     return wins
 
 
-def padded(x: jax.Array, wins: Sequence[Window], blocks: bool = False) -> jax.Array:
-    """``x`` zero-padded (or cropped) on its trailing spatial axes to what the
-    windows use, or to whole ``(out, stride)`` blocks; no copy when it fits.
+def padded(x: jax.Array, wins: Sequence[Window], blocks: bool = False, fill: Any = 0) -> jax.Array:
+    """``x`` padded with ``fill`` (or cropped) on its trailing spatial axes to
+    what the windows use, or to whole ``(out, stride)`` blocks; no copy when it fits.
 
     >>> padded(jnp.ones((1, 3)), windows((3,), (2,), 1, "SAME", "sum_pool")).tolist()
     [[1.0, 1.0, 1.0, 0.0]]
@@ -209,18 +214,18 @@ def padded(x: jax.Array, wins: Sequence[Window], blocks: bool = False) -> jax.Ar
     config = [(0, 0, 0)] * (x.ndim - len(wins)) + [
         d.pad_config(d.out * d.stride if blocks else d.used) for d in wins]
     if any(lo or hi for lo, hi, _ in config):
-        x = lax.pad(x, jnp.zeros((), x.dtype), config)
+        x = lax.pad(x, jnp.asarray(fill, x.dtype), config)
     return x
 
 
-def tap_view(x: jax.Array, wins: Sequence[Window], at: int = 0) -> jax.Array:
+def tap_view(x: jax.Array, wins: Sequence[Window], at: int = 0, fill: Any = 0) -> jax.Array:
     """One strided slice per tap, stacked at axis ``at``:
     ``x.shape[:at] + kernels + x.shape[at:lead] + outs`` (lead: non-spatial axes).
 
     >>> tap_view(jnp.arange(4.0), windows((4,), (2,), 2, 0, "sum_pool")).tolist()
     [[0.0, 2.0], [1.0, 3.0]]
     """
-    x = padded(x, wins)
+    x = padded(x, wins, fill=fill)
     lead = x.ndim - len(wins)
     taps = [x]
     for d, w in enumerate(wins):
@@ -230,14 +235,14 @@ def tap_view(x: jax.Array, wins: Sequence[Window], at: int = 0) -> jax.Array:
     return view.reshape(view.shape[:at] + kernels + view.shape[at + 1:])
 
 
-def block_view(x: jax.Array, wins: Sequence[Window]) -> jax.Array:
+def block_view(x: jax.Array, wins: Sequence[Window], fill: Any = 0) -> jax.Array:
     """``(*lead, out1, k1, ..., outd, kd)`` for ``kernel <= stride``: a reshape
     into ``(out, stride)`` blocks (no copy), then the first ``kernel`` columns.
 
     >>> block_view(jnp.arange(6.0), windows((6,), (2,), 3, 0, "sum_pool")).tolist()
     [[0.0, 1.0], [3.0, 4.0]]
     """
-    x = padded(x, wins, blocks=True)
+    x = padded(x, wins, blocks=True, fill=fill)
     lead = x.ndim - len(wins)
     for d, w in enumerate(wins):
         axis = lead + 2 * d  # earlier axes have become pairs already
@@ -278,14 +283,17 @@ def shape_dtype(x: Any, op: str) -> tuple[tuple[int, ...], Any]:
     return tuple(a.shape), a.dtype
 
 
-# ---------------------------------------------------------------- sum_pool
+# ---------------------------------------------------------------- sum_pool, max_pool
+
+# The semiring of each pooling: its ⊕ reduces a window, its zero pads.
+_RINGS = {"sum_pool": "sum-product", "max_pool": "max-plus"}
+_ADD = {"sum-product": "sum", "max-plus": "max"}
 
 
-def _pool_geometry(shape: tuple[int, ...], dtype: Any, kernel: Any, stride: Any,
+def _pool_geometry(op: str, shape: tuple[int, ...], dtype: Any, kernel: Any, stride: Any,
                    padding: Any, kernel_size: Any = None,
                    ceil_mode: Any = False) -> tuple[tuple[Window, ...], str]:
-    """Validated windows and the result dtype of ``sum_pool``."""
-    op = "sum_pool"
+    """Validated windows and the result dtype of ``op`` (a key of ``_RINGS``)."""
     kernel = resolve_alias("kernel", kernel, "kernel_size", kernel_size, op)
     if kernel is None:
         raise ContractError(f"{op}(): kernel must be an int or a tuple of ints (kernel_size= in "
@@ -313,24 +321,65 @@ def _pool_geometry(shape: tuple[int, ...], dtype: Any, kernel: Any, stride: Any,
     dt = jnp.dtype(dtype)
     if dt.kind not in "biufc" and dt.name != "bfloat16":
         raise ContractError(f"{op}(): x has dtype {dt}, which is not numeric")
+    if _RINGS[op] == "max-plus":
+        if dt.kind in "bc":  # as torch's max_pool2d, which has no bool or complex kernel
+            raise ContractError(f"{op}(): x has dtype {dt}; max pooling takes real numbers "
+                                f"(cast bool to an integer dtype; for complex take x.real)")
+        return wins, dt.name  # a maximum is exact in any dtype
     # Sums of small integers and bools widen (as jnp.sum does) so a window of
     # int8 values cannot wrap; floats keep their dtype (accumulated in float32).
     result = widened_integer(dt.name) if dt.kind in "biu" else dt.name
     return wins, result
 
 
-def _pool_args(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *,
+def _pool_args(op: str, x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *,
                kernel_size: Any = None,
                ceil_mode: Any = False) -> tuple[list[jax.Array], dict[str, Any]]:
-    x = operand(x, "sum_pool")
-    wins, result = _pool_geometry(tuple(x.shape), x.dtype, kernel, stride, padding, kernel_size,
-                                  ceil_mode)
-    return [x], {"wins": wins, "result": result}
+    x = operand(x, op)
+    wins, result = _pool_geometry(op, tuple(x.shape), x.dtype, kernel, stride, padding,
+                                  kernel_size, ceil_mode)
+    return [x], {"wins": wins, "result": result, "ring": _RINGS[op]}
 
 
-def _pool(x: jax.Array, *, wins: tuple[Window, ...], result: str) -> jax.Array:
-    view = block_view(x, wins) if _use_blocks(wins) else tap_view(x, wins)
-    return einsum(_pool_spec(wins), view, preferred_element_type=result)
+def _pool(x: jax.Array, *, wins: tuple[Window, ...], result: str, ring: str) -> jax.Array:
+    fill = zero_of(resolve(ring), x.dtype)  # 0 for sums; -inf (an integer's minimum) for max
+    blocks = _use_blocks(wins)
+    view = block_view(x, wins, fill) if blocks else tap_view(x, wins, fill=fill)
+    spec = _pool_spec(wins)
+    if ring == "sum-product":
+        return einsum(spec, view, preferred_element_type=result)
+    if not jnp.issubdtype(view.dtype, jnp.inexact):
+        return einsum(spec, view, semiring=ring)  # integers: exact, and no gradient
+    nd = len(wins)  # the window axes: leading in the tap view, each after its out axis in blocks
+    axes = tuple(1 - 2 * (nd - d) + view.ndim for d in range(nd)) if blocks else tuple(range(nd))
+    return _window_max(view, spec, axes)
+
+
+@partial(jax.custom_jvp, nondiff_argnums=(1, 2))
+def _window_max(view: jax.Array, spec: str, axes: tuple[int, ...]) -> jax.Array:
+    """The max-plus einsum ``spec`` of ``view``, which ⊕-reduces its window
+    ``axes``, with the gradient of JAX's max pooling (``lax.reduce_window``):
+    all of it to the first maximum of each window in row-major order, the
+    one XLA's ``select_and_scatter_add`` picks, where ``jnp.max`` would
+    split it among ties.
+
+    >>> jax.grad(lambda v: _window_max(v, "rw->w", (0,)).sum())(jnp.ones((2, 1))).tolist()
+    [[1.0], [0.0]]
+    """
+    return einsum(spec, view, semiring="max-plus")
+
+
+@_window_max.defjvp
+def _window_max_jvp(spec: str, axes: tuple[int, ...], primals: tuple, tangents: tuple) -> tuple:
+    (view,), (dview,) = primals, tangents
+    top = einsum(spec, view, semiring="max-plus")
+    k, last = len(axes), tuple(range(-len(axes), 0))
+    hit = jnp.moveaxis(view == jnp.expand_dims(top, axes), axes, last)
+    flat = hit.reshape(hit.shape[:-k] + (-1,))
+    first = jnp.argmax(flat, axis=-1)  # the first True: the first maximum
+    pick = lax.broadcasted_iota(first.dtype, flat.shape, flat.ndim - 1) == first[..., None]
+    pick = jnp.moveaxis(pick.reshape(hit.shape), last, axes)
+    return top, jnp.sum(jnp.where(pick, dview, 0), axis=axes)
 
 
 def sum_pool(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *,
@@ -367,15 +416,44 @@ def sum_pool(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *
     >>> sum_pool(np.arange(5.0, dtype=np.float32), (2,), padding="SAME").tolist()
     [1.0, 5.0, 4.0]
     """
-    return run(_pool_args, _pool, x, kernel, stride, padding, kernel_size=kernel_size,
+    return run(_SUM_POOL_ARGS, _pool, x, kernel, stride, padding, kernel_size=kernel_size,
                ceil_mode=ceil_mode)
 
 
-@register(sum_pool)
-def _lower_sum_pool(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *,
-                    kernel_size: Any = None, ceil_mode: bool = False) -> Lowering:
-    shape, dtype = shape_dtype(x, "sum_pool")
-    wins, result = _pool_geometry(shape, dtype, kernel, stride, padding, kernel_size, ceil_mode)
+def max_pool(x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *,
+             kernel_size: Any = None, ceil_mode: bool = False) -> jax.Array:
+    """The maximum over windows of the trailing spatial dims (NCHW: ``H``, ``W``),
+    as ``torch.nn.functional.max_pool1d/2d/3d`` and ``lax.reduce_window(x,
+    -inf, lax.max, ...)``: :func:`sum_pool`'s arguments and windows, the
+    padding ``-inf`` (an integer dtype's minimum), the einsum in the max-plus
+    semiring.
+
+    Unlike PyTorch, ``padding`` may exceed half the kernel (a window of
+    padding alone gives ``-inf``) and may be a name, as for :func:`sum_pool`.
+    The result has ``x``'s dtype (integers exact; bool and complex are
+    refused). The gradient is JAX's max pooling's: each window's all to its
+    first maximum (row-major), not split among ties as :func:`amax` does.
+
+    >>> import numpy as np
+    >>> max_pool(np.arange(16, dtype=np.int8).reshape(1, 1, 4, 4), 2).tolist()
+    [[[[5, 7], [13, 15]]]]
+    >>> max_pool(np.array([-1.0, -2.0, -3.0], np.float32), (2,), 1, padding=1).tolist()  # pads lose
+    [-1.0, -1.0, -2.0, -3.0]
+    """
+    return run(_MAX_POOL_ARGS, _pool, x, kernel, stride, padding, kernel_size=kernel_size,
+               ceil_mode=ceil_mode)
+
+
+_SUM_POOL_ARGS = partial(_pool_args, "sum_pool")
+_MAX_POOL_ARGS = partial(_pool_args, "max_pool")
+
+
+def _lower_pool(op: str, x: Any, kernel: Any = None, stride: Any = None, padding: Any = 0, *,
+                kernel_size: Any = None, ceil_mode: bool = False) -> Lowering:
+    shape, dtype = shape_dtype(x, op)
+    wins, result = _pool_geometry(op, shape, dtype, kernel, stride, padding, kernel_size,
+                                  ceil_mode)
+    ring = _RINGS[op]
     kernels = tuple(w.kernel for w in wins)
     lead = shape[: len(shape) - len(wins)]
     if _use_blocks(wins):
@@ -385,8 +463,15 @@ def _lower_sum_pool(x: Any, kernel: Any = None, stride: Any = None, padding: Any
     else:
         view = kernels + lead + tuple(w.out for w in wins)
         notes = [f"tap view of x {shape}: {np.prod(kernels)} strided slices stacked on leading "
-                 f"axes {kernels} (fused into the sum, not materialised)"]
+                 f"axes {kernels} (fused into the {_ADD[ring]}, not materialised)"]
     names = _OUT_LABELS[-len(wins):].upper()
-    notes += [f"    {name}: {w.describe()}" for name, w in zip(names, wins)]
+    fill = "zero" if ring == "sum-product" else "-inf"
+    notes += [f"    {name}: {w.describe(fill)}" for name, w in zip(names, wins)]
+    if ring != "sum-product":
+        notes.append(f"  in the {ring} semiring ({_ADD[ring]} over the window labels)")
     notes.append(f"  result dtype {result}")
-    return Lowering("sum_pool", ((_pool_spec(wins), (view,)),), "\n".join(notes))
+    return Lowering(op, ((_pool_spec(wins), (view,)),), "\n".join(notes))
+
+
+register(sum_pool)(partial(_lower_pool, "sum_pool"))
+register(max_pool)(partial(_lower_pool, "max_pool"))
