@@ -36,7 +36,6 @@ import random
 import subprocess
 import sys
 import tempfile
-import textwrap
 import time
 from typing import Any
 
@@ -44,6 +43,7 @@ import numpy as np
 import opt_einsum
 
 from bench.common import environment, parser
+from bench.planner_bench import fsim_circuit
 
 __all__ = ["main", "sycamore"]
 
@@ -51,24 +51,11 @@ Network = tuple[list[tuple[str, ...]], list[np.ndarray]]
 
 
 def sycamore(rows: int, cols: int, cycles: int, seed: int = 0) -> Network:
-    """The simplified amplitude network of a random Sycamore-style circuit:
-    each tensor's labels and its complex64 array."""
-    import quimb.tensor as qtn
-
+    """The simplified amplitude network of a random Sycamore-style circuit
+    (:func:`bench.planner_bench.fsim_circuit`) for a random bitstring: each
+    tensor's labels and its complex64 array."""
     rng = random.Random(seed)
-    q = lambda r, c: r * cols + c  # noqa: E731
-    patterns = []
-    for parity in (0, 1):
-        patterns.append([(q(r, c), q(r, c + 1)) for r in range(rows) for c in range(cols - 1)
-                         if (r + c) % 2 == parity])
-        patterns.append([(q(r, c), q(r + 1, c)) for r in range(rows - 1) for c in range(cols)
-                         if (r + c) % 2 == parity])
-    circ = qtn.Circuit(rows * cols)
-    for cycle in range(cycles):
-        for i in range(rows * cols):
-            circ.apply_gate(rng.choice(["X_1_2", "Y_1_2", "W_1_2"]), i)
-        for a, b in patterns[cycle % 4]:
-            circ.apply_gate("FSIM", math.pi / 2, math.pi / 6, a, b)
+    circ = fsim_circuit(rows, cols, cycles, rng)
     tn = circ.amplitude_tn("".join(rng.choice("01") for _ in range(circ.N)))
     tn.full_simplify_("ADCRS", output_inds=[])
     tn.astype_("complex64")

@@ -59,7 +59,7 @@ from bench.common import machine, parser
 Network = tuple[list[frozenset], frozenset, dict]
 Path = Sequence[Sequence[int]]
 
-__all__ = ["recount", "recount_wide", "networks", "main", "scale_planners", "scale_table"]
+__all__ = ["fsim_circuit", "recount", "recount_wide", "networks", "main", "scale_planners", "scale_table"]
 
 
 # --- the independent recount -------------------------------------------------
@@ -202,18 +202,16 @@ def _extract(tn: Any, output: Sequence[str] = ()) -> Network:
     return [frozenset(t) for t in inputs], frozenset(out), dict(sizes)
 
 
-def grid_circuit(rows: int, cols: int, depth: int, seed: int = 0) -> Network:
-    """<0...0|C|0...0> of a Sycamore-style random circuit on a rows x cols grid.
+def fsim_circuit(rows: int, cols: int, depth: int, rng: random.Random) -> Any:
+    """A quimb ``Circuit`` of a Sycamore-style random circuit on a rows x cols grid.
 
     Each layer: a random sqrt(X), sqrt(Y) or sqrt(W) on every qubit, then
     fSim(pi/2, pi/6) on one of four edge patterns (cycled ABCD), as in
     Google's supremacy circuits. quimb's own generators are 1-D (paths of
     width 2^14 at this depth: no test of a planner) or all-to-all (2^65).
-    The network is simplified with ``full_simplify`` as cotengra's docs do.
     """
     import quimb.tensor as qtn
 
-    rng = random.Random(seed)
     q = lambda r, c: r * cols + c  # noqa: E731
     patterns = []
     for parity in (0, 1):
@@ -227,6 +225,13 @@ def grid_circuit(rows: int, cols: int, depth: int, seed: int = 0) -> Network:
             circ.apply_gate(rng.choice(["X_1_2", "Y_1_2", "W_1_2"]), i)
         for a, b in patterns[layer % 4]:
             circ.apply_gate("FSIM", math.pi / 2, math.pi / 6, a, b)
+    return circ
+
+
+def grid_circuit(rows: int, cols: int, depth: int, seed: int = 0) -> Network:
+    """<0...0|C|0...0> of :func:`fsim_circuit`, simplified with ``full_simplify``
+    as cotengra's docs do."""
+    circ = fsim_circuit(rows, cols, depth, random.Random(seed))
     tn = circ.amplitude_tn("0" * circ.N)
     tn.full_simplify_(output_inds=[])
     return _extract(tn)

@@ -42,6 +42,8 @@ import numpy as np
 
 import contract
 
+from examples.hmm import chain_spec  # the same one-einsum HMM
+
 from .common import Row, block, machine, parser, race, settle, table, torch_or_none
 
 SLOW = 1.0  # seconds per call: timed apart, best of two calls
@@ -135,23 +137,12 @@ def log_matmul(n: int, repeat: int, torch: Any) -> tuple[Row, float]:
     return row, timed.times["contract"] / timed.times["jax.jit(logsumexp)"]
 
 
-def hmm_spec(steps: int) -> str:
-    """The HMM forward pass as one einsum (as examples/hmm.py).
-
-    >>> hmm_spec(2)
-    'z0, z0 z1, b z0, b z1 -> b'
-    """
-    z = [f"z{t}" for t in range(steps)]
-    terms = [z[0]] + [f"{z[t - 1]} {z[t]}" for t in range(1, steps)] + [f"b {s}" for s in z]
-    return ", ".join(terms) + " -> b"
-
-
 def hmm(batch: int, steps: int, states: int, repeat: int, torch: Any) -> list[Row]:
     rng = np.random.default_rng(1)
     init = rng.standard_normal(states, dtype=np.float32)
     trans = rng.standard_normal((states, states), dtype=np.float32)
     em = rng.standard_normal((steps, batch, states), dtype=np.float32)
-    spec = hmm_spec(steps)
+    spec = chain_spec(steps)
     one = jax.jit(lambda i, a, e: contract.einsum(spec, i, *[a] * (steps - 1), *e, semiring="log"))
 
     def scan_with(step: Callable[[jax.Array, jax.Array], jax.Array]) -> Callable[..., jax.Array]:

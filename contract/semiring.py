@@ -112,10 +112,10 @@ def resolve(value: Any) -> Semiring:
 
     >>> resolve("Viterbi").name
     'max-product'
-    >>> resolve("nope")
+    >>> resolve("nope")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    contract.errors.ContractError: unknown semiring 'nope'; valid: 'sum-product', 'log', 'max-plus', 'min-plus', 'max-product' (or a contract.semiring.Semiring)
+    contract.errors.ContractError: unknown semiring 'nope'; valid: 'sum-product', 'log', 'max-plus', 'min-plus', 'max-product'...
     """
     if value is None:
         return SEMIRINGS["sum-product"]

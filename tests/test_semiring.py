@@ -102,7 +102,7 @@ def test_grammar_forms(ring):
                                rtol=1e-5, atol=1e-4)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=12, deadline=None)
 @given(st.sampled_from(RINGS), st.integers(2, 5), st.integers(0, 10**6))
 def test_random_chains(ring, n, seed):
     rng = np.random.default_rng(seed)
