@@ -160,9 +160,9 @@ def _shifted(x: jax.Array, axes: tuple[int, ...]) -> tuple:
 
 @partial(jax.custom_jvp, nondiff_argnums=(1,))
 def _logsumexp(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
-    """log Σ exp over ``axes``, shifted by the (finite) maximum."""
-    _, total, top = _shifted(x, axes)
-    return (jnp.log(total) + top).squeeze(axes)
+    """log Σ exp over ``axes``: ``jax.nn.logsumexp``'s own program (the same
+    XLA reduce, -inf where every term is); only the gradient differs."""
+    return jax.nn.logsumexp(x, axis=axes)
 
 
 @_logsumexp.defjvp
