@@ -200,7 +200,8 @@ def einsum(*args: Any, out: None = None, optimize: Any = "auto", precision: Any 
         raise unsupported_keywords({"out": out})
     if strip_exponent is not False:
         strip_exponent = check_strip(strip_exponent, mesh, out_sharding)
-    ring = "sum-product" if semiring is None else semiring_name_of(semiring, args[1:])
+    ring = "sum-product" if semiring is None else semiring_name_of(
+        semiring, args[1:] if args and isinstance(args[0], str) else args)
     if ring != "sum-product" and strip_exponent:
         raise ContractError(f"strip_exponent is for sum-product contractions, not "
                             f"semiring={ring!r}")

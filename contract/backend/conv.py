@@ -23,7 +23,6 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from .. import native
 from .ffi import registered
 
 __all__ = ["conv_kernel", "usable"]

@@ -30,17 +30,16 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import opt_einsum
 
-import jax
-import jax.numpy as jnp
-
-from ..planner import Plan, Prep, SlicedPlan
+from ..planner import Plan, Prep, SlicedPlan, Step
 from ..validate import is_array
 from .policy import first_call
 
-__all__ = ["local", "on_host", "run"]
+__all__ = ["on_host", "run"]
 
 
 def _prepare(x: np.ndarray, labels: Sequence[str], prep: Prep) -> np.ndarray:
@@ -52,9 +51,9 @@ def _prepare(x: np.ndarray, labels: Sequence[str], prep: Prep) -> np.ndarray:
     return np.einsum(spec, x)
 
 
-def _step(a: np.ndarray, b: np.ndarray, lhs: Sequence[str], rhs: Sequence[str],
-          batch: Sequence[str], contracted: Sequence[str], sizes: dict[str, int]) -> np.ndarray:
+def _step(a: np.ndarray, b: np.ndarray, step: Step, sizes: dict[str, int]) -> np.ndarray:
     """``lax.dot_general``'s result layout (batch, lhs free, rhs free) by one batched GEMM."""
+    lhs, rhs, batch, contracted = step.lhs, step.rhs, step.batch, step.contracted
     free_a = [l for l in lhs if l not in batch and l not in contracted]
     free_b = [l for l in rhs if l not in batch and l not in contracted]
     nb, m, n, k = (math.prod(sizes[l] for l in g) for g in (batch, free_a, free_b, contracted))
@@ -80,18 +79,13 @@ def _run(plan: Plan, operands: Sequence[Any]) -> np.ndarray:
         if drop:
             x = x.squeeze(drop)
         arrays.append(_prepare(x.astype(cdtype, copy=False), labels, prep))
-    for step in plan.steps:
-        i, j = step.operands
-        a, b = (arrays[j], arrays[i]) if step.swap else (arrays[i], arrays[j])
-        out = _step(a, b, step.lhs, step.rhs, step.batch, step.contracted, sizes)
-        arrays = arrays[:i] + arrays[i + 1 : j] + arrays[j + 1 :] + [out]
-    (result,) = arrays
+    result = plan.walk(arrays, lambda a, b, step: _step(a, b, step, sizes))
     if plan.final != plan.output:
         result = result.transpose([plan.final.index(l) for l in plan.output])
     return result.astype(plan.result_dtype, copy=False)
 
 
-def local(x: Any) -> bool:
+def _local(x: Any) -> bool:
     """Whether ``x`` is a concrete operand in this process's memory: a NumPy
     array or number, or a ``jax.Array`` on one CPU device."""
     if type(x) is np.ndarray or isinstance(x, (bool, int, float, complex, np.generic)):
@@ -106,6 +100,6 @@ def on_host(p: Plan | SlicedPlan, precision: Any, ops: Sequence[Any]) -> Any:
     calls compile."""
     if not (precision is None or precision == jax.lax.Precision.HIGHEST):
         return None
-    if not isinstance(p, Plan) or first_call(p) is None or not all(map(local, ops)):
+    if not isinstance(p, Plan) or first_call(p) is None or not all(map(_local, ops)):
         return None
     return jnp.asarray(run(p, ops))

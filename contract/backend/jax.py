@@ -33,7 +33,7 @@ Policy (see docs/guide.md, "Dtypes", and docs/lowering.md):
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -46,7 +46,7 @@ from .blas import cpu_dtype, gemm_dot, real_step
 from .complex import complex_dot, dot_sizes, real_dtype
 from .exponent import rescale
 
-__all__ = ["accumulates_in", "accumulation_dtype", "diagonal", "execute", "step_dims"]
+__all__ = ["accumulates_in", "accumulation_dtype", "diagonal", "execute", "prepare", "step_dims"]
 
 
 def diagonal(x: jax.Array, labels: list[str], label: str) -> tuple[jax.Array, list[str]]:
@@ -87,13 +87,22 @@ def step_dims(step: Step) -> Any:
             (tuple(lhs.index(l) for l in step.batch), tuple(rhs.index(l) for l in step.batch)))
 
 
-def _prepare(x: jax.Array, labels: Sequence[str], prep: Prep, cdtype: Any) -> jax.Array:
+def prepare(x: jax.Array, labels: Sequence[str], prep: Prep,
+            reduce: Callable[[jax.Array, tuple[int, ...]], jax.Array]) -> jax.Array:
+    """One operand as the steps take it (its :class:`~contract.planner.Prep`):
+    diagonals taken, lone labels reduced away by ``reduce(x, axes)`` (a sum,
+    or a semiring's ⊕), axes in the prep's order.
+
+    >>> from contract.planner import Prep
+    >>> x = jnp.arange(12.0).reshape(3, 2, 2)
+    >>> prepare(x, "abb", Prep(("b",), ("b",), ("a",)), lambda v, axes: v.sum(axes)).tolist()
+    [12.0, 21.0]
+    """
     labels = list(labels)
     for label in prep.diagonal:
         x, labels = diagonal(x, labels, label)
     if prep.summed:
-        axes = tuple(labels.index(l) for l in prep.summed)
-        x = jnp.sum(x, axis=axes, dtype=cdtype)
+        x = reduce(x, tuple(labels.index(l) for l in prep.summed))
         labels = [l for l in labels if l not in prep.summed]
     order = [labels.index(l) for l in prep.labels]
     if order != list(range(len(order))):
@@ -267,28 +276,29 @@ def execute(plan: Plan, precision: Any, *operands: Any,
             x = x.astype(dtype)
         if strip_exponent:
             x, k = rescale(x, k)
-        arrays.append(_prepare(x, labels, prep, dtype if cplx else cdtype))
+        arrays.append(prepare(x, labels, prep, partial(jnp.sum, dtype=dtype if cplx else cdtype)))
     if precision is None and cdtype in (jnp.float32, jnp.complex64):
         precision = lax.Precision.HIGHEST
     out_dtype = jnp.dtype(plan.result_dtype)
     narrowed = cdtype != jnp.dtype(plan.compute_dtype)
-    for n, step in enumerate(plan.steps):
-        i, j = step.operands
-        a, b = (arrays[j], arrays[i]) if step.swap else (arrays[i], arrays[j])
+
+    def pair(a: jax.Array, b: jax.Array, step: Step) -> jax.Array:
+        nonlocal k
         dims = step_dims(step)
         if narrowed and len(plan.steps) == 1:
-            out = _as_lax(plan, a, b, i, j, dims, precision, cdtype)
+            out = _as_lax(plan, a, b, *step.operands, dims, precision, cdtype)
         elif cplx and (jnp.iscomplexobj(a) or jnp.iscomplexobj(b)):
             out = complex_dot(a, b, dims, precision, cdtype=cdtype)
         else:
             # A bfloat16 result of a float32 last step is rounded by that step.
-            rounded = (n == len(plan.steps) - 1 and plan.final == plan.output
+            rounded = (step is plan.steps[-1] and plan.final == plan.output
                        and out_dtype == jnp.bfloat16 and cdtype == jnp.float32)
             out = _dot(a, b, dims, precision, a.dtype if cplx else cdtype, rounded)
         if strip_exponent:
             out, k = rescale(out, k)
-        arrays = arrays[:i] + arrays[i + 1 : j] + arrays[j + 1 :] + [out]
-    (result,) = arrays
+        return out
+
+    result = plan.walk(arrays, pair)
     if plan.final != plan.output:
         result = lax.transpose(result, [plan.final.index(l) for l in plan.output])
     if result.dtype != out_dtype:

@@ -307,7 +307,7 @@ def first_call(plan: "Plan", backend: str | None = None) -> str | None:
     >>> first_call(p, "gpu") is None
     True
     """
-    if getattr(plan, "sliced", ()) or len(plan.steps) < HOST_MIN_STEPS:
+    if plan.sliced or len(plan.steps) < HOST_MIN_STEPS:
         return None
     if plan.flops > _HOST_MAX_FLOPS or (backend or jax.default_backend()) != "cpu":
         return None

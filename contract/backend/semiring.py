@@ -48,7 +48,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from ..semiring import SEMIRINGS, Semiring, check_dtype
+from ..semiring import Semiring, check_dtype
 from .ffi import registered
 
 __all__ = ["semiring_dot", "semiring_reduce", "tropical_xla", "zero_of"]
@@ -62,6 +62,7 @@ _CHUNK_ELEMENTS = 1 << 21  # (entries x k) per chunk of the direct log-sum-exp
 def zero_of(semiring: Semiring, dtype: Any) -> Any:
     """⊕'s identity in ``dtype`` (integers: their range's end for ±inf).
 
+    >>> from contract.semiring import SEMIRINGS
     >>> zero_of(SEMIRINGS["max-plus"], "int8"), zero_of(SEMIRINGS["log"], "float32")
     (-128, -inf)
     """

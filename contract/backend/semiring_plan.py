@@ -20,6 +20,7 @@ sum-product's.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import jax
@@ -28,7 +29,7 @@ from jax import lax
 
 from ..planner import Plan
 from ..semiring import Semiring, resolve
-from .jax import diagonal, step_dims
+from .jax import prepare, step_dims
 from .semiring import semiring_dot, semiring_reduce
 
 __all__ = ["combine", "execute"]
@@ -53,25 +54,13 @@ def combine(x: jax.Array, y: jax.Array, semiring: Semiring) -> jax.Array:
 def execute(plan: Plan, precision: Any, *operands: Any) -> jax.Array:
     """Run ``plan`` in its semiring (traceable: works under jit/grad/vmap)."""
     ring = resolve(plan.semiring)
+    reduce = partial(semiring_reduce, semiring=ring)
     arrays = []
     for x, labels, drop, prep in zip(operands, plan.inputs, plan.squeeze, plan.preps):
         x = jnp.asarray(x)
-        if drop:
-            x = lax.squeeze(x, drop)
-        labels = list(labels)
-        for label in prep.diagonal:
-            x, labels = diagonal(x, labels, label)
-        if prep.summed:
-            x = semiring_reduce(x, tuple(labels.index(l) for l in prep.summed), ring)
-            labels = [l for l in labels if l not in prep.summed]
-        order = [labels.index(l) for l in prep.labels]
-        arrays.append(lax.transpose(x, order) if order != sorted(order) else x)
-    for step in plan.steps:
-        i, j = step.operands
-        a, b = (arrays[j], arrays[i]) if step.swap else (arrays[i], arrays[j])
-        out = semiring_dot(a, b, step_dims(step), ring, precision)
-        arrays = arrays[:i] + arrays[i + 1 : j] + arrays[j + 1 :] + [out]
-    (result,) = arrays
+        arrays.append(prepare(lax.squeeze(x, drop) if drop else x, labels, prep, reduce))
+    result = plan.walk(arrays, lambda a, b, step: semiring_dot(a, b, step_dims(step), ring,
+                                                               precision))
     if plan.final != plan.output:
         result = lax.transpose(result, [plan.final.index(l) for l in plan.output])
     return result.astype(plan.result_dtype)

@@ -313,7 +313,7 @@ def _add(params: dict, ops: list, L: Labels) -> Net | None:
     return _combine(x, y, tuple(out), 1.0, semiring=kinds.pop() if kinds else "plus")
 
 
-def _reduce_tropical(params: dict, ops: list, L: Labels, semiring: str) -> Net | None:
+def _reduce_semiring(params: dict, ops: list, L: Labels, semiring: str) -> Net | None:
     (x,) = ops
     axes = set(params["axes"])
     if semiring == "log" and any(l not in x.carried() for k, l in enumerate(x.out) if k in axes):
@@ -354,10 +354,10 @@ RULES: dict[str, Rule] = {
     "dot_general": _dot_general, "reduce_sum": _reduce_sum, "transpose": _transpose,
     "broadcast_in_dim": _broadcast_in_dim, "squeeze": _squeeze, "reshape": _reshape,
     "convert_element_type": _convert, "copy": _identity, "add": _add,
-    "reduce_max": lambda p, o, L: _reduce_tropical(p, o, L, "max-plus"),
-    "reduce_min": lambda p, o, L: _reduce_tropical(p, o, L, "min-plus"),
+    "reduce_max": lambda p, o, L: _reduce_semiring(p, o, L, "max-plus"),
+    "reduce_min": lambda p, o, L: _reduce_semiring(p, o, L, "min-plus"),
     # jax.nn.logsumexp, recognised by contract.fusion.patterns: the log semiring's ⊕.
-    "logsumexp": lambda p, o, L: _reduce_tropical(p, o, L, "log"),
+    "logsumexp": lambda p, o, L: _reduce_semiring(p, o, L, "log"),
 }
 # Primitives that compute (the others only relabel): their outputs are stored as written.
 ARITHMETIC = {"mul", "div", "neg", "square", "integer_pow", "dot_general", "reduce_sum", "add",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field, fields, replace
-from typing import Any
+from typing import Any, Callable
 
 from ..errors import ContractError
 
@@ -173,6 +173,28 @@ class Plan(PlanView):
                 value = [{g.name: getattr(x, g.name) for g in fields(x)} for x in value]
             doc[f.name] = value
         return doc
+
+    def walk(self, arrays: list[Any], pair: Callable[[Any, Any, Step], Any]) -> Any:
+        """Run the pairwise steps over ``arrays`` (one per prepared operand):
+        ``pair(a, b, step)`` makes each step's result from its operands in
+        ``dot_general`` order (``swap`` applied); returns the last array, laid
+        out as ``final``. Every executor (JAX, a semiring, the host) walks so.
+
+        >>> from contract.planner import make_plan
+        >>> from contract.spec import parse
+        >>> p = make_plan(parse("ab,bc,cd->ad").bind([(2, 8), (8, 8), (8, 64)]), ("float32",) * 3,
+        ...               "float32")
+        >>> p.walk(["x", "y", "z"], lambda a, b, step: f"({a}{b})")
+        '((xy)z)'
+        """
+        arrays = list(arrays)
+        for step in self.steps:
+            i, j = step.operands
+            a, b = (arrays[j], arrays[i]) if step.swap else (arrays[i], arrays[j])
+            out = pair(a, b, step)
+            arrays = arrays[:i] + arrays[i + 1 : j] + arrays[j + 1 :] + [out]
+        (result,) = arrays
+        return result
 
     def relabel(self, names: dict[str, str], spec: str) -> "Plan":
         """The same plan with labels renamed by ``names`` and spec text ``spec``."""
