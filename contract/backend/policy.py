@@ -319,6 +319,10 @@ def first_call(plan: "Plan", backend: str | None = None) -> str | None:
             f"would cost XLA about {0.004 * len(plan.steps):.1f} s to compile")
 
 
+# Semirings whose ⊕ is max or min: their reductions run as extreme.cc's kernel.
+EXTREME_SEMIRINGS = {"max-plus": True, "max-product": True, "min-plus": False}
+
+
 def semiring_lowering(name: str, kernels: bool) -> str:
     """How each pairwise step of a semiring contraction runs here
     (:mod:`contract.backend.semiring`).
@@ -351,6 +355,10 @@ def machine_lines(plan: "Plan") -> list[str]:
     if plan.semiring != "sum-product":
         lines.append(f"{plan.semiring} steps {semiring_lowering(plan.semiring, native.available())}")
         lowered = []  # the sum-product lowerings do not apply
+    reduced = any(prep.summed for prep in plan.preps)
+    if reduced and plan.semiring in EXTREME_SEMIRINGS and native.available():
+        lines.append("reductions    of dropped labels: contract's SIMD row kernel on CPU where they "
+                     "are an operand's trailing axes, XLA's reduce otherwise")
     if any(how != "real dot" for how in lowered):
         lines.append("CPU lowering  " + ", ".join(
             f"step {k}: {how}" for k, how in enumerate(lowered) if how != "real dot"))
