@@ -176,3 +176,15 @@ def test_semiring_einsum_drops_labels_through_the_kernel(semiring: str, ref: Any
     np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6)
     plan = contract.plan("ijk,il->ij", a.shape, b.shape, semiring=semiring)
     assert ("contract's SIMD row kernel" in str(plan)) == native.available()
+
+
+def test_nan_where_xla_s_cpu_reduce_drops_it(mode: Any) -> None:
+    # docs/coming_from.md#amax-nan: jnp.max of this array (jax 0.10.2, CPU)
+    # returns 1.0 in row 5; contract's kernel, or its NaN check where the
+    # kernel cannot run, returns NaN.
+    x = jnp.ones((64, 64), jnp.float32).at[5, 9].set(jnp.nan)
+    for op in ("amax", "amin"):
+        got = np.asarray(mode(lambda v: getattr(contract, op)(v, dim=1))(x))
+        assert np.isnan(got[5]) and np.isnan(got).sum() == 1
+        got = np.asarray(mode(lambda v: getattr(contract, op)(v, dim=0))(x))
+        assert np.isnan(got[9]) and np.isnan(got).sum() == 1
