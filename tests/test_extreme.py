@@ -18,7 +18,7 @@ import pytest
 
 import contract
 from contract import native
-from contract.backend.semiring import kernels_usable
+from contract.backend.ffi import kernels_usable
 
 X64 = bool(jax.config.jax_enable_x64)
 RNG = np.random.default_rng(1127)

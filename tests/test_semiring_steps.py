@@ -21,6 +21,20 @@ LOG, MAXP, MINP = SEMIRINGS["log"], SEMIRINGS["max-plus"], SEMIRINGS["min-plus"]
 RUNS = [pytest.param(lambda f: f, id="eager"), pytest.param(jax.jit, id="jit")]
 
 
+@pytest.fixture(params=["kernel", "portable"])
+def repair(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
+    """Each log-step repair: the CPU kernel (where contract.native loaded) and
+    the portable lax.cond loop (CONTRACT_NATIVE=0), compiled afresh."""
+    if request.param == "portable":
+        monkeypatch.setenv("CONTRACT_NATIVE", "0")
+    rearm()
+    jax.clear_caches()
+    yield request.param
+    monkeypatch.undo()
+    rearm()
+    jax.clear_caches()
+
+
 def log_ref(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
     with np.errstate(invalid="ignore"):
@@ -40,7 +54,7 @@ def adversarial(rng: np.random.Generator, m: int, k: int, n: int) -> tuple:
 
 
 @pytest.mark.parametrize("run", RUNS)
-def test_log_step_matches_float64_on_adversarial_inputs(run) -> None:
+def test_log_step_matches_float64_on_adversarial_inputs(run, repair: str) -> None:
     rng = np.random.default_rng(0)
     for m, k, n in [(7, 9, 5), (33, 64, 17)]:
         a, b = adversarial(rng, m, k, n)
@@ -88,7 +102,7 @@ def _bmk(a: np.ndarray, b: np.ndarray) -> tuple:
 
 
 @pytest.mark.parametrize("run", RUNS)
-def test_log_gradient_is_softmax_weights(run) -> None:
+def test_log_gradient_is_softmax_weights(run, repair: str) -> None:
     rng = np.random.default_rng(2)
     a, b = adversarial(rng, 6, 8, 5)
     g = rng.standard_normal((6, 5)).astype(np.float32)
@@ -101,6 +115,15 @@ def test_log_gradient_is_softmax_weights(run) -> None:
     assert not (np.isnan(ga).any() or np.isnan(gb).any())
     np.testing.assert_allclose(ga, np.einsum("ij,ikj->ik", g, w), atol=1e-4)
     np.testing.assert_allclose(gb, np.einsum("ij,ikj->kj", g, w), atol=1e-4)
+
+
+def test_log_repair_on_cpu_is_one_kernel_call_not_a_loop() -> None:
+    a, b = adversarial(np.random.default_rng(5), 6, 8, 5)
+    f = jax.jit(jax.grad(lambda a, b: jnp.sum(semiring_dot(a, b, MM, LOG)), (0, 1)))
+    hlo = f.lower(a, b).compile().as_text()
+    on = contract.native.available() and jax.device_count() == 1
+    assert ("contract_logrepair_f32" in hlo and "contract_logrepairgrad_f32" in hlo) == on
+    assert (" while(" not in hlo and " conditional(" not in hlo) == on
 
 
 def test_log_step_under_vmap() -> None:
@@ -148,7 +171,7 @@ def test_tropical_kernel_and_xla_form_agree_with_nan_and_infinities() -> None:
         ref = np.max(a[:, :, :, None] + b[:, None], axis=2)
     out = semiring_dot(a, b, (((2,), (1,)), ((0,), (0,))), MAXP)
     np.testing.assert_array_equal(out, ref)
-    # XLA's CPU max may drop a NaN; the portable form does what jnp.max does.
+    # XLA's CPU max may drop a NaN; tropical_xla, the portable form, is jnp.max.
     naive = jnp.max(jnp.asarray(a)[:, :, :, None] + b[:, None], axis=2)
     np.testing.assert_array_equal(tropical_xla(jnp.asarray(a), jnp.asarray(b), True), naive)
 

@@ -6,15 +6,21 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
+import jax.numpy as jnp
 
 from .. import native
 from ..caching import memoized
 
-__all__ = ["registered"]
+__all__ = ["SUFFIXES", "kernels_usable", "registered"]
+
+# The dtypes the max/min, max-plus and min-plus kernels take, as their names end.
+SUFFIXES = {"float32": "f32", "float64": "f64", "int32": "s32", "int64": "s64"}
 
 
-@memoized("native kernel registration", 8)
+@memoized("native kernel registration", 16)
 def registered(prefix: str, suffixes: tuple[str, ...]) -> bool:
     """Register the handlers ``{prefix}_{suffix}`` for the CPU (idempotent), once per
     cache lifetime; False where the kernels are not loaded."""
@@ -26,3 +32,14 @@ def registered(prefix: str, suffixes: tuple[str, ...]) -> bool:
         name = f"{prefix}_{suffix}"
         jax.ffi.register_ffi_target(name, handlers[name], platform="cpu")
     return True
+
+
+def kernels_usable(dtype: Any, *prefixes: str) -> bool:
+    """Whether the kernels ``{prefix}_{suffix}`` may run on ``dtype`` here: a
+    dtype they take, one device (their calls are not partitioned), loaded.
+
+    >>> kernels_usable("bfloat16", "contract_max")
+    False
+    """
+    return (jnp.dtype(dtype).name in SUFFIXES and jax.device_count() == 1
+            and all(registered(p, tuple(SUFFIXES.values())) for p in prefixes))

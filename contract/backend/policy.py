@@ -333,7 +333,8 @@ def semiring_lowering(name: str, kernels: bool) -> str:
     "contract's SIMD max-plus kernel on CPU (XLA FFI), XLA's fused reduce elsewhere"
     """
     if name == "log":
-        return "one GEMM on rescaled exponentials each (entries whose terms underflow recomputed exactly)"
+        how = "one GEMM on rescaled exponentials each (entries whose terms underflow recomputed exactly"
+        return how + (", on CPU by contract's repair kernel)" if kernels else ")")
     if name in ("max-plus", "min-plus") and kernels:
         return f"contract's SIMD {name} kernel on CPU (XLA FFI), XLA's fused reduce elsewhere"
     return "XLA's fused reduce over a broadcast (no m x k x n temporary)"

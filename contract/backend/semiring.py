@@ -10,7 +10,8 @@ arranged as ``(batch, m, k)`` and ``(batch, k, n)``. How each semiring runs:
   row and of a column sit on different ``k``, every product underflows
   (row ``[0, -200]`` against column ``[-200, 0]``). Such entries are found
   and recomputed exactly (:func:`_log_product` says how and why that is
-  exact) by a direct log-sum-exp, only for them, in chunks, only under a
+  exact) by a direct log-sum-exp, only for them: on CPU one call to a native
+  kernel (``csrc/kernels/logrepair.cc``), elsewhere in chunks, only under a
   ``lax.cond`` that sees one. The gradient is a ``custom_vjp``: softmax
   weights by GEMMs for the ordinary entries, the direct form for repaired
   ones, 0 where every term is ``-inf``.
@@ -18,7 +19,8 @@ arranged as ``(batch, m, k)`` and ``(batch, k, n)``. How each semiring runs:
   a register-blocked add-max micro-kernel for AVX-512, AVX2 or SSE2, picked at
   run time); elsewhere, or without the kernels, XLA's fused form, a reduce
   over a broadcast add that XLA fuses into one loop (no ``m×k×n``
-  temporary). The gradient is ``jnp.max``'s (ties split evenly), from
+  temporary). On CPU NaN is put back into either (:func:`_with_nan`).
+  Their reductions (and max-product's) are :func:`extreme`. The gradient is ``jnp.max``'s (ties split evenly), from
   indicator reductions that fuse the same way.
 * **max-product** and user semirings: ``add(mul(a, b), k)`` on broadcast
   views, which XLA fuses likewise; gradients as JAX derives them.
@@ -49,14 +51,14 @@ import jax.numpy as jnp
 from jax import lax
 
 from ..semiring import Semiring, check_dtype
-from .ffi import registered
+from .extreme import extreme
+from .ffi import SUFFIXES, kernels_usable, registered
 from .policy import EXTREME_SEMIRINGS
 
-__all__ = ["extreme", "kernels_usable", "semiring_dot", "semiring_reduce", "tropical_xla", "zero_of"]
+__all__ = ["semiring_dot", "semiring_reduce", "tropical_xla", "zero_of"]
 
 Dims = tuple[tuple[tuple[int, ...], tuple[int, ...]], tuple[tuple[int, ...], tuple[int, ...]]]
 _BMK = (((2,), (1,)), ((0,), (0,)))  # (b, m, k) x (b, k, n) -> (b, m, n)
-_KERNEL = {"float32": "f32", "float64": "f64", "int32": "s32", "int64": "s64"}
 _CHUNK_ELEMENTS = 1 << 21  # (entries x k) per chunk of the direct log-sum-exp
 
 
@@ -154,95 +156,6 @@ def semiring_reduce(x: Any, axes: tuple[int, ...], semiring: Semiring) -> jax.Ar
     return semiring.add(x, axes)
 
 
-def extreme(x: jax.Array, axes: tuple[int, ...], maximum: bool) -> jax.Array:
-    """``jnp.max(x, axes)`` (``jnp.min`` unless ``maximum``) with its gradient,
-    NaN always propagating (NumPy's and torch's rule, and JAX's documented
-    one) where the kernel runs. Each run of adjacent axes is one pass, the
-    last run first: a run of over :data:`FOLDED` elements on CPU as the
-    native kernel (``csrc/kernels/extreme.cc``), or where it cannot run as
-    XLA's reduce with a NaN check; a shorter run (a pooling window) as XLA's
-    reduce, which fuses with the view it reads. XLA's CPU reduce (jax
-    0.10.2) drops NaN from arrays of as few as 64 x 64 elements when it
-    reads them from memory, not from a fused view; off the CPU, XLA's reduce
-    as it is.
-
-    >>> extreme(jnp.array([[1, 5], [7, 2]]), (1,), True).tolist()
-    [5, 7]
-    >>> extreme(jnp.full((64, 64), 1.0).at[5, 9].set(jnp.nan), (1,), True)[5].item()
-    nan
-    """
-    axes = tuple(sorted({a % x.ndim for a in axes}))
-    kernel = kernels_usable(x.dtype, "contract_max", "contract_min")
-    return _extreme(x, axes, maximum, kernel)
-
-
-FOLDED = 16  # a run of at most this many elements stays XLA's reduce
-
-
-def _xla_extreme(x: jax.Array, axes: tuple[int, ...], maximum: bool) -> jax.Array:
-    return jnp.max(x, axis=axes) if maximum else jnp.min(x, axis=axes)
-
-
-def _runs(axes: tuple[int, ...]) -> list[tuple[int, int]]:
-    """Sorted axes as (first, count) runs of adjacent ones, the last run first.
-
-    >>> _runs((0, 2, 3))
-    [(2, 2), (0, 1)]
-    """
-    runs: list[list[int]] = []
-    for a in axes:
-        if runs and runs[-1][0] + runs[-1][1] == a:
-            runs[-1][1] += 1
-        else:
-            runs.append([a, 1])
-    return [(first, count) for first, count in reversed(runs)]
-
-
-def _run_pass(x: jax.Array, first: int, count: int, maximum: bool, kernel: bool) -> jax.Array:
-    """One run's pass on CPU, ``x`` seen as (outer, r, inner)."""
-    shape = x.shape
-    outer, r = math.prod(shape[:first]), math.prod(shape[first:first + count])
-    inner = math.prod(shape[first + count:])
-    if r <= FOLDED:
-        # XLA's reduce on x itself: it fuses with the producer (max_pool's
-        # stacked taps are never materialised: 0.3 ms against 2.6 ms for a
-        # fold of their slices, measured).
-        return _xla_extreme(x, tuple(range(first, first + count)), maximum)
-    rows = x.reshape(outer, r, inner)
-    if kernel:
-        name = f"contract_{'max' if maximum else 'min'}_{_KERNEL[x.dtype.name]}"
-        out_type = jax.ShapeDtypeStruct((outer, inner), x.dtype)
-        out = jax.ffi.ffi_call(name, out_type, vmap_method="broadcast_all")(rows)
-    else:
-        out = _xla_extreme(rows, (1,), maximum)
-        if jnp.issubdtype(x.dtype, jnp.floating):  # a second pass: 4x slower, measured
-            out = jnp.where(jnp.isnan(rows).any(axis=1), jnp.nan, out)
-    return out.reshape(shape[:first] + shape[first + count:])
-
-
-@partial(jax.custom_jvp, nondiff_argnums=(1, 2, 3))
-def _extreme(x: jax.Array, axes: tuple[int, ...], maximum: bool, kernel: bool) -> jax.Array:
-    def cpu(x: jax.Array) -> jax.Array:
-        if all(math.prod(x.shape[f:f + c]) <= FOLDED for f, c in _runs(axes)):
-            return _xla_extreme(x, axes, maximum)  # one fused reduce, as JAX's
-        for first, count in _runs(axes):
-            x = _run_pass(x, first, count, maximum, kernel)
-        return x
-
-    return lax.platform_dependent(x, cpu=cpu,
-                                  default=partial(_xla_extreme, axes=axes, maximum=maximum))
-
-
-@_extreme.defjvp
-def _extreme_jvp(axes: tuple[int, ...], maximum: bool, kernel: bool, primals: tuple,
-                 tangents: tuple) -> tuple:
-    # jnp.max's own rule over all the axes at once (the tangent shared evenly
-    # among the tied maxima), whatever passes the primal took.
-    (x,), (dx,) = primals, tangents
-    reduce = partial(_xla_extreme, axes=axes, maximum=maximum)
-    return _extreme(x, axes, maximum, kernel), jax.jvp(reduce, (x,), (dx,))[1]
-
-
 def _shifted(x: jax.Array, axes: tuple[int, ...]) -> tuple:
     """exp(x - top), its sum over ``axes`` and top, the (finite) maximum."""
     top = jnp.max(x, axis=axes, keepdims=True)
@@ -329,8 +242,28 @@ def _log_forward(a: jax.Array, b: jax.Array, precision: Any) -> tuple:
             return flat.at[ids].set(_logsumexp(rows + cols, (1,)), mode="drop")
         return _flagged(flag, body, out.reshape(-1), k).reshape(out.shape)
 
-    out = lax.cond(jnp.any(flag), repair, lambda out: out, out)
+    def portable(out: jax.Array) -> jax.Array:
+        return lax.cond(jnp.any(flag), repair, lambda out: out, out)
+
+    if _repair_kernels(out.dtype):
+        kernel = jax.ffi.ffi_call(f"contract_logrepair_{SUFFIXES[out.dtype.name]}",
+                                  jax.ShapeDtypeStruct(out.shape, out.dtype),
+                                  input_output_aliases={2: 0}, vmap_method="broadcast_all")
+        out = lax.platform_dependent(out, cpu=lambda out: kernel(a, b, out, flag),
+                                     default=portable)
+    else:
+        out = portable(out)
     return out, s, flag
+
+
+def _repair_kernels(dtype: Any) -> bool:
+    """Whether the CPU repair kernels (``csrc/kernels/logrepair.cc``) may run:
+    one call per step instead of a ``lax.cond`` around a loop, which XLA
+    takes about 100 ms to compile per step (a 64-step HMM einsum compiled in
+    8.3 s forward, 33 s with its gradient; 2.2 s and 6.5 s without them)."""
+    return (jnp.dtype(dtype).name in ("float32", "float64") and jax.device_count() == 1
+            and registered("contract_logrepair", ("f32", "f64"))
+            and registered("contract_logrepairgrad", ("f32", "f64")))
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -374,7 +307,17 @@ def _log_gemm_bwd(precision: Any, res: tuple, g: jax.Array) -> tuple:
         ga, gbt = _flagged(flag, body, (ga, jnp.swapaxes(gb, 1, 2)), a.shape[2])
         return ga, jnp.swapaxes(gbt, 1, 2)
 
-    return lax.cond(jnp.any(flag), repaired, lambda grads: grads, (ga, gb))
+    def portable(ga: jax.Array, gb: jax.Array) -> tuple:
+        return lax.cond(jnp.any(flag), repaired, lambda grads: grads, (ga, gb))
+
+    if not _repair_kernels(a.dtype):
+        return portable(ga, gb)
+    kernel = jax.ffi.ffi_call(f"contract_logrepairgrad_{SUFFIXES[a.dtype.name]}",
+                              (jax.ShapeDtypeStruct(ga.shape, ga.dtype),
+                               jax.ShapeDtypeStruct(gb.shape, gb.dtype)),
+                              input_output_aliases={5: 0, 6: 1}, vmap_method="broadcast_all")
+    return lax.platform_dependent(ga, gb, cpu=lambda ga, gb: tuple(kernel(a, b, out, g, flag, ga, gb)),
+                                  default=portable)
 
 
 _log_gemm.defvjp(_log_gemm_fwd, _log_gemm_bwd)
@@ -409,19 +352,17 @@ def tropical_xla(a: jax.Array, b: jax.Array, maximum: bool) -> jax.Array:
     return jnp.max(terms, axis=2) if maximum else jnp.min(terms, axis=2)
 
 
-def kernels_usable(dtype: Any, *prefixes: str) -> bool:
-    """Whether the native kernels ``{prefix}_{dtype}`` may run (dtype, one
-    device, loaded)."""
-    return (jnp.dtype(dtype).name in _KERNEL and jax.device_count() == 1
-            and all(registered(p, tuple(_KERNEL.values())) for p in prefixes))
-
-
 def _tropical_kernel(a: jax.Array, b: jax.Array, maximum: bool) -> jax.Array:
-    """The CPU kernel, with NaN put back where ``jnp.max`` would have one: a
-    vector max drops NaN, and inf + (-inf) terms make NaN too."""
-    name = f"contract_{'max' if maximum else 'min'}plus_{_KERNEL[a.dtype.name]}"
+    """The CPU kernel, NaN put back (:func:`_with_nan`)."""
+    name = f"contract_{'max' if maximum else 'min'}plus_{SUFFIXES[a.dtype.name]}"
     out_type = jax.ShapeDtypeStruct((a.shape[0], a.shape[1], b.shape[2]), a.dtype)
-    out = jax.ffi.ffi_call(name, out_type, vmap_method="broadcast_all")(a, b)
+    return _with_nan(a, b, jax.ffi.ffi_call(name, out_type, vmap_method="broadcast_all")(a, b))
+
+
+def _with_nan(a: jax.Array, b: jax.Array, out: jax.Array) -> jax.Array:
+    """``out`` with NaN where ``jnp.max``'s rule puts one: a vector max (the
+    kernel's, or XLA's CPU reduce) drops NaN, and inf + (-inf) terms make
+    NaN too. Costs reductions of the operands, not of the m x k x n terms."""
     if not jnp.issubdtype(a.dtype, jnp.floating):
         return out
     nan = jnp.isnan(a).any(2)[:, :, None] | jnp.isnan(b).any(1)[:, None, :]
@@ -440,10 +381,12 @@ def _tropical_kernel(a: jax.Array, b: jax.Array, maximum: bool) -> jax.Array:
 
 @partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _tropical_product(a: jax.Array, b: jax.Array, maximum: bool) -> jax.Array:
+    portable = partial(tropical_xla, maximum=maximum)
     if kernels_usable(a.dtype, "contract_maxplus", "contract_minplus"):
-        return lax.platform_dependent(a, b, cpu=partial(_tropical_kernel, maximum=maximum),
-                                      default=partial(tropical_xla, maximum=maximum))
-    return tropical_xla(a, b, maximum)
+        cpu = partial(_tropical_kernel, maximum=maximum)
+    else:  # XLA's CPU reduce drops NaN (jax 0.10.2): put it back there too
+        cpu = lambda a, b: _with_nan(a, b, portable(a, b))  # noqa: E731
+    return lax.platform_dependent(a, b, cpu=cpu, default=portable)
 
 
 def _tropical_fwd(a: jax.Array, b: jax.Array, maximum: bool) -> tuple:

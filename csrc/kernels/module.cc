@@ -1,5 +1,5 @@
 // contract._kernels: the XLA FFI handlers of gemm.cc, conv.cc, scan.cc,
-// tropical.cc and extreme.cc as one Python extension module (nanobind), as JAX's
+// tropical.cc, extreme.cc and logrepair.cc as one Python extension module (nanobind), as JAX's
 // examples/ffi ships them.
 //
 // Python reads `handlers()` (name -> PyCapsule, what jax.ffi.register_ffi_target
@@ -26,7 +26,8 @@ namespace nb = nanobind;
   X(contract_minplus_f32) X(contract_minplus_f64) X(contract_minplus_s32)          \
   X(contract_minplus_s64) X(contract_max_f32) X(contract_max_f64) X(contract_max_s32)     \
   X(contract_max_s64) X(contract_min_f32) X(contract_min_f64) X(contract_min_s32)          \
-  X(contract_min_s64)
+  X(contract_min_s64) X(contract_logrepair_f32) X(contract_logrepair_f64)                  \
+  X(contract_logrepairgrad_f32) X(contract_logrepairgrad_f64)
 
 #define CONTRACT_DECLARE(name) XLA_FFI_DECLARE_HANDLER_SYMBOL(name);
 CONTRACT_HANDLERS(CONTRACT_DECLARE)
@@ -43,7 +44,7 @@ void Check(int status, const char* what) {
 }  // namespace
 
 NB_MODULE(_kernels, m) {
-  m.doc() = "contract's XLA FFI kernels for the CPU (batched GEMM, conv, cumsum, max-plus, max/min).";
+  m.doc() = "contract's XLA FFI kernels for the CPU (batched GEMM, conv, cumsum, max-plus, max/min, log repair).";
   m.def("handlers", []() {
     nb::dict out;
 #define CONTRACT_CAPSULE(name) out[#name] = nb::capsule(reinterpret_cast<void*>(name));
