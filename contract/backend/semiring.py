@@ -124,7 +124,7 @@ def semiring_dot(a: Any, b: Any, dims: Dims, semiring: Semiring,
     if 0 in a3.shape or 0 in b3.shape:
         return jnp.full(shape, zero_of(semiring, dt), dt)
     if semiring.name == "log":
-        out = _log_product(a3, b3, precision)
+        out = _log_product(a3, b3, precision, _repair_kernels(a3.dtype))
     elif semiring.name in ("max-plus", "min-plus"):
         out = _tropical_product(a3, b3, semiring.name == "max-plus")
     else:
@@ -221,7 +221,7 @@ def _gather(a: jax.Array, b: jax.Array, ids: jax.Array) -> tuple:
     return (bi, i, j), a[sb, si], jnp.swapaxes(b, 1, 2)[sb, sj]
 
 
-def _log_forward(a: jax.Array, b: jax.Array, precision: Any) -> tuple:
+def _log_forward(a: jax.Array, b: jax.Array, precision: Any, native: bool) -> tuple:
     ea, eb, sa, sb, top_a, top_b = _scaled(a, b)
     s = lax.dot_general(ea, eb, _BMK, precision=precision)
     # Every term -inf: the answer, with nothing to repair (unless a NaN is there).
@@ -245,7 +245,7 @@ def _log_forward(a: jax.Array, b: jax.Array, precision: Any) -> tuple:
     def portable(out: jax.Array) -> jax.Array:
         return lax.cond(jnp.any(flag), repair, lambda out: out, out)
 
-    if _repair_kernels(out.dtype):
+    if native:
         kernel = jax.ffi.ffi_call(f"contract_logrepair_{SUFFIXES[out.dtype.name]}",
                                   jax.ShapeDtypeStruct(out.shape, out.dtype),
                                   input_output_aliases={2: 0}, vmap_method="broadcast_all")
@@ -266,17 +266,17 @@ def _repair_kernels(dtype: Any) -> bool:
             and registered("contract_logrepairgrad", ("f32", "f64")))
 
 
-@partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _log_gemm(a: jax.Array, b: jax.Array, precision: Any) -> jax.Array:
-    return _log_forward(a, b, precision)[0]
+@partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _log_gemm(a: jax.Array, b: jax.Array, precision: Any, native: bool) -> jax.Array:
+    return _log_forward(a, b, precision, native)[0]
 
 
-def _log_gemm_fwd(a: jax.Array, b: jax.Array, precision: Any) -> tuple:
-    out, s, flag = _log_forward(a, b, precision)
+def _log_gemm_fwd(a: jax.Array, b: jax.Array, precision: Any, native: bool) -> tuple:
+    out, s, flag = _log_forward(a, b, precision, native)
     return out, (a, b, out, s, flag)
 
 
-def _log_gemm_bwd(precision: Any, res: tuple, g: jax.Array) -> tuple:
+def _log_gemm_bwd(precision: Any, native: bool, res: tuple, g: jax.Array) -> tuple:
     a, b, out, s, flag = res
     ea, eb, *_ = _scaled(a, b)
     # d out[i,j] / d a[i,k] = ea[i,k] eb[k,j] / s[i,j] where s is right. g/s
@@ -310,7 +310,7 @@ def _log_gemm_bwd(precision: Any, res: tuple, g: jax.Array) -> tuple:
     def portable(ga: jax.Array, gb: jax.Array) -> tuple:
         return lax.cond(jnp.any(flag), repaired, lambda grads: grads, (ga, gb))
 
-    if not _repair_kernels(a.dtype):
+    if not native:
         return portable(ga, gb)
     kernel = jax.ffi.ffi_call(f"contract_logrepairgrad_{SUFFIXES[a.dtype.name]}",
                               (jax.ShapeDtypeStruct(ga.shape, ga.dtype),
@@ -323,9 +323,10 @@ def _log_gemm_bwd(precision: Any, res: tuple, g: jax.Array) -> tuple:
 _log_gemm.defvjp(_log_gemm_fwd, _log_gemm_bwd)
 
 
-@partial(jax.jit, static_argnums=2)  # eager calls: compiled once, not op by op
-def _log_product(a: jax.Array, b: jax.Array, precision: Any) -> jax.Array:
-    """The log-semiring product of (B, m, k) and (B, k, n) float arrays.
+@partial(jax.jit, static_argnums=(2, 3))  # eager calls: compiled once, not op by op
+def _log_product(a: jax.Array, b: jax.Array, precision: Any, native: bool) -> jax.Array:
+    """The log-semiring product of (B, m, k) and (B, k, n) float arrays;
+    ``native``: repair on CPU with the kernel (part of the cache key).
 
     Why the repair is exact: entries whose scaled sum stays above
     ``k * tiny * 2**20`` lose under 2**-20 of it to underflow (each lost
@@ -334,7 +335,7 @@ def _log_product(a: jax.Array, b: jax.Array, precision: Any) -> jax.Array:
     """
     if precision is None and a.dtype == jnp.float32:
         precision = lax.Precision.HIGHEST
-    return _log_gemm(a, b, precision)
+    return _log_gemm(a, b, precision, native)
 
 
 # --- max-plus and min-plus ----------------------------------------------------------------
