@@ -7,9 +7,10 @@ contract's kernel (``csrc/kernels/extreme.cc``): a row loop where the run is
 trailing, a column loop otherwise.
 
 Measured on this shared 2-core AMD EPYC, 2048² float32, jitted, best of 7
-rotated rounds (bench/RESULTS.md): over dim 1 the kernel and torch are at
-parity (0.97-1.13x between runs; XLA's reduce 1.15-1.3x torch), over dim 0
-it is 0.6-0.75x XLA's and 0.4-0.6x torch's, over all 0.9-1.0x torch.
+rotated rounds in four runs (bench/RESULTS.md): over dim 1, 0.97-1.24x
+torch (parity: both read L3 as fast as two cores can) and 0.77-0.97x XLA's
+reduce; over dim 0, 0.37-0.58x torch and 0.75-0.95x XLA's; over all,
+0.89-1.13x torch and 0.67-0.77x XLA's.
 """
 
 from __future__ import annotations
