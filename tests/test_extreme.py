@@ -76,11 +76,12 @@ def _floats() -> list[str]:
 
 
 @pytest.mark.parametrize("dtype", _floats())
-@pytest.mark.parametrize("length", [1, 7, 31, 32, 33, 100, 2049])
+@pytest.mark.parametrize("length", [17, 31, 33, 2049])
 def test_rows_match_numpy_with_nan_and_inf_anywhere(dtype: str, length: int, mode: Any) -> None:
-    # Rows of every length the vector loop, its single-vector loop and its
-    # scalar tail meet; NaN and infinities planted at the start, the middle
-    # and the last element of some rows, one row all -inf and one all +inf.
+    # Rows (over FOLDED elements, so the kernel's) of lengths that reach the
+    # unrolled loop, the single-vector loop and the scalar tail in turn; NaN
+    # and infinities planted at the start, the middle and the last element
+    # of some rows, one row all -inf and one all +inf.
     x = RNG.standard_normal((12, length)).astype(dtype)
     for row, col, value in [(1, 0, np.nan), (2, length // 2, np.nan), (3, length - 1, np.nan),
                             (4, length // 2, np.inf), (5, length - 1, -np.inf),
