@@ -112,6 +112,12 @@ def test_long_rows_cut_into_segments(mode: Any) -> None:
     # A full reduction of 2^20 elements and two rows of 300,000: each row is
     # cut into segments that the threads share; NaN or inf in a late segment.
     x = RNG.standard_normal(1 << 20).astype(np.float32)
+    # Many rows: shared among the threads in guided ranges (parallel.h).
+    z = RNG.standard_normal((700, 100)).astype(np.float32)
+    z[[3, 350, 699], [5, 99, 0]] = np.nan
+    for op, ref in OPS:
+        got = mode(lambda v: getattr(contract, op)(v, dim=1))(jnp.asarray(z))
+        np.testing.assert_array_equal(np.asarray(got), ref(z, axis=1))
     y = RNG.standard_normal((2, 300_000)).astype(np.float32)
     y[0, 299_999] = np.nan
     y[1, 200_001] = np.inf

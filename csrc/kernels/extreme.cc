@@ -240,26 +240,31 @@ ffi::Error ExtremeHandler(ffi::ThreadPool pool, ffi::Buffer<D> x, ffi::ResultBuf
     }, helpers);
     return ffi::Error::Success();
   }
-  // Rows (inner == 1): whole rows per item when there are many, about four
-  // items per thread (an item's rows are contiguous: smaller items made the
-  // threads share the cache lines of out and of the item counter, 10-20%
-  // slower, measured); otherwise each row is cut into segments of kItem
-  // elements, reduced apart, then folded.
+  // Rows (inner == 1): guided ranges of whole rows when there are many
+  // (parallel.h), at least 16 rows or kItem elements; otherwise each row is
+  // cut into segments of kItem / 8 elements, shared the same way, reduced
+  // apart, then folded.
   if (outer >= 4 * pool.num_threads() || r <= kItem) {
-    const int64_t quarter = (outer + 4 * pool.num_threads() - 1) / (4 * pool.num_threads());
-    const int64_t per = std::max<int64_t>(1, std::min(kItem / r, quarter));
-    Parallel(pool, kParallelMin, (outer + per - 1) / per, total, [&](int64_t item) {
-      for (int64_t o = item * per, e = std::min(outer, o + per); o < e; ++o)
-        dst[o] = RowAny<T, kMax>(src + o * r, r);
-    }, helpers);
+    if (total < kParallelMin) {
+      for (int64_t o = 0; o < outer; ++o) dst[o] = RowAny<T, kMax>(src + o * r, r);
+      return ffi::Error::Success();
+    }
+    const int64_t least = std::max<int64_t>(1, std::min<int64_t>(kItem / r, 16));
+    contract::Guided(pool, outer, least, helpers, [src, dst, r](int64_t begin, int64_t end) {
+      for (int64_t o = begin; o < end; ++o) dst[o] = RowAny<T, kMax>(src + o * r, r);
+    });
     return ffi::Error::Success();
   }
-  const int64_t segments = (r + kItem - 1) / kItem;
+  const int64_t length = kItem / 8, segments = (r + length - 1) / length;
   std::vector<T> part(outer * segments);
-  Parallel(pool, kParallelMin, outer * segments, total, [&](int64_t item) {
-    const int64_t o = item / segments, s0 = item % segments * kItem;
-    part[item] = RowAny<T, kMax>(src + o * r + s0, std::min(kItem, r - s0));
-  }, helpers);
+  T* parts = part.data();
+  contract::Guided(pool, outer * segments, 1, helpers,
+                   [src, parts, r, length, segments](int64_t begin, int64_t end) {
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t o = item / segments, s0 = item % segments * length;
+      parts[item] = RowAny<T, kMax>(src + o * r + s0, std::min(length, r - s0));
+    }
+  });
   for (int64_t o = 0; o < outer; ++o) dst[o] = Scalar<T, kMax>(&part[o * segments], segments);
   return ffi::Error::Success();
 }

@@ -1,5 +1,5 @@
 // Work sharing with XLA's intra-op thread pool, and per-task scratch, for
-// the FFI handlers in gemm.cc, conv.cc and scan.cc.
+// the FFI handlers in gemm.cc, conv.cc, scan.cc, tropical.cc and extreme.cc.
 //
 // The calling thread takes work items too and never waits for an item that
 // has not started, so a busy pool only means less parallelism, never a
@@ -47,6 +47,44 @@ void Parallel(Pool& pool, int64_t min_elements, int64_t items, int64_t elements,
   for (int64_t h = 0; h < helpers; ++h) pool.Schedule([state, work] { work(*state); });
   work(*state);
   while (state->done.load(std::memory_order_acquire) < items) std::this_thread::yield();
+}
+
+// Runs body(begin, end) over [0, n) on the calling thread and up to
+// `helpers` of the pool's threads, in guided chunks: each claim takes a
+// 2 * workers-th of what is left, at least `least`, so that the threads
+// first stream long contiguous ranges and then share the tail in small
+// pieces, whichever thread started late (a woken pool thread). For work
+// bound by memory bandwidth: against Parallel's fixed items, a row
+// reduction of 2048² float32 took 160-165 µs a call (median) against
+// 220-300, measured. Deadlock-free as Parallel is: the caller waits only
+// for ranges that were claimed.
+template <typename Pool, typename Body>
+void Guided(Pool& pool, int64_t n, int64_t least, int64_t helpers, Body body) {
+  helpers = std::min<int64_t>(helpers, pool.num_threads());
+  const int64_t workers = std::max<int64_t>(1, helpers + 1);
+  struct State {
+    std::atomic<int64_t> next{0}, done{0};
+  };
+  auto state = std::make_shared<State>();
+  // Copied into every task, so a helper that starts after the call returned
+  // finds nothing to claim and touches nothing else.
+  auto work = [state, n, least, workers, body]() {
+    State& s = *state;
+    for (int64_t v = s.next.load();;) {
+      if (v >= n) return;
+      const int64_t end = v + std::min(n - v, std::max(least, (n - v) / (2 * workers)));
+      if (!s.next.compare_exchange_weak(v, end)) continue;
+      body(v, end);
+      s.done.fetch_add(end - v, std::memory_order_release);
+      v = s.next.load();
+    }
+  };
+  for (int64_t h = 0; h < helpers; ++h) {
+    auto task = work;
+    pool.Schedule(std::move(task));
+  }
+  work();
+  while (state->done.load(std::memory_order_acquire) < n) std::this_thread::yield();
 }
 
 // A task's scratch buffers are kept per thread: a fresh buffer of over
