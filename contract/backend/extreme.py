@@ -7,10 +7,10 @@ contract's kernel (``csrc/kernels/extreme.cc``): a row loop where the run is
 trailing, a column loop otherwise.
 
 Measured on this shared 2-core AMD EPYC, 2048² float32, jitted, best of 7
-rotated rounds in four runs (bench/RESULTS.md): over dim 1, 0.97-1.24x
-torch (parity: both read L3 as fast as two cores can) and 0.77-0.97x XLA's
-reduce; over dim 0, 0.37-0.58x torch and 0.75-0.95x XLA's; over all,
-0.89-1.13x torch and 0.67-0.77x XLA's.
+rotated rounds in three runs (bench/RESULTS.md): over dim 1, 0.95-0.99x
+torch (both read L3 as fast as two cores can) and 0.79-0.90x XLA's reduce;
+over dim 0, 0.41-0.52x torch and 0.92-0.97x XLA's; over all, 0.90-0.94x
+torch and 0.64-0.79x XLA's.
 """
 
 from __future__ import annotations

@@ -55,9 +55,9 @@ void Parallel(Pool& pool, int64_t min_elements, int64_t items, int64_t elements,
 // first stream long contiguous ranges and then share the tail in small
 // pieces, whichever thread started late (a woken pool thread). For work
 // bound by memory bandwidth: against Parallel's fixed items, a row
-// reduction of 2048² float32 took 160-165 µs a call (median) against
-// 220-300, measured. Deadlock-free as Parallel is: the caller waits only
-// for ranges that were claimed.
+// reduction of 2048² float32 took 160-240 µs a call (median of three
+// processes) against 222-301, measured. Deadlock-free as Parallel is: the
+// caller waits only for ranges that were claimed.
 template <typename Pool, typename Body>
 void Guided(Pool& pool, int64_t n, int64_t least, int64_t helpers, Body body) {
   helpers = std::min<int64_t>(helpers, pool.num_threads());
