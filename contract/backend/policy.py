@@ -358,8 +358,8 @@ def machine_lines(plan: "Plan") -> list[str]:
         lowered = []  # the sum-product lowerings do not apply
     reduced = any(prep.summed for prep in plan.preps)
     if reduced and plan.semiring in EXTREME_SEMIRINGS and native.available():
-        lines.append("reductions    of dropped labels: contract's SIMD row kernel on CPU where they "
-                     "are an operand's trailing axes, XLA's reduce otherwise")
+        lines.append("reductions    of dropped labels: contract's SIMD max/min kernel on CPU over runs "
+                     "of more than 16 elements, XLA's reduce otherwise")
     if any(how != "real dot" for how in lowered):
         lines.append("CPU lowering  " + ", ".join(
             f"step {k}: {how}" for k, how in enumerate(lowered) if how != "real dot"))

@@ -34,6 +34,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "order.h"
 #include "parallel.h"
 #include "xla/ffi/api/ffi.h"
 
@@ -41,6 +42,7 @@ namespace ffi = xla::ffi;
 
 namespace {
 
+using contract::Identity;
 using contract::Parallel;
 
 #define CONTRACT_INLINE inline __attribute__((always_inline))
@@ -48,14 +50,6 @@ using contract::Parallel;
 constexpr int64_t kParallelMin = 1 << 15;  // elements below which one thread does all
 constexpr int64_t kItem = 1 << 19;         // elements per work item at most (2-4 MiB)
 constexpr int64_t kBlock = 512;            // columns per block (out and sums in L1)
-
-template <typename T, bool kMax>
-constexpr T Identity() {
-  if constexpr (std::is_floating_point_v<T>)
-    return kMax ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
-  else
-    return kMax ? std::numeric_limits<T>::min() : std::numeric_limits<T>::max();
-}
 
 // c (+) x: c stays if it is NaN or x does not beat it (a NaN x never "does
 // not beat" c, so a NaN wins and then stays).

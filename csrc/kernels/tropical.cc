@@ -29,6 +29,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "order.h"
 #include "parallel.h"
 #include "xla/ffi/api/ffi.h"
 
@@ -36,6 +37,7 @@ namespace ffi = xla::ffi;
 
 namespace {
 
+using contract::Identity;
 using contract::Parallel;
 
 #define CONTRACT_INLINE inline __attribute__((always_inline))
@@ -49,15 +51,6 @@ template <typename T>
 struct Wrapping<T, true> { using type = std::make_unsigned_t<T>; };
 template <typename T>
 using Wrap = typename Wrapping<T>::type;
-
-// The identity of the reduction: what an empty max (min) gives.
-template <typename T, bool kMax>
-constexpr T Identity() {
-  if constexpr (std::is_floating_point_v<T>)
-    return kMax ? -std::numeric_limits<T>::infinity() : std::numeric_limits<T>::infinity();
-  else
-    return kMax ? std::numeric_limits<T>::min() : std::numeric_limits<T>::max();
-}
 
 // W bytes of T, and of the type T adds in.
 template <typename T, int W>
