@@ -23,8 +23,8 @@ RUNS = [pytest.param(lambda f: f, id="eager"), pytest.param(jax.jit, id="jit")]
 
 @pytest.fixture(params=["kernel", "portable"])
 def repair(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch):
-    """Each log-step repair: the CPU kernel (where contract.native loaded) and
-    the portable lax.cond loop (CONTRACT_NATIVE=0)."""
+    """The CPU kernels (where contract.native loaded: the log step's repair,
+    the max-plus gradient) and the portable forms (CONTRACT_NATIVE=0)."""
     if request.param == "portable":
         monkeypatch.setenv("CONTRACT_NATIVE", "0")
     rearm()
@@ -175,19 +175,37 @@ def test_tropical_kernel_and_xla_form_agree_with_nan_and_infinities() -> None:
 
 
 @pytest.mark.parametrize("maximum", [True, False])
-def test_tropical_gradient_is_jnp_max_gradient_with_ties(maximum: bool) -> None:
+@pytest.mark.parametrize("shape", [(5, 6, 4), (9, 40, 37)], ids=["tails", "vectors"])
+def test_tropical_gradient_is_jnp_max_gradient_with_ties(maximum: bool, shape: tuple,
+                                                         repair: str) -> None:
+    # Small integers: many ties; on CPU the count/share kernels (vector loops
+    # and scalar tails), or XLA's reductions without them.
+    m, k, n = shape
     rng = np.random.default_rng(6)
-    a = rng.integers(-2, 3, (5, 6)).astype(np.float32)    # small integers: many ties
-    b = rng.integers(-2, 3, (6, 4)).astype(np.float32)
+    a = rng.integers(-2, 3, (m, k)).astype(np.float32)
+    b = rng.integers(-2, 3, (k, n)).astype(np.float32)
     a[0] = -np.inf if maximum else np.inf                 # a row of zeros: all tie
-    g = rng.standard_normal((5, 4)).astype(np.float32)
+    g = rng.standard_normal((m, n)).astype(np.float32)
     red = jnp.max if maximum else jnp.min
     naive = lambda a, b: jnp.sum(g * red(a[:, :, None] + b[None], axis=1))  # noqa: E731
     ours = lambda a, b: jnp.sum(g * semiring_dot(a, b, MM, MAXP if maximum else MINP))  # noqa: E731
-    for x, y in zip(jax.grad(ours, (0, 1))(a, b), jax.grad(naive, (0, 1))(a, b)):
-        np.testing.assert_allclose(x, y, atol=1e-6)
-    for x, y in zip(jax.jit(jax.grad(ours, (0, 1)))(a, b), jax.grad(naive, (0, 1))(a, b)):
-        np.testing.assert_allclose(x, y, atol=1e-6)
+    want = jax.grad(naive, (0, 1))(a, b)
+    for run in (lambda f: f, jax.jit):
+        for x, y in zip(run(jax.grad(ours, (0, 1)))(a, b), want):
+            np.testing.assert_allclose(x, y, atol=1e-5)
+    assert np.any(np.asarray(want[0]) % 1 != 0)  # ties were split
+    # Batched by vmap: the kernels take the leading axis as a batch.
+    batched = jax.vmap(jax.grad(ours, (0, 1)), in_axes=(0, None))(np.stack([a, a[::-1]]), b)
+    for i, x in enumerate((a, a[::-1])):
+        np.testing.assert_allclose(batched[0][i], jax.grad(naive, 0)(x, b), atol=1e-5)
+
+
+def test_tropical_gradient_on_cpu_is_the_kernels() -> None:
+    a = np.ones((6, 8), np.float32)
+    f = jax.jit(jax.grad(lambda a: jnp.sum(semiring_dot(a, a.T, MM, MAXP)), 0))
+    hlo = f.lower(a).compile().as_text()
+    on = contract.native.available() and jax.device_count() == 1
+    assert ("contract_tropcount_f32" in hlo and "contract_tropshare_f32" in hlo) == on
 
 
 def test_tropical_under_vmap() -> None:

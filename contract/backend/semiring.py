@@ -20,8 +20,10 @@ arranged as ``(batch, m, k)`` and ``(batch, k, n)``. How each semiring runs:
   run time); elsewhere, or without the kernels, XLA's fused form, a reduce
   over a broadcast add that XLA fuses into one loop (no ``m×k×n``
   temporary). On CPU NaN is put back into either (:func:`_with_nan`).
-  Their reductions (and max-product's) are :func:`extreme`. The gradient is ``jnp.max``'s (ties split evenly), from
-  indicator reductions that fuse the same way.
+  Their reductions (and max-product's) are :func:`extreme`. The gradient
+  is ``jnp.max``'s (ties split evenly): on CPU two passes of native kernels
+  (``csrc/kernels/tropical_grad.cc``), elsewhere indicator reductions that
+  fuse the same way.
 * **max-product** and user semirings: ``add(mul(a, b), k)`` on broadcast
   views, which XLA fuses likewise; gradients as JAX derives them.
 
@@ -30,8 +32,8 @@ of 2-5 runs: max-plus kernel 44 ms (74 ms under load), XLA's fused form 93 ms
 (139-174 under load), the tropical_gemm package 80 ms, torch-semiring-einsum's
 log_viterbi 4.6 s; the log step 15 ms against 1954 ms for
 ``jax.nn.logsumexp(a[:, :, None] + b[None], 1)`` (torch-semiring-einsum's
-log_einsum 6.9 s). The max-plus gradient is the slow part (seconds at 1024³:
-XLA's CPU reductions with a select in them do not vectorize).
+log_einsum 6.9 s); the max-plus gradient 0.23 s with the kernels, 10.9 s as
+XLA's reductions (a select in them keeps XLA's CPU loops scalar).
 
 >>> from contract.semiring import SEMIRINGS
 >>> a = jnp.array([[0.0, -200.0]]); b = jnp.array([[-200.0], [0.0]])
@@ -256,14 +258,19 @@ def _log_forward(a: jax.Array, b: jax.Array, precision: Any, native: bool) -> tu
     return out, s, flag
 
 
+def _float_kernels(dtype: Any, *prefixes: str) -> bool:
+    """Whether the float32/float64 CPU kernels ``{prefix}_f32``/``_f64`` may
+    run on ``dtype`` here (one device, loaded)."""
+    return (jnp.dtype(dtype).name in ("float32", "float64") and jax.device_count() == 1
+            and all(registered(p, ("f32", "f64")) for p in prefixes))
+
+
 def _repair_kernels(dtype: Any) -> bool:
     """Whether the CPU repair kernels (``csrc/kernels/logrepair.cc``) may run:
     one call per step instead of a ``lax.cond`` around a loop, which XLA
     takes about 100 ms to compile per step (a 64-step HMM einsum compiled in
     8.3 s forward, 33 s with its gradient; 2.2 s and 6.5 s without them)."""
-    return (jnp.dtype(dtype).name in ("float32", "float64") and jax.device_count() == 1
-            and registered("contract_logrepair", ("f32", "f64"))
-            and registered("contract_logrepairgrad", ("f32", "f64")))
+    return _float_kernels(dtype, "contract_logrepair", "contract_logrepairgrad")
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -402,14 +409,37 @@ def _shares(a: jax.Array, b: jax.Array, out: jax.Array, share: jax.Array) -> jax
     return jnp.sum(jnp.where(hit, share[:, :, None, :], 0), axis=3)
 
 
-def _tropical_bwd(maximum: bool, res: tuple, g: jax.Array) -> tuple:
-    # jnp.max's rule: the cotangent split evenly among the terms equal to the
-    # result. Each reduction fuses with its broadcast (no m*k*n array).
-    a, b, out = res
-    count = jnp.sum(a[:, :, :, None] + b[:, None, :, :] == out[:, :, None, :], axis=2, dtype=g.dtype)
-    share = g / count
+def _tropical_grads(a: jax.Array, b: jax.Array, out: jax.Array, g: jax.Array,
+                    native: bool) -> tuple:
+    """jnp.max's rule: the cotangent split evenly among the terms equal to
+    the result. XLA's reductions each fuse with their broadcast (no m*k*n
+    array) but do not vectorize on CPU (1024³: 10.9 s); there the kernels of
+    ``csrc/kernels/tropical_grad.cc`` count and share instead."""
     t = partial(jnp.swapaxes, axis1=1, axis2=2)
-    return _shares(a, b, out, share), t(_shares(t(b), t(a), t(out), t(share)))
+    if native:
+        name = SUFFIXES[a.dtype.name]
+        count = jax.ffi.ffi_call(f"contract_tropcount_{name}", jax.ShapeDtypeStruct(out.shape, g.dtype),
+                                 vmap_method="broadcast_all")
+
+        def shares(a: jax.Array, b: jax.Array, out: jax.Array, share: jax.Array) -> jax.Array:
+            return jax.ffi.ffi_call(f"contract_tropshare_{name}", jax.ShapeDtypeStruct(a.shape, a.dtype),
+                                    vmap_method="broadcast_all")(a, b, out, share)
+
+        share = g / count(a, b, out)
+    else:
+        shares = _shares
+        share = g / jnp.sum(a[:, :, :, None] + b[:, None, :, :] == out[:, :, None, :], axis=2,
+                            dtype=g.dtype)
+    return shares(a, b, out, share), t(shares(t(b), t(a), t(out), t(share)))
+
+
+def _tropical_bwd(maximum: bool, res: tuple, g: jax.Array) -> tuple:
+    a, b, out = res
+    portable = partial(_tropical_grads, native=False)
+    if _float_kernels(a.dtype, "contract_tropcount", "contract_tropshare"):
+        return lax.platform_dependent(a, b, out, g, cpu=partial(_tropical_grads, native=True),
+                                      default=portable)
+    return portable(a, b, out, g)
 
 
 _tropical_product.defvjp(_tropical_fwd, _tropical_bwd)

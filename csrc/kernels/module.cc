@@ -1,6 +1,6 @@
 // contract._kernels: the XLA FFI handlers of gemm.cc, conv.cc, scan.cc,
-// tropical.cc, extreme.cc and logrepair.cc as one Python extension module (nanobind), as JAX's
-// examples/ffi ships them.
+// tropical.cc, tropical_grad.cc, extreme.cc and logrepair.cc as one Python
+// extension module (nanobind), as JAX's examples/ffi ships them.
 //
 // Python reads `handlers()` (name -> PyCapsule, what jax.ffi.register_ffi_target
 // takes), installs the BLAS routines by address with the set_* functions, and
@@ -27,7 +27,8 @@ namespace nb = nanobind;
   X(contract_minplus_s64) X(contract_max_f32) X(contract_max_f64) X(contract_max_s32)     \
   X(contract_max_s64) X(contract_min_f32) X(contract_min_f64) X(contract_min_s32)          \
   X(contract_min_s64) X(contract_logrepair_f32) X(contract_logrepair_f64)                  \
-  X(contract_logrepairgrad_f32) X(contract_logrepairgrad_f64)
+  X(contract_logrepairgrad_f32) X(contract_logrepairgrad_f64) X(contract_tropcount_f32)     \
+  X(contract_tropcount_f64) X(contract_tropshare_f32) X(contract_tropshare_f64)
 
 #define CONTRACT_DECLARE(name) XLA_FFI_DECLARE_HANDLER_SYMBOL(name);
 CONTRACT_HANDLERS(CONTRACT_DECLARE)
