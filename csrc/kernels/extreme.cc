@@ -235,7 +235,8 @@ ffi::Error ExtremeHandler(ffi::ThreadPool pool, ffi::Buffer<D> x, ffi::ResultBuf
     return ffi::Error::Success();
   }
   // Rows (inner == 1): guided ranges of whole rows when there are many
-  // (parallel.h), at least 16 rows or kItem elements; otherwise each row is
+  // (parallel.h), at least 16 rows (fewer where 16 rows exceed kItem
+  // elements); otherwise each row is
   // cut into segments of kItem / 8 elements, shared the same way, reduced
   // apart, then folded.
   if (outer >= 4 * pool.num_threads() || r <= kItem) {
