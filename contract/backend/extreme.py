@@ -2,7 +2,7 @@
 
 ``contract.amax``/``amin`` and the ⊕ of a label that a max-plus, min-plus or
 max-product einsum drops before its pairwise steps. On CPU each run of
-adjacent reduced axes of over :data:`FOLDED` elements is one call to
+adjacent reduced axes of over ``policy.FOLDED`` elements is one call to
 contract's kernel (``csrc/kernels/extreme.cc``): a row loop where the run is
 trailing, a column loop otherwise.
 
@@ -23,15 +23,16 @@ import jax.numpy as jnp
 from jax import lax
 
 from .ffi import SUFFIXES, kernels_usable
+from .policy import FOLDED
 
-__all__ = ["FOLDED", "extreme"]
+__all__ = ["extreme"]
 
 
 def extreme(x: jax.Array, axes: tuple[int, ...], maximum: bool) -> jax.Array:
     """``jnp.max(x, axes)`` (``jnp.min`` unless ``maximum``) with its gradient,
     NaN always propagating (NumPy's and torch's rule, and JAX's documented
     one) where the kernel runs. Each run of adjacent axes is one pass, the
-    last run first: a run of over :data:`FOLDED` elements on CPU as the
+    last run first: a run of over ``policy.FOLDED`` elements on CPU as the
     native kernel (``csrc/kernels/extreme.cc``), or where it cannot run as
     XLA's reduce with a NaN check; a shorter run (a pooling window) as XLA's
     reduce, which fuses with the view it reads. XLA's CPU reduce (jax
@@ -47,9 +48,6 @@ def extreme(x: jax.Array, axes: tuple[int, ...], maximum: bool) -> jax.Array:
     axes = tuple(sorted({a % x.ndim for a in axes}))
     kernel = kernels_usable(x.dtype, "contract_max", "contract_min")
     return _extreme(x, axes, maximum, kernel)
-
-
-FOLDED = 16  # a run of at most this many elements stays XLA's reduce
 
 
 def _xla_extreme(x: jax.Array, axes: tuple[int, ...], maximum: bool) -> jax.Array:

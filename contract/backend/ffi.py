@@ -14,10 +14,12 @@ import jax.numpy as jnp
 from .. import native
 from ..caching import memoized
 
-__all__ = ["SUFFIXES", "kernels_usable", "registered"]
+__all__ = ["FLOAT_SUFFIXES", "SUFFIXES", "kernels_usable", "registered"]
 
-# The dtypes the max/min, max-plus and min-plus kernels take, as their names end.
+# The dtypes the max/min, max-plus and min-plus kernels take, as their names end;
+# the log repair and max-plus gradient kernels take the floating ones.
 SUFFIXES = {"float32": "f32", "float64": "f64", "int32": "s32", "int64": "s64"}
+FLOAT_SUFFIXES = {"float32": "f32", "float64": "f64"}
 
 
 @memoized("native kernel registration", 16)
@@ -34,12 +36,15 @@ def registered(prefix: str, suffixes: tuple[str, ...]) -> bool:
     return True
 
 
-def kernels_usable(dtype: Any, *prefixes: str) -> bool:
+def kernels_usable(dtype: Any, *prefixes: str, dtypes: dict[str, str] = SUFFIXES) -> bool:
     """Whether the kernels ``{prefix}_{suffix}`` may run on ``dtype`` here: a
-    dtype they take, one device (their calls are not partitioned), loaded.
+    dtype they take (``dtypes``: name -> suffix), one device (their calls are
+    not partitioned), loaded.
 
     >>> kernels_usable("bfloat16", "contract_max")
     False
+    >>> kernels_usable("int32", "contract_logrepair", dtypes=FLOAT_SUFFIXES)
+    False
     """
-    return (jnp.dtype(dtype).name in SUFFIXES and jax.device_count() == 1
-            and all(registered(p, tuple(SUFFIXES.values())) for p in prefixes))
+    return (jnp.dtype(dtype).name in dtypes and jax.device_count() == 1
+            and all(registered(p, tuple(dtypes.values())) for p in prefixes))

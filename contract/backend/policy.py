@@ -319,8 +319,11 @@ def first_call(plan: "Plan", backend: str | None = None) -> str | None:
             f"would cost XLA about {0.004 * len(plan.steps):.1f} s to compile")
 
 
-# Semirings whose ⊕ is max or min: their reductions run as extreme.cc's kernel.
+# Semirings whose ⊕ is max or min: their reductions run as extreme.cc's kernel,
+# over each run of adjacent axes of more than FOLDED elements; a shorter run (a
+# pooling window) stays XLA's reduce, which fuses with the view it reads.
 EXTREME_SEMIRINGS = {"max-plus": True, "max-product": True, "min-plus": False}
+FOLDED = 16
 
 
 def semiring_lowering(name: str, kernels: bool) -> str:
@@ -359,7 +362,7 @@ def machine_lines(plan: "Plan") -> list[str]:
     reduced = any(prep.summed for prep in plan.preps)
     if reduced and plan.semiring in EXTREME_SEMIRINGS and native.available():
         lines.append("reductions    of dropped labels: contract's SIMD max/min kernel on CPU over runs "
-                     "of more than 16 elements, XLA's reduce otherwise")
+                     f"of more than {FOLDED} elements, XLA's reduce otherwise")
     if any(how != "real dot" for how in lowered):
         lines.append("CPU lowering  " + ", ".join(
             f"step {k}: {how}" for k, how in enumerate(lowered) if how != "real dot"))

@@ -54,7 +54,7 @@ from jax import lax
 
 from ..semiring import Semiring, check_dtype
 from .extreme import extreme
-from .ffi import SUFFIXES, kernels_usable, registered
+from .ffi import FLOAT_SUFFIXES, SUFFIXES, kernels_usable
 from .policy import EXTREME_SEMIRINGS
 
 __all__ = ["semiring_dot", "semiring_reduce", "tropical_xla", "zero_of"]
@@ -258,19 +258,13 @@ def _log_forward(a: jax.Array, b: jax.Array, precision: Any, native: bool) -> tu
     return out, s, flag
 
 
-def _float_kernels(dtype: Any, *prefixes: str) -> bool:
-    """Whether the float32/float64 CPU kernels ``{prefix}_f32``/``_f64`` may
-    run on ``dtype`` here (one device, loaded)."""
-    return (jnp.dtype(dtype).name in ("float32", "float64") and jax.device_count() == 1
-            and all(registered(p, ("f32", "f64")) for p in prefixes))
-
-
 def _repair_kernels(dtype: Any) -> bool:
     """Whether the CPU repair kernels (``csrc/kernels/logrepair.cc``) may run:
     one call per step instead of a ``lax.cond`` around a loop, which XLA
     takes about 100 ms to compile per step (a 64-step HMM einsum compiled in
     8.3 s forward, 33 s with its gradient; 2.2 s and 6.5 s without them)."""
-    return _float_kernels(dtype, "contract_logrepair", "contract_logrepairgrad")
+    return kernels_usable(dtype, "contract_logrepair", "contract_logrepairgrad",
+                          dtypes=FLOAT_SUFFIXES)
 
 
 @partial(jax.custom_vjp, nondiff_argnums=(2, 3))
@@ -436,7 +430,8 @@ def _tropical_grads(a: jax.Array, b: jax.Array, out: jax.Array, g: jax.Array,
 def _tropical_bwd(maximum: bool, res: tuple, g: jax.Array) -> tuple:
     a, b, out = res
     portable = partial(_tropical_grads, native=False)
-    if _float_kernels(a.dtype, "contract_tropcount", "contract_tropshare"):
+    if kernels_usable(a.dtype, "contract_tropcount", "contract_tropshare",
+                      dtypes=FLOAT_SUFFIXES):
         return lax.platform_dependent(a, b, out, g, cpu=partial(_tropical_grads, native=True),
                                       default=portable)
     return portable(a, b, out, g)
